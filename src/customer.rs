@@ -1,0 +1,535 @@
+//! The customer record as the batch_create API receives it, and the vendor's rules for it
+//! (CDP-API §4). A record that breaks a rule is rejected locally, before anything is sent,
+//! with the field and the rule it broke.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// A field of the batch_create customer object, in the API's documented order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    FullName,
+    FirstName,
+    LastName,
+    SmsPhone,
+    WhatsAppPhone,
+    ViberPhone,
+    Messenger,
+    Instagram,
+    Zalo,
+    Line,
+    Country,
+    Email,
+    Address,
+    Birthday,
+    TagStr,
+    Remark,
+    TimeZone,
+    Gender,
+    CustomizeField,
+    BelongSeatUser,
+    Weight,
+}
+
+/// The rule a field's value must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Text { max: usize },
+    Digits { max: usize },
+    Date,
+    Integer { min: i64, max: i64 },
+    JsonObject,
+    Free,
+}
+
+impl Field {
+    pub const ALL: [Field; 21] = [
+        Field::FullName,
+        Field::FirstName,
+        Field::LastName,
+        Field::SmsPhone,
+        Field::WhatsAppPhone,
+        Field::ViberPhone,
+        Field::Messenger,
+        Field::Instagram,
+        Field::Zalo,
+        Field::Line,
+        Field::Country,
+        Field::Email,
+        Field::Address,
+        Field::Birthday,
+        Field::TagStr,
+        Field::Remark,
+        Field::TimeZone,
+        Field::Gender,
+        Field::CustomizeField,
+        Field::BelongSeatUser,
+        Field::Weight,
+    ];
+
+    /// The channels of which at least one must be present.
+    pub const CONTACT_CHANNELS: [Field; 8] = [
+        Field::SmsPhone,
+        Field::WhatsAppPhone,
+        Field::Email,
+        Field::ViberPhone,
+        Field::Messenger,
+        Field::Instagram,
+        Field::Line,
+        Field::Zalo,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::FullName => "full_name",
+            Field::FirstName => "first_name",
+            Field::LastName => "last_name",
+            Field::SmsPhone => "sms_phone",
+            Field::WhatsAppPhone => "whats_app_phone",
+            Field::ViberPhone => "viber_phone",
+            Field::Messenger => "messenger",
+            Field::Instagram => "instagram",
+            Field::Zalo => "zalo",
+            Field::Line => "line",
+            Field::Country => "country",
+            Field::Email => "email",
+            Field::Address => "address",
+            Field::Birthday => "birthday",
+            Field::TagStr => "tagStr",
+            Field::Remark => "remark",
+            Field::TimeZone => "time_zone",
+            Field::Gender => "gender",
+            Field::CustomizeField => "customize_field",
+            Field::BelongSeatUser => "belong_seat_user",
+            Field::Weight => "weight",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    fn rule(self) -> Rule {
+        match self {
+            Field::FullName => Rule::Text { max: 255 },
+            Field::FirstName | Field::LastName | Field::BelongSeatUser => Rule::Text { max: 128 },
+            Field::SmsPhone | Field::WhatsAppPhone | Field::ViberPhone => Rule::Digits { max: 30 },
+            Field::Messenger | Field::Instagram | Field::Zalo => Rule::Digits { max: 32 },
+            Field::Line | Field::Country | Field::Email => Rule::Text { max: 50 },
+            Field::Address => Rule::Text { max: 100 },
+            Field::Remark => Rule::Text { max: 2000 },
+            Field::Birthday => Rule::Date,
+            Field::Gender => Rule::Integer { min: 0, max: 1 },
+            Field::Weight => Rule::Integer { min: 1, max: 5 },
+            Field::CustomizeField => Rule::JsonObject,
+            Field::TagStr | Field::TimeZone => Rule::Free,
+        }
+    }
+}
+
+/// Why a row did not become a valid customer: the field, a stable rule name (for grouping
+/// and machine use) and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, rule: &str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            rule: rule.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    Text(String),
+    Int(i64),
+}
+
+/// A customer that satisfies every rule, ready to be serialized into a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    /// Present fields, in `Field` order.
+    values: Vec<(Field, FieldValue)>,
+}
+
+impl Customer {
+    /// Check rendered values against every rule. Empty values mean "absent".
+    pub fn from_rendered(
+        rendered: impl IntoIterator<Item = (Field, String)>,
+    ) -> Result<Customer, Vec<FieldError>> {
+        let mut values = Vec::new();
+        let mut errors = Vec::new();
+        for (field, text) in rendered {
+            if text.is_empty() {
+                continue;
+            }
+            match check(field, text) {
+                Ok(v) => values.push((field, v)),
+                Err(e) => errors.push(e),
+            }
+        }
+        values.sort_by_key(|(f, _)| *f);
+        let has = |f: Field| values.iter().any(|(g, _)| *g == f);
+        let broke = |errors: &[FieldError], f: Field| errors.iter().any(|e| e.field == f.name());
+        if !has(Field::FullName) && !broke(&errors, Field::FullName) {
+            errors.push(FieldError::new(
+                "full_name",
+                "required",
+                "full_name is required and rendered empty",
+            ));
+        }
+        let any_channel_broken = Field::CONTACT_CHANNELS.iter().any(|f| broke(&errors, *f));
+        if !any_channel_broken && !Field::CONTACT_CHANNELS.iter().any(|f| has(*f)) {
+            errors.push(FieldError::new(
+                "contact",
+                "contact_channel",
+                "no contact channel: sms_phone, whats_app_phone, email, viber_phone, messenger, instagram, line and zalo are all empty",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(Customer { values })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn get(&self, field: Field) -> Option<&FieldValue> {
+        self.values
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v)
+    }
+
+    pub fn text(&self, field: Field) -> Option<&str> {
+        match self.get(field)? {
+            FieldValue::Text(s) => Some(s),
+            FieldValue::Int(_) => None,
+        }
+    }
+}
+
+impl Serialize for Customer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.values.len()))?;
+        for (field, value) in &self.values {
+            match value {
+                FieldValue::Text(s) => map.serialize_entry(field.name(), s)?,
+                FieldValue::Int(i) => map.serialize_entry(field.name(), i)?,
+            }
+        }
+        map.end()
+    }
+}
+
+fn check(field: Field, text: String) -> Result<FieldValue, FieldError> {
+    let name = field.name();
+    match field.rule() {
+        Rule::Free => Ok(FieldValue::Text(text)),
+        Rule::Text { max } => {
+            let n = text.chars().count();
+            if n > max {
+                Err(FieldError::new(
+                    name,
+                    "max_length",
+                    format!("{name} is {n} characters long; the limit is {max}"),
+                ))
+            } else {
+                Ok(FieldValue::Text(text))
+            }
+        }
+        Rule::Digits { max } => {
+            if let Some(bad) = text.chars().find(|c| !c.is_ascii_digit()) {
+                return Err(FieldError::new(
+                    name,
+                    "digits_only",
+                    format!(
+                        "{name} {text:?} must hold digits only (found {bad:?}); the phone() or digits filter cleans numbers"
+                    ),
+                ));
+            }
+            let n = text.len();
+            if n > max {
+                Err(FieldError::new(
+                    name,
+                    "max_length",
+                    format!("{name} has {n} digits; the limit is {max}"),
+                ))
+            } else {
+                Ok(FieldValue::Text(text))
+            }
+        }
+        Rule::Date => {
+            if is_real_iso_date(&text) {
+                Ok(FieldValue::Text(text))
+            } else {
+                Err(FieldError::new(
+                    name,
+                    "date",
+                    format!(
+                        "{name} {text:?} is not a real date in yyyy-MM-dd form; date('<input format>') reformats"
+                    ),
+                ))
+            }
+        }
+        Rule::Integer { min, max } => match text.trim().parse::<i64>() {
+            Ok(i) if (min..=max).contains(&i) => Ok(FieldValue::Int(i)),
+            Ok(i) => Err(FieldError::new(
+                name,
+                "range",
+                format!("{name} is {i}; it must be between {min} and {max}"),
+            )),
+            Err(_) => Err(FieldError::new(
+                name,
+                "integer",
+                format!("{name} {text:?} is not an integer between {min} and {max}"),
+            )),
+        },
+        Rule::JsonObject => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(_)) => Ok(FieldValue::Text(text)),
+            _ => Err(FieldError::new(
+                name,
+                "json_object",
+                format!("{name} must be the text of a JSON object"),
+            )),
+        },
+    }
+}
+
+/// `yyyy-MM-dd`, exactly, naming a day that exists.
+pub fn is_real_iso_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r.clone()].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && digits(5..7) && digits(8..10)) {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (s[0..4].parse(), s[5..7].parse(), s[8..10].parse()) else {
+        return false;
+    };
+    jiff::civil::Date::new(y, m, d).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(fields: &[(Field, &str)]) -> Result<Customer, Vec<FieldError>> {
+        Customer::from_rendered(fields.iter().map(|(f, s)| (*f, s.to_string())))
+    }
+
+    fn rules(r: Result<Customer, Vec<FieldError>>) -> Vec<(String, String)> {
+        r.unwrap_err()
+            .into_iter()
+            .map(|e| (e.field, e.rule))
+            .collect()
+    }
+
+    fn pair(f: &str, r: &str) -> (String, String) {
+        (f.to_string(), r.to_string())
+    }
+
+    #[test]
+    fn a_minimal_customer_serializes_in_api_order() {
+        let c = build(&[
+            (Field::Email, "a@b.c"),
+            (Field::FullName, "Ann"),
+            (Field::Gender, "1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"full_name":"Ann","email":"a@b.c","gender":1}"#
+        );
+    }
+
+    #[test]
+    fn full_name_is_required() {
+        assert_eq!(
+            rules(build(&[(Field::Email, "a@b.c"), (Field::FullName, "")])),
+            vec![pair("full_name", "required")]
+        );
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let name255 = "牛".repeat(255);
+        assert!(build(&[(Field::FullName, &name255), (Field::Email, "a@b.c")]).is_ok());
+        let name256 = "牛".repeat(256);
+        assert_eq!(
+            rules(build(&[
+                (Field::FullName, &name256),
+                (Field::Email, "a@b.c")
+            ])),
+            vec![pair("full_name", "max_length")]
+        );
+        let first129 = "é".repeat(129);
+        assert_eq!(
+            rules(build(&[
+                (Field::FullName, "A"),
+                (Field::FirstName, &first129),
+                (Field::Email, "a@b.c")
+            ])),
+            vec![pair("first_name", "max_length")]
+        );
+    }
+
+    #[test]
+    fn every_length_limit_is_enforced_at_its_boundary() {
+        let cases = [
+            (Field::LastName, 128),
+            (Field::Line, 50),
+            (Field::Country, 50),
+            (Field::Email, 50),
+            (Field::Address, 100),
+            (Field::Remark, 2000),
+            (Field::BelongSeatUser, 128),
+        ];
+        for (field, max) in cases {
+            let ok = "x".repeat(max);
+            let long = "x".repeat(max + 1);
+            assert!(
+                build(&[(Field::FullName, "A"), (Field::SmsPhone, "1"), (field, &ok)]).is_ok(),
+                "{field:?} at {max}"
+            );
+            assert_eq!(
+                rules(build(&[
+                    (Field::FullName, "A"),
+                    (Field::SmsPhone, "1"),
+                    (field, &long)
+                ])),
+                vec![pair(field.name(), "max_length")]
+            );
+        }
+    }
+
+    #[test]
+    fn phone_like_fields_are_digits_only_with_limits() {
+        for (field, max) in [
+            (Field::SmsPhone, 30),
+            (Field::WhatsAppPhone, 30),
+            (Field::ViberPhone, 30),
+            (Field::Messenger, 32),
+            (Field::Instagram, 32),
+            (Field::Zalo, 32),
+        ] {
+            assert!(build(&[(Field::FullName, "A"), (field, &"1".repeat(max))]).is_ok());
+            assert_eq!(
+                rules(build(&[
+                    (Field::FullName, "A"),
+                    (field, &"1".repeat(max + 1))
+                ])),
+                vec![pair(field.name(), "max_length")]
+            );
+            assert_eq!(
+                rules(build(&[(Field::FullName, "A"), (field, "+8613")])),
+                vec![pair(field.name(), "digits_only")]
+            );
+        }
+    }
+
+    #[test]
+    fn birthday_must_be_a_real_date() {
+        let ok = |d: &str| {
+            build(&[
+                (Field::FullName, "A"),
+                (Field::Email, "e"),
+                (Field::Birthday, d),
+            ])
+        };
+        assert!(ok("2024-02-29").is_ok());
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "01/02/2024",
+            "2024-04-31",
+            "２０２４-01-01",
+        ] {
+            assert_eq!(rules(ok(bad)), vec![pair("birthday", "date")], "{bad}");
+        }
+    }
+
+    #[test]
+    fn gender_and_weight_are_bounded_integers() {
+        let with =
+            |f: Field, v: &str| build(&[(Field::FullName, "A"), (Field::Email, "e"), (f, v)]);
+        assert!(with(Field::Gender, "0").is_ok());
+        assert!(with(Field::Gender, "1").is_ok());
+        assert_eq!(
+            rules(with(Field::Gender, "2")),
+            vec![pair("gender", "range")]
+        );
+        assert_eq!(
+            rules(with(Field::Gender, "M")),
+            vec![pair("gender", "integer")]
+        );
+        assert!(with(Field::Weight, "5").is_ok());
+        assert_eq!(
+            rules(with(Field::Weight, "0")),
+            vec![pair("weight", "range")]
+        );
+        assert_eq!(
+            rules(with(Field::Weight, "6")),
+            vec![pair("weight", "range")]
+        );
+        assert_eq!(
+            rules(with(Field::Weight, "1.5")),
+            vec![pair("weight", "integer")]
+        );
+    }
+
+    #[test]
+    fn customize_field_must_be_a_json_object_text() {
+        let with = |v: &str| {
+            build(&[
+                (Field::FullName, "A"),
+                (Field::Email, "e"),
+                (Field::CustomizeField, v),
+            ])
+        };
+        assert!(with(r#"{"customize_1_14":"aa"}"#).is_ok());
+        assert_eq!(
+            rules(with("[1]")),
+            vec![pair("customize_field", "json_object")]
+        );
+        assert_eq!(
+            rules(with("{oops")),
+            vec![pair("customize_field", "json_object")]
+        );
+    }
+
+    #[test]
+    fn at_least_one_contact_channel() {
+        assert_eq!(
+            rules(build(&[(Field::FullName, "A"), (Field::Country, "CN")])),
+            vec![pair("contact", "contact_channel")]
+        );
+        for channel in Field::CONTACT_CHANNELS {
+            let value = if matches!(channel, Field::Email | Field::Line) {
+                "x"
+            } else {
+                "1"
+            };
+            assert!(
+                build(&[(Field::FullName, "A"), (channel, value)]).is_ok(),
+                "{channel:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_broken_channel_is_reported_once_not_twice() {
+        assert_eq!(
+            rules(build(&[(Field::FullName, "A"), (Field::SmsPhone, "abc")])),
+            vec![pair("sms_phone", "digits_only")]
+        );
+    }
+}

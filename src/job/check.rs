@@ -1,0 +1,260 @@
+//! Semantic checks, the ones a schema cannot express: templates compile and name known
+//! filters, the source exists and its header has the columns templates use, the base URL is
+//! safe. Each pass works on the raw document, so they all run even when the schema has
+//! already found problems, and the user sees every error at once.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::Parsed;
+use super::schema::display_path;
+use crate::customer::Field;
+use crate::diagnostic::{Diagnostic, Pos};
+use crate::mapping::{Mapper, TemplateProblem, TemplateSet};
+use crate::source::{self, CsvOptions};
+
+pub fn semantic(p: &Parsed<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    check_base_url(p, &mut out);
+    match p.doc.get("kind").and_then(Value::as_str) {
+        Some("batch_create") => check_batch_create(p, &mut out),
+        Some("query_export") => check_query_export(p, &mut out),
+        _ => {}
+    }
+    out
+}
+
+/// Where a template problem is: the template's node, moved to the exact character when the
+/// template text sits verbatim on that line of the file.
+fn template_pos(p: &Parsed<'_>, problem: &TemplateProblem) -> Pos {
+    let pos = p.index.value_of(&problem.pointer);
+    let Some(range) = &problem.range else {
+        return pos;
+    };
+    let Some(source) = p.doc.pointer(&problem.pointer).and_then(Value::as_str) else {
+        return pos;
+    };
+    let Some(line) = p.text.lines().nth(pos.line - 1) else {
+        return pos;
+    };
+    let rest: String = line.chars().skip(pos.col - 1).collect();
+    let quote = usize::from(rest.starts_with('"') || rest.starts_with('\''));
+    let first_line = source.lines().next().unwrap_or_default();
+    let before = source.get(..range.start).unwrap_or_default();
+    if rest[quote..].starts_with(first_line) && !before.contains('\n') {
+        pos.shifted(quote + before.chars().count())
+    } else {
+        pos
+    }
+}
+
+fn template_diag(p: &Parsed<'_>, problem: &TemplateProblem) -> Diagnostic {
+    let field = display_path(&problem.pointer);
+    Diagnostic::new(
+        template_pos(p, problem),
+        format!("`{field}`: {}", problem.message),
+    )
+}
+
+fn check_base_url(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(url) = p.doc.pointer("/api/base_url").and_then(Value::as_str) else {
+        return;
+    };
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let loopback = host == "localhost"
+            || host == "[::1]"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            out.push(
+                Diagnostic::new(
+                    p.index.value_of("/api/base_url"),
+                    format!("`api.base_url`: plain http:// is allowed only for loopback hosts; use https://{rest}"),
+                )
+                .with_hint("customer data and signatures must not travel unencrypted"),
+            );
+        }
+    }
+}
+
+fn check_batch_create(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let mapping = p.doc.get("mapping").and_then(Value::as_object);
+    let filter = p.doc.get("filter").and_then(Value::as_str);
+    let mapper = match mapping {
+        Some(m) => match Mapper::new(m, filter, p.vars) {
+            Ok(mapper) => Some(mapper),
+            Err(problems) => {
+                out.extend(problems.iter().map(|pr| template_diag(p, pr)));
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(m) = mapping {
+        let channels: Vec<&str> = Field::CONTACT_CHANNELS.iter().map(|f| f.name()).collect();
+        if !m.keys().any(|k| channels.contains(&k.as_str())) {
+            out.push(Diagnostic::new(
+                p.index.key_of("/mapping"),
+                format!(
+                    "`mapping` names no contact channel, so every row would be rejected: map at least one of {}",
+                    channels.join(", ")
+                ),
+            ));
+        }
+    }
+    check_source(p, mapper.as_ref(), out);
+}
+
+fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnostic>) {
+    let Some(src) = p.doc.get("source").and_then(Value::as_object) else {
+        return;
+    };
+    let Some(path) = src.get("path").and_then(Value::as_str) else {
+        return;
+    };
+    let kind = src.get("type").and_then(Value::as_str).unwrap_or("csv");
+    for key in ["delimiter", "quote"] {
+        if let Some(s) = src.get(key).and_then(Value::as_str) {
+            if s.chars().count() == 1 && !s.is_ascii() {
+                out.push(Diagnostic::new(
+                    p.index.value_of(&format!("/source/{key}")),
+                    format!("`source.{key}` must be an ASCII character"),
+                ));
+            }
+        }
+    }
+    let header = src.get("header").and_then(Value::as_bool).unwrap_or(true);
+    let columns: Option<Vec<String>> = src
+        .get("columns")
+        .and_then(|c| serde_json::from_value(c.clone()).ok());
+    if kind == "csv" && !header && columns.is_none() {
+        out.push(Diagnostic::new(
+            p.index.key_of("/source/header"),
+            "`source.header` is false, so `source.columns` must name the columns".to_string(),
+        ));
+    }
+    if path == "-" {
+        return; // standard input: nothing to check before the run
+    }
+    let full = source::resolve_path(p.dir, path);
+    let pos = p.index.value_of("/source/path");
+    let file = match std::fs::File::open(&full) {
+        Ok(f) => f,
+        Err(e) => {
+            out.push(
+                Diagnostic::new(
+                    pos,
+                    format!("`source.path`: cannot read {}: {e}", full.display()),
+                )
+                .with_hint("relative paths resolve against the job file's directory"),
+            );
+            return;
+        }
+    };
+    if full.is_dir() {
+        out.push(Diagnostic::new(
+            pos,
+            format!("`source.path`: {} is a directory", full.display()),
+        ));
+        return;
+    }
+    if kind != "csv" {
+        return;
+    }
+    let names = if header {
+        let opts = CsvOptions {
+            delimiter: src
+                .get("delimiter")
+                .and_then(Value::as_str)
+                .and_then(|s| s.bytes().next())
+                .unwrap_or(b','),
+            quote: src
+                .get("quote")
+                .and_then(Value::as_str)
+                .and_then(|s| s.bytes().next())
+                .unwrap_or(b'"'),
+            header: true,
+            columns: None,
+        };
+        match source::read_csv_header(Box::new(std::io::BufReader::new(file)), &opts) {
+            Ok(n) => n,
+            Err(e) => {
+                out.push(Diagnostic::new(pos, format!("`source.path`: {e}")));
+                return;
+            }
+        }
+    } else {
+        columns.unwrap_or_default()
+    };
+    let mut seen = HashSet::new();
+    for n in &names {
+        if !seen.insert(n) {
+            out.push(Diagnostic::new(
+                pos,
+                format!("`source.path`: the CSV header names the column `{n}` twice"),
+            ));
+        }
+    }
+    let Some(mapper) = mapper else { return };
+    for (pointer, col) in mapper.row_columns() {
+        if names.iter().any(|n| n == &col) {
+            continue;
+        }
+        let near = names
+            .iter()
+            .filter(|n| strsim::jaro_winkler(n, &col) > 0.8)
+            .max_by(|a, b| strsim::jaro_winkler(a, &col).total_cmp(&strsim::jaro_winkler(b, &col)));
+        let problem = TemplateProblem {
+            pointer: pointer.clone(),
+            range: p
+                .doc
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .and_then(|s| s.find(&format!("row.{col}")))
+                .map(|i| i..i + 4 + col.len()),
+            message: format!("`row.{col}`: the CSV header of {path} has no column `{col}`"),
+        };
+        let d = template_diag(p, &problem);
+        out.push(match near {
+            Some(n) => d.with_hint(format!("did you mean `row.{n}`?")),
+            None => d.with_hint(format!("the columns are: {}", names.join(", "))),
+        });
+    }
+}
+
+fn check_query_export(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let mut set = TemplateSet::new();
+    let visit = |pointer: String, v: &Value, set: &mut TemplateSet| {
+        if let Value::String(s) = v {
+            set.add(&pointer, s);
+        }
+    };
+    if let Some(q) = p.doc.get("query").and_then(Value::as_object) {
+        for (k, v) in q {
+            let ptr = format!("/query/{k}");
+            match v {
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(obj) = item.as_object() {
+                            for (kk, vv) in obj {
+                                visit(format!("{ptr}/{i}/{kk}"), vv, &mut set);
+                            }
+                        }
+                    }
+                }
+                other => visit(ptr, other, &mut set),
+            }
+        }
+    }
+    if let Some(path) = p.doc.pointer("/output/path") {
+        visit("/output/path".into(), path, &mut set);
+    }
+    out.extend(set.problems.iter().map(|pr| template_diag(p, pr)));
+}

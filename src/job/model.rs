@@ -1,0 +1,216 @@
+//! The job file as typed data. Its shape is checked by the schema first, so these types
+//! only carry defaults and meaning; they never second-guess the schema.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub kind: JobKind,
+    pub api: ApiSpec,
+    #[serde(default)]
+    pub vars: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub source: Option<SourceSpec>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub mapping: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub merge: Merge,
+    #[serde(default)]
+    pub strict_binding: bool,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default)]
+    pub query: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub output: Option<OutputSpec>,
+    #[serde(default)]
+    pub run: RunSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    BatchCreate,
+    QueryExport,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::BatchCreate => "batch_create",
+            JobKind::QueryExport => "query_export",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpec {
+    pub base_url: String,
+    pub tenant_id: i64,
+    pub app_key: String,
+    #[serde(default = "default_access_key_env")]
+    pub access_key_env: String,
+    #[serde(default = "default_access_secret_env")]
+    pub access_secret_env: String,
+    #[serde(default)]
+    pub sign_algorithm: SignAlgorithm,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignAlgorithm {
+    #[default]
+    Md5,
+    Sha256,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    pub path: String,
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    #[serde(default = "default_true")]
+    pub header: bool,
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    #[serde(default)]
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Csv,
+    Jsonl,
+    Json,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Csv => "csv",
+            SourceKind::Jsonl => "jsonl",
+            SourceKind::Json => "json",
+        }
+    }
+}
+
+/// How the API merges a record into an existing customer (the body's `type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Merge {
+    Replace,
+    #[default]
+    Update,
+    Keep,
+}
+
+impl Merge {
+    /// The wire value of `type`.
+    pub fn wire_type(self) -> u8 {
+        match self {
+            Merge::Replace => 0,
+            Merge::Update => 1,
+            Merge::Keep => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Merge::Replace => "replace",
+            Merge::Update => "update",
+            Merge::Keep => "keep",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    pub path: String,
+    #[serde(default)]
+    pub format: OutputFormat,
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    #[serde(default = "default_run_root")]
+    pub root: String,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            root: default_run_root(),
+        }
+    }
+}
+
+/// Template values given on the command line (`--var k=v`) win over the file's `vars`.
+pub type VarOverrides = BTreeMap<String, String>;
+
+fn default_batch_size() -> usize {
+    100
+}
+fn default_access_key_env() -> String {
+    "NXCLOUD_ACCESS_KEY".into()
+}
+fn default_access_secret_env() -> String {
+    "NXCLOUD_ACCESS_SECRET".into()
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_max_retries() -> u32 {
+    5
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_quote() -> String {
+    "\"".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_run_root() -> String {
+    "runs".into()
+}

@@ -1,0 +1,17 @@
+//! cdpjob: declarative YAML jobs against the NXCloud CDP customer API.
+//!
+//! The pipeline, stage by stage: a job file is loaded and checked (`job`), records stream
+//! from a `source`, become customers through the `mapping` templates and the vendor's rules
+//! (`customer`), and are previewed by `plan`.
+
+pub mod cli;
+pub mod commands;
+pub mod customer;
+pub mod diagnostic;
+pub mod error;
+pub mod job;
+pub mod mapping;
+pub mod pipeline;
+pub mod plan;
+pub mod query;
+pub mod source;

@@ -1,0 +1,107 @@
+//! Reading and mapping on separate threads, results in source order.
+//!
+//! Parsing CSV and rendering a dozen templates per row are both CPU work; on a two-core
+//! machine one thread reads while the others render. Records travel in chunks (to keep
+//! channel traffic low) with a sequence number, and the consumer reassembles them in order,
+//! so everything downstream — previews, batching — is deterministic.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use crate::mapping::{Mapper, Outcome};
+use crate::source::{Record, RecordSource};
+
+const CHUNK: usize = 512;
+
+/// How many threads render: the machine's parallelism, at least one.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(1)
+}
+
+/// Map every record of `source` and pass `(row, outcome)` to `consume` in row order.
+/// `consume` returns `false` to stop early.
+pub fn map_in_order(
+    source: Box<dyn RecordSource>,
+    mapper: &Mapper,
+    workers: usize,
+    mut consume: impl FnMut(u64, Outcome) -> bool,
+) -> io::Result<()> {
+    let workers = workers.max(1);
+    std::thread::scope(|scope| {
+        let (work_tx, work_rx) = sync_channel::<(u64, Vec<Record>)>(workers * 2);
+        let (done_tx, done_rx) = sync_channel::<(u64, Vec<(u64, Outcome)>)>(workers * 2);
+        let reader = scope.spawn(move || read_chunks(source, work_tx));
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        for _ in 0..workers {
+            let work_rx = Arc::clone(&work_rx);
+            let done_tx = done_tx.clone();
+            scope.spawn(move || map_chunks(mapper, &work_rx, &done_tx));
+        }
+        drop(done_tx);
+        reorder(done_rx, &mut consume);
+        reader.join().expect("the reader thread does not panic")
+    })
+}
+
+fn read_chunks(
+    source: Box<dyn RecordSource>,
+    tx: SyncSender<(u64, Vec<Record>)>,
+) -> io::Result<()> {
+    let mut seq = 0u64;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut open = true;
+    source.for_each(&mut |record| {
+        chunk.push(record);
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            open = tx.send((seq, full)).is_ok();
+            seq += 1;
+        }
+        open
+    })?;
+    if open && !chunk.is_empty() {
+        let _ = tx.send((seq, chunk));
+    }
+    Ok(())
+}
+
+fn map_chunks(
+    mapper: &Mapper,
+    rx: &Mutex<Receiver<(u64, Vec<Record>)>>,
+    tx: &SyncSender<(u64, Vec<(u64, Outcome)>)>,
+) {
+    loop {
+        let next = rx.lock().expect("no thread panics holding the lock").recv();
+        let Ok((seq, records)) = next else { return };
+        let mapped = records
+            .into_iter()
+            .map(|r| (r.row, mapper.map(r)))
+            .collect();
+        if tx.send((seq, mapped)).is_err() {
+            return;
+        }
+    }
+}
+
+fn reorder(
+    rx: Receiver<(u64, Vec<(u64, Outcome)>)>,
+    consume: &mut impl FnMut(u64, Outcome) -> bool,
+) {
+    let mut pending = BTreeMap::new();
+    let mut next = 0u64;
+    for (seq, chunk) in rx.iter() {
+        pending.insert(seq, chunk);
+        while let Some(chunk) = pending.remove(&next) {
+            next += 1;
+            for (row, outcome) in chunk {
+                if !consume(row, outcome) {
+                    return; // dropping `rx` unwinds the workers and the reader
+                }
+            }
+        }
+    }
+}

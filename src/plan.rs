@@ -1,0 +1,292 @@
+//! `cdpjob plan`: the dry run. Reads every row through the same loading, mapping and
+//! validation as a real run, and shows what would be sent — no network, no credentials.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::customer::Customer;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::job::model::JobKind;
+use crate::mapping::{Mapper, Outcome};
+use crate::pipeline;
+use crate::query::{self, ExportContext};
+use crate::source;
+
+/// How many example row numbers to keep per rejection reason.
+const EXAMPLE_ROWS: usize = 5;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub rows: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+}
+
+/// Rejections that share a field and a rule.
+#[derive(Debug, Serialize)]
+pub struct ReasonGroup {
+    pub field: String,
+    pub rule: String,
+    pub count: u64,
+    /// The first few rows, in order.
+    pub example_rows: Vec<u64>,
+    /// The message of the first of them.
+    pub example: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviewCustomer {
+    pub row: u64,
+    pub customer: Customer,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchPlan {
+    pub job: String,
+    pub kind: &'static str,
+    pub source: String,
+    pub preview: Vec<PreviewCustomer>,
+    pub counts: Counts,
+    pub rejected_by_reason: Vec<ReasonGroup>,
+    pub batch_size: usize,
+    pub batches: u64,
+    pub requests: u64,
+    pub merge: &'static str,
+    pub strict_binding: bool,
+}
+
+/// Read and map every row of a batch_create job.
+pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
+    let spec = &job.spec;
+    let src_spec = spec
+        .source
+        .as_ref()
+        .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+    let mapping = spec.mapping.clone().unwrap_or_default();
+    let mapper = Mapper::new(&mapping, spec.filter.as_deref(), &job.vars)
+        .map_err(|p| Error::Usage(format!("templates did not compile: {}", p[0].message)))?;
+    let source = source::open(src_spec, &job.dir).map_err(|e| Error::Input(e.to_string()))?;
+
+    let mut counts = Counts::default();
+    let mut preview = Vec::new();
+    let mut groups: BTreeMap<(String, String), ReasonGroup> = BTreeMap::new();
+    pipeline::map_in_order(
+        source,
+        &mapper,
+        pipeline::default_workers(),
+        |row, outcome| {
+            counts.rows += 1;
+            match outcome {
+                Outcome::Valid(customer) => {
+                    counts.valid += 1;
+                    if preview.len() < limit {
+                        preview.push(PreviewCustomer { row, customer });
+                    }
+                }
+                Outcome::Skipped => counts.skipped += 1,
+                Outcome::Rejected(errors) => {
+                    counts.rejected += 1;
+                    for e in errors {
+                        let g = groups
+                            .entry((e.field.clone(), e.rule.clone()))
+                            .or_insert_with(|| ReasonGroup {
+                                field: e.field.clone(),
+                                rule: e.rule.clone(),
+                                count: 0,
+                                example_rows: Vec::new(),
+                                example: e.message.clone(),
+                            });
+                        g.count += 1;
+                        if g.example_rows.len() < EXAMPLE_ROWS
+                            && g.example_rows.last() != Some(&row)
+                        {
+                            g.example_rows.push(row);
+                        }
+                    }
+                }
+            }
+            true
+        },
+    )
+    .map_err(|e| Error::Input(format!("reading {} failed: {e}", src_spec.path)))?;
+
+    let mut rejected_by_reason: Vec<ReasonGroup> = groups.into_values().collect();
+    rejected_by_reason.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(a.example_rows.cmp(&b.example_rows))
+    });
+    let batches = counts.valid.div_ceil(spec.batch_size as u64);
+    Ok(BatchPlan {
+        job: spec.name.clone(),
+        kind: spec.kind.as_str(),
+        source: format!(
+            "{} ({})",
+            job.resolve(&src_spec.path).display(),
+            src_spec.kind.as_str()
+        ),
+        preview,
+        counts,
+        rejected_by_reason,
+        batch_size: spec.batch_size,
+        batches,
+        requests: batches,
+        merge: spec.merge.as_str(),
+        strict_binding: spec.strict_binding,
+    })
+}
+
+impl BatchPlan {
+    /// The body of one batch_create request for these customers, as it would be sent.
+    pub fn request_envelope(job: &Job) -> Value {
+        json!({
+            "type": job.spec.merge.wire_type(),
+            "tenant_id": job.spec.api.tenant_id,
+            "app_key": job.spec.api.app_key,
+            "strict_binding": job.spec.strict_binding,
+        })
+    }
+
+    pub fn render_human(&self, job: &Job) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "plan: {} ({}) from {}",
+            self.job,
+            self.kind,
+            job.path.display()
+        );
+        let _ = writeln!(o, "source: {}", self.source);
+        let _ = writeln!(
+            o,
+            "request: POST {}/saas/cdp/openapi/customers/batch_create  {}",
+            job.spec.api.base_url,
+            Self::request_envelope(job)
+        );
+        if self.preview.is_empty() {
+            let _ = writeln!(o, "\nno valid customer to preview");
+        } else {
+            let _ = writeln!(
+                o,
+                "\nfirst {} customer(s) as the API would receive them:",
+                self.preview.len()
+            );
+            for p in &self.preview {
+                let body = serde_json::to_string(&p.customer).unwrap_or_default();
+                let _ = writeln!(o, "  row {:>5}  {body}", p.row);
+            }
+        }
+        let c = &self.counts;
+        let _ = writeln!(o, "\nrows      {:>9}", c.rows);
+        let _ = writeln!(o, "valid     {:>9}", c.valid);
+        let _ = writeln!(o, "rejected  {:>9}", c.rejected);
+        for g in &self.rejected_by_reason {
+            let rows: Vec<String> = g.example_rows.iter().map(u64::to_string).collect();
+            let more = if g.count as usize > g.example_rows.len() {
+                ", …"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                o,
+                "  {:>7}  {} / {}  (row{} {}{more})  e.g. {}",
+                g.count,
+                g.field,
+                g.rule,
+                if g.example_rows.len() == 1 { "" } else { "s" },
+                rows.join(", "),
+                g.example
+            );
+        }
+        let _ = writeln!(o, "skipped   {:>9}  (filter)", c.skipped);
+        let _ = writeln!(
+            o,
+            "\n{} batch(es) of up to {} → {} batch_create request(s), merge {} (type {}), strict_binding {}",
+            self.batches,
+            self.batch_size,
+            self.requests,
+            self.merge,
+            job.spec.merge.wire_type(),
+            self.strict_binding
+        );
+        let _ = writeln!(o, "no request was sent (plan never touches the network)");
+        o
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportPlan {
+    pub job: String,
+    pub kind: &'static str,
+    pub endpoint: String,
+    pub first_request: Value,
+    pub output: String,
+    pub state_file: String,
+    pub state: serde_json::Map<String, Value>,
+}
+
+pub fn plan_export(job: &Job) -> Result<ExportPlan> {
+    let state_file = query::state_path(job);
+    let state = query::read_state(&state_file).map_err(Error::Usage)?;
+    let ctx = ExportContext {
+        run_id: "plan".into(),
+        started_at: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        state: state.clone(),
+    };
+    let (body, output) = query::render_query(job, &ctx).map_err(|errs| {
+        Error::Usage(format!(
+            "{}: the query does not render:\n  {}",
+            job.path.display(),
+            errs.join("\n  ")
+        ))
+    })?;
+    Ok(ExportPlan {
+        job: job.spec.name.clone(),
+        kind: JobKind::QueryExport.as_str(),
+        endpoint: format!("{}/saas/cdp/openapi/customers/query", job.spec.api.base_url),
+        first_request: body,
+        output: job.resolve(&output).display().to_string(),
+        state_file: state_file.display().to_string(),
+        state,
+    })
+}
+
+impl ExportPlan {
+    pub fn render_human(&self, job: &Job) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "plan: {} ({}) from {}",
+            self.job,
+            self.kind,
+            job.path.display()
+        );
+        let _ = writeln!(
+            o,
+            "state: {} {}",
+            self.state_file,
+            if self.state.is_empty() {
+                "(none yet)".to_string()
+            } else {
+                Value::Object(self.state.clone()).to_string()
+            }
+        );
+        let _ = writeln!(o, "first request: POST {}", self.endpoint);
+        let _ = writeln!(
+            o,
+            "{}",
+            serde_json::to_string_pretty(&self.first_request).unwrap_or_default()
+        );
+        let _ = writeln!(o, "output: {}", self.output);
+        let _ = writeln!(o, "no request was sent (plan never touches the network)");
+        o
+    }
+}
