@@ -66,12 +66,13 @@ impl Diagnostic {
             let pad = " ".repeat(gutter.len());
             let line = line.trim_end_matches('\r');
             let skip = self.pos.col.saturating_sub(1);
-            let caret_len = line
+            // Underline the word at the column; a key's trailing `:` is not part of it.
+            let word: String = line
                 .chars()
                 .skip(skip)
-                .take_while(|c| !c.is_whitespace() && *c != ':')
-                .count()
-                .clamp(1, 60);
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            let caret_len = word.trim_end_matches(':').chars().count().clamp(1, 60);
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{gutter} | {line}");
             let _ = writeln!(out, "{pad} | {}{}", " ".repeat(skip), "^".repeat(caret_len));

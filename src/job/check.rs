@@ -87,16 +87,11 @@ fn check_base_url(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
 fn check_batch_create(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     let mapping = p.doc.get("mapping").and_then(Value::as_object);
     let filter = p.doc.get("filter").and_then(Value::as_str);
-    let mapper = match mapping {
-        Some(m) => match Mapper::new(m, filter, p.vars) {
-            Ok(mapper) => Some(mapper),
-            Err(problems) => {
-                out.extend(problems.iter().map(|pr| template_diag(p, pr)));
-                None
-            }
-        },
-        None => None,
-    };
+    let mapper = mapping.map(|m| {
+        let (mapper, problems) = Mapper::compile(m, filter, p.vars);
+        out.extend(problems.iter().map(|pr| template_diag(p, pr)));
+        mapper
+    });
     if let Some(m) = mapping {
         let channels: Vec<&str> = Field::CONTACT_CHANNELS.iter().map(|f| f.name()).collect();
         if !m.keys().any(|k| channels.contains(&k.as_str())) {
@@ -121,13 +116,14 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
     };
     let kind = src.get("type").and_then(Value::as_str).unwrap_or("csv");
     for key in ["delimiter", "quote"] {
-        if let Some(s) = src.get(key).and_then(Value::as_str) {
-            if s.chars().count() == 1 && !s.is_ascii() {
-                out.push(Diagnostic::new(
-                    p.index.value_of(&format!("/source/{key}")),
-                    format!("`source.{key}` must be an ASCII character"),
-                ));
-            }
+        if let Some(s) = src.get(key).and_then(Value::as_str)
+            && s.chars().count() == 1
+            && !s.is_ascii()
+        {
+            out.push(Diagnostic::new(
+                p.index.value_of(&format!("/source/{key}")),
+                format!("`source.{key}` must be an ASCII character"),
+            ));
         }
     }
     let header = src.get("header").and_then(Value::as_bool).unwrap_or(true);

@@ -195,6 +195,21 @@ impl Mapper {
         filter: Option<&str>,
         vars: &serde_json::Map<String, Json>,
     ) -> Result<Mapper, Vec<TemplateProblem>> {
+        let (mapper, problems) = Mapper::compile(mapping, filter, vars);
+        if problems.is_empty() {
+            Ok(mapper)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Compile what compiles and report the rest; `validate` still checks the columns
+    /// that the good templates use when others are broken.
+    pub fn compile(
+        mapping: &serde_json::Map<String, Json>,
+        filter: Option<&str>,
+        vars: &serde_json::Map<String, Json>,
+    ) -> (Mapper, Vec<TemplateProblem>) {
         let mut set = TemplateSet::new();
         let mut fields = Vec::new();
         for (key, value) in mapping {
@@ -244,15 +259,13 @@ impl Mapper {
                 None => set.add("/filter", src).map(FilterMode::Rendered),
             }
         });
-        if !set.problems.is_empty() {
-            return Err(set.problems);
-        }
-        Ok(Mapper {
+        let mapper = Mapper {
             env: set.env,
             fields,
             filter,
             vars: Value::from(minijinja::value::Serde(vars)),
-        })
+        };
+        (mapper, set.problems)
     }
 
     fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {

@@ -1,0 +1,6 @@
+//! Integration tests: the real `cdpjob` binary, driven the way a user drives it.
+
+mod common;
+mod plan;
+mod sources;
+mod validate;
