@@ -16,3 +16,8 @@ fn main() {
     };
     std::process::exit(code);
 }
+
+// Rendering allocates many small strings on several threads; mimalloc is markedly faster
+// than the system allocator at that and keeps the resident set flat (see README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -74,12 +74,13 @@ fn map_chunks(
     rx: &Mutex<Receiver<(u64, Vec<Record>)>>,
     tx: &SyncSender<(u64, Vec<(u64, Outcome)>)>,
 ) {
+    let session = mapper.session();
     loop {
         let next = rx.lock().expect("no thread panics holding the lock").recv();
         let Ok((seq, records)) = next else { return };
         let mapped = records
             .into_iter()
-            .map(|r| (r.row, mapper.map(r)))
+            .map(|r| (r.row, session.map(r)))
             .collect();
         if tx.send((seq, mapped)).is_err() {
             return;

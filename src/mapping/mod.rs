@@ -3,15 +3,23 @@
 //!
 //! Templates are registered under the JSON pointer of their place in the job file
 //! (`/mapping/email`), so a compile error finds its way back to `file:line:col` directly.
+//!
+//! Speed: rendering fifteen small templates one by one costs fifteen times minijinja's
+//! per-render setup. So the mapper also compiles all of a row's templates into one
+//! *combined* template whose output is the slots joined by a separator, renders that once per
+//! row, and falls back to rendering slot by slot only when it fails or its output is
+//! ambiguous — which is also how a render error is pinned to its field.
 
 pub mod filters;
 mod row_value;
+mod template_set;
 
 use minijinja::value::Value;
-use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior};
 use serde_json::Value as Json;
 
 pub use self::row_value::row_value;
+pub use self::template_set::TemplateSet;
 use crate::customer::{Customer, Field, FieldError};
 use crate::source::Record;
 
@@ -32,31 +40,33 @@ pub struct TemplateProblem {
     pub message: String,
 }
 
+/// A customer field and the slots (rendered strings) it is made of.
 enum Mapped {
-    Scalar(Field, String),
-    List(Field, Vec<String>),
-    Map(Field, Vec<(String, MapEntry)>),
+    Scalar(Field, usize),
+    /// Joined with commas, empty items dropped.
+    List(Field, Vec<usize>),
+    /// Serialized to JSON text; empty values dropped.
+    Map(Field, Vec<(String, MapSlot)>),
 }
 
-enum MapEntry {
-    One(String),
-    Many(Vec<String>),
+enum MapSlot {
+    One(usize),
+    Many(Vec<usize>),
 }
 
 enum FilterMode {
-    /// `{% if EXPR %}1{% endif %}`: the expression's truthiness.
+    /// An expression: `{% if EXPR %}` decides.
     Expression(String),
     /// A general template: falsy when it renders to "", false, 0, no or none.
-    Rendered(String),
+    Rendered,
 }
 
-/// The compiled mapping of a batch_create job.
-pub struct Mapper {
-    env: Environment<'static>,
-    fields: Vec<Mapped>,
-    filter: Option<FilterMode>,
-    vars: Value,
-}
+/// Marks a kept row at the start of the combined output (a skipped row renders nothing).
+const KEEP: char = '\u{1E}';
+/// Separates slots in the combined output.
+const SEP: char = '\u{1F}';
+const COMBINED: &str = "<combined>";
+const FILTER: &str = "/filter";
 
 /// A fresh environment with cdpjob's filters and strict undefined handling.
 pub fn environment() -> Environment<'static> {
@@ -70,99 +80,6 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("datetime", filters::datetime);
     env.add_filter("split", filters::split);
     env
-}
-
-/// Compiles templates into an environment and collects every problem rather than the first.
-pub struct TemplateSet {
-    pub env: Environment<'static>,
-    pub problems: Vec<TemplateProblem>,
-}
-
-impl TemplateSet {
-    pub fn new() -> TemplateSet {
-        TemplateSet {
-            env: environment(),
-            problems: Vec::new(),
-        }
-    }
-
-    /// Compile `source` under the name `pointer`; returns the name when it compiled.
-    pub fn add(&mut self, pointer: &str, source: &str) -> Option<String> {
-        if let Err(e) = self
-            .env
-            .add_template_owned(pointer.to_string(), source.to_string())
-        {
-            self.problems.push(TemplateProblem {
-                pointer: pointer.to_string(),
-                range: e.range(),
-                message: format!("this template does not compile: {}", describe_error(&e)),
-            });
-            return None;
-        }
-        let before = self.problems.len();
-        self.check_names(pointer, source);
-        (self.problems.len() == before).then(|| pointer.to_string())
-    }
-
-    /// Unknown filters and tests are only found at render time by minijinja; find them now.
-    fn check_names(&mut self, pointer: &str, source: &str) {
-        use minijinja::machinery::{Token, tokenize};
-        let tokens: Vec<_> = tokenize(source, false, Default::default())
-            .filter_map(Result::ok)
-            .collect();
-        for (i, (tok, _)) in tokens.iter().enumerate() {
-            let (is_filter, next) = match tok {
-                Token::Pipe => (true, tokens.get(i + 1)),
-                Token::Ident("filter")
-                    if matches!(tokens.get(i.wrapping_sub(1)), Some((Token::BlockStart, _))) =>
-                {
-                    (true, tokens.get(i + 1))
-                }
-                Token::Ident("is") => match tokens.get(i + 1) {
-                    Some((Token::Ident("not"), _)) => (false, tokens.get(i + 2)),
-                    other => (false, other),
-                },
-                _ => continue,
-            };
-            let Some((Token::Ident(name), span)) = next else {
-                continue;
-            };
-            let known = if is_filter {
-                self.filter_exists(name)
-            } else {
-                self.test_exists(name)
-            };
-            if !known {
-                let what = if is_filter { "filter" } else { "test" };
-                self.problems.push(TemplateProblem {
-                    pointer: pointer.to_string(),
-                    range: Some(span.start_offset as usize..span.end_offset as usize),
-                    message: format!("unknown {what} `{name}`"),
-                });
-            }
-        }
-    }
-
-    fn probe(&self, expr: &str, unknown: ErrorKind) -> bool {
-        match self.env.compile_expression(expr) {
-            Ok(e) => !matches!(e.eval(()), Err(err) if err.kind() == unknown),
-            Err(_) => true,
-        }
-    }
-
-    fn filter_exists(&self, name: &str) -> bool {
-        self.probe(&format!("none | {name}"), ErrorKind::UnknownFilter)
-    }
-
-    fn test_exists(&self, name: &str) -> bool {
-        self.probe(&format!("none is {name}"), ErrorKind::UnknownTest)
-    }
-}
-
-impl Default for TemplateSet {
-    fn default() -> Self {
-        TemplateSet::new()
-    }
 }
 
 /// A minijinja error in one line a user can act on.
@@ -185,6 +102,17 @@ fn sole_expression(source: &str) -> Option<&str> {
     let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
         .then_some(inner.trim())
+}
+
+/// The compiled mapping of a batch_create job.
+pub struct Mapper {
+    env: Environment<'static>,
+    /// Template name (its JSON pointer) and source of each slot.
+    slots: Vec<(String, String)>,
+    fields: Vec<Mapped>,
+    filter: Option<FilterMode>,
+    has_combined: bool,
+    vars: Value,
 }
 
 impl Mapper {
@@ -211,6 +139,12 @@ impl Mapper {
         vars: &serde_json::Map<String, Json>,
     ) -> (Mapper, Vec<TemplateProblem>) {
         let mut set = TemplateSet::new();
+        let mut slots: Vec<(String, String)> = Vec::new();
+        let mut slot = |set: &mut TemplateSet, pointer: String, source: &str| -> Option<usize> {
+            set.add(&pointer, source)?;
+            slots.push((pointer, source.to_string()));
+            Some(slots.len() - 1)
+        };
         let mut fields = Vec::new();
         for (key, value) in mapping {
             let Some(field) = Field::from_name(key) else {
@@ -219,13 +153,13 @@ impl Mapper {
             let ptr = format!("/mapping/{key}");
             match value {
                 Json::String(s) => {
-                    if let Some(name) = set.add(&ptr, s) {
-                        fields.push(Mapped::Scalar(field, name));
+                    if let Some(i) = slot(&mut set, ptr, s) {
+                        fields.push(Mapped::Scalar(field, i));
                     }
                 }
                 Json::Array(items) => {
-                    let names = add_list(&mut set, &ptr, items);
-                    fields.push(Mapped::List(field, names));
+                    let ids = list_slots(items, &ptr, |p, s| slot(&mut set, p, s));
+                    fields.push(Mapped::List(field, ids));
                 }
                 Json::Object(entries) => {
                     let mut out = Vec::new();
@@ -233,12 +167,13 @@ impl Mapper {
                         let p = format!("{ptr}/{}", crate::job::yaml::pointer_segment(k));
                         match v {
                             Json::String(s) => {
-                                if let Some(name) = set.add(&p, s) {
-                                    out.push((k.clone(), MapEntry::One(name)));
+                                if let Some(i) = slot(&mut set, p, s) {
+                                    out.push((k.clone(), MapSlot::One(i)));
                                 }
                             }
                             Json::Array(items) => {
-                                out.push((k.clone(), MapEntry::Many(add_list(&mut set, &p, items))))
+                                let ids = list_slots(items, &p, |p, s| slot(&mut set, p, s));
+                                out.push((k.clone(), MapSlot::Many(ids)));
                             }
                             _ => {}
                         }
@@ -254,24 +189,103 @@ impl Mapper {
             });
             match expr {
                 Some(expr) => set
-                    .add("/filter", &format!("{{% if {expr} %}}1{{% endif %}}"))
-                    .map(FilterMode::Expression),
-                None => set.add("/filter", src).map(FilterMode::Rendered),
+                    .add(FILTER, &format!("{{% if {expr} %}}1{{% endif %}}"))
+                    .map(|_| FilterMode::Expression(expr)),
+                None => set.add(FILTER, src).map(|_| FilterMode::Rendered),
             }
         });
+        let has_combined = set.problems.is_empty() && add_combined(&mut set.env, &slots, &filter);
         let mapper = Mapper {
             env: set.env,
+            slots,
             fields,
             filter,
+            has_combined,
             vars: Value::from(minijinja::value::Serde(vars)),
         };
         (mapper, set.problems)
     }
 
-    fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
-        self.env.get_template(name)?.render(ctx)
+    /// Templates looked up once, for mapping many records on one thread.
+    pub fn session(&self) -> MapperSession<'_> {
+        let get = |name: &str| {
+            self.env
+                .get_template(name)
+                .expect("every registered template is found")
+        };
+        MapperSession {
+            mapper: self,
+            combined: self.has_combined.then(|| get(COMBINED)),
+            slots: self.slots.iter().map(|(name, _)| get(name)).collect(),
+            filter: self.filter.as_ref().map(|_| get(FILTER)),
+        }
     }
 
+    /// `row.X` names used by any template (for checking a CSV header), with the template.
+    pub fn row_columns(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, tmpl) in self.env.templates() {
+            if name == COMBINED {
+                continue;
+            }
+            for var in tmpl.undeclared_variables(true) {
+                if let Some(col) = var.strip_prefix("row.") {
+                    out.push((name.to_string(), col.to_string()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+fn list_slots(
+    items: &[Json],
+    ptr: &str,
+    mut slot: impl FnMut(String, &str) -> Option<usize>,
+) -> Vec<usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| item.as_str().and_then(|s| slot(format!("{ptr}/{i}"), s)))
+        .collect()
+}
+
+/// Register the one-pass template: `KEEP slot0 SEP slot1 SEP …`, inside the filter's `if`
+/// when the filter is an expression. Returns false if it does not compile (then every row
+/// is rendered slot by slot, which is slower but equivalent).
+fn add_combined(
+    env: &mut Environment<'static>,
+    slots: &[(String, String)],
+    filter: &Option<FilterMode>,
+) -> bool {
+    if matches!(filter, Some(FilterMode::Rendered)) {
+        return false;
+    }
+    let mut body = String::from(KEEP);
+    for (i, (_, source)) in slots.iter().enumerate() {
+        if i > 0 {
+            body.push(SEP);
+        }
+        body.push_str(source);
+    }
+    let source = match filter {
+        Some(FilterMode::Expression(expr)) => format!("{{% if {expr} %}}{body}{{% endif %}}"),
+        _ => body,
+    };
+    env.add_template_owned(COMBINED, source).is_ok()
+}
+
+/// A mapper bound to its templates; create one per thread with [`Mapper::session`].
+pub struct MapperSession<'m> {
+    mapper: &'m Mapper,
+    combined: Option<Template<'m, 'm>>,
+    slots: Vec<Template<'m, 'm>>,
+    filter: Option<Template<'m, 'm>>,
+}
+
+impl MapperSession<'_> {
     /// Map one record. Never fails: problems become a rejected outcome with reasons.
     pub fn map(&self, record: Record) -> Outcome {
         let data = match record.data {
@@ -282,23 +296,34 @@ impl Mapper {
         };
         let ctx = minijinja::context! {
             row => row_value(data),
-            vars => self.vars.clone(),
+            vars => self.mapper.vars.clone(),
             row_number => record.row,
         };
-        if let Some(filter) = &self.filter {
-            let (name, is_expr) = match filter {
-                FilterMode::Expression(n) => (n, true),
-                FilterMode::Rendered(n) => (n, false),
+        if let Some(combined) = &self.combined
+            && let Ok(out) = combined.render(&ctx)
+        {
+            let Some(body) = out.strip_prefix(KEEP) else {
+                return Outcome::Skipped;
             };
-            match self.render(name, &ctx) {
+            let texts: Vec<&str> = body.split(SEP).collect();
+            if texts.len() == self.slots.len() {
+                return self.assemble(|i| Ok(texts[i].to_string()));
+            }
+            // A value contained a separator: fall through to the exact, slower path.
+        }
+        self.map_slot_by_slot(&ctx)
+    }
+
+    fn map_slot_by_slot(&self, ctx: &Value) -> Outcome {
+        if let (Some(filter), Some(mode)) = (&self.filter, &self.mapper.filter) {
+            match filter.render(ctx) {
                 Ok(out) => {
-                    let keep = if is_expr {
-                        out == "1"
-                    } else {
-                        !matches!(
+                    let keep = match mode {
+                        FilterMode::Expression(_) => out == "1",
+                        FilterMode::Rendered => !matches!(
                             out.trim().to_ascii_lowercase().as_str(),
                             "" | "false" | "0" | "no" | "none"
-                        )
+                        ),
                     };
                     if !keep {
                         return Outcome::Skipped;
@@ -313,16 +338,21 @@ impl Mapper {
                 }
             }
         }
-        let mut rendered = Vec::with_capacity(self.fields.len());
+        self.assemble(|i| self.slots[i].render(ctx))
+    }
+
+    /// Build the customer from slot texts (`text(i)`), collecting every problem.
+    fn assemble(&self, text: impl Fn(usize) -> Result<String, minijinja::Error>) -> Outcome {
+        let mut rendered = Vec::with_capacity(self.mapper.fields.len());
         let mut errors = Vec::new();
-        for mapped in &self.fields {
+        for mapped in &self.mapper.fields {
             let (field, result) = match mapped {
-                Mapped::Scalar(f, name) => (*f, self.render(name, &ctx)),
-                Mapped::List(f, names) => (*f, self.render_list(names, &ctx).map(|v| v.join(","))),
-                Mapped::Map(f, entries) => (*f, self.render_map(entries, &ctx)),
+                Mapped::Scalar(f, i) => (*f, text(*i)),
+                Mapped::List(f, ids) => (*f, list(ids, &text).map(|v| v.join(","))),
+                Mapped::Map(f, entries) => (*f, map_json(entries, &text)),
             };
             match result {
-                Ok(text) => rendered.push((field, text)),
+                Ok(s) => rendered.push((field, s)),
                 Err(e) => errors.push(FieldError::new(
                     field.name(),
                     "template",
@@ -343,71 +373,47 @@ impl Mapper {
             }
         }
     }
-
-    fn render_list(&self, names: &[String], ctx: &Value) -> Result<Vec<String>, minijinja::Error> {
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            let s = self.render(n, ctx)?;
-            let s = s.trim();
-            if !s.is_empty() {
-                out.push(s.to_string());
-            }
-        }
-        Ok(out)
-    }
-
-    fn render_map(
-        &self,
-        entries: &[(String, MapEntry)],
-        ctx: &Value,
-    ) -> Result<String, minijinja::Error> {
-        let mut obj = serde_json::Map::new();
-        for (key, entry) in entries {
-            match entry {
-                MapEntry::One(n) => {
-                    let s = self.render(n, ctx)?;
-                    if !s.is_empty() {
-                        obj.insert(key.clone(), Json::String(s));
-                    }
-                }
-                MapEntry::Many(names) => {
-                    let items = self.render_list(names, ctx)?;
-                    if !items.is_empty() {
-                        obj.insert(key.clone(), Json::from(items));
-                    }
-                }
-            }
-        }
-        Ok(if obj.is_empty() {
-            String::new()
-        } else {
-            Json::Object(obj).to_string()
-        })
-    }
-
-    /// `row.X` names used by any template (for checking a CSV header).
-    pub fn row_columns(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (name, tmpl) in self.env.templates() {
-            for var in tmpl.undeclared_variables(true) {
-                if let Some(col) = var.strip_prefix("row.") {
-                    out.push((name.to_string(), col.to_string()));
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
 }
 
-fn add_list(set: &mut TemplateSet, ptr: &str, items: &[Json]) -> Vec<String> {
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| {
-            item.as_str()
-                .and_then(|s| set.add(&format!("{ptr}/{i}"), s))
-        })
-        .collect()
+fn list(
+    ids: &[usize],
+    text: &impl Fn(usize) -> Result<String, minijinja::Error>,
+) -> Result<Vec<String>, minijinja::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for &i in ids {
+        let s = text(i)?;
+        let s = s.trim();
+        if !s.is_empty() {
+            out.push(s.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn map_json(
+    entries: &[(String, MapSlot)],
+    text: &impl Fn(usize) -> Result<String, minijinja::Error>,
+) -> Result<String, minijinja::Error> {
+    let mut obj = serde_json::Map::new();
+    for (key, entry) in entries {
+        match entry {
+            MapSlot::One(i) => {
+                let s = text(*i)?;
+                if !s.is_empty() {
+                    obj.insert(key.clone(), Json::String(s));
+                }
+            }
+            MapSlot::Many(ids) => {
+                let items = list(ids, text)?;
+                if !items.is_empty() {
+                    obj.insert(key.clone(), Json::from(items));
+                }
+            }
+        }
+    }
+    Ok(if obj.is_empty() {
+        String::new()
+    } else {
+        Json::Object(obj).to_string()
+    })
 }
