@@ -290,8 +290,8 @@ fn check(field: Field, text: String) -> Result<FieldValue, FieldError> {
                 format!("{name} {text:?} is not an integer between {min} and {max}"),
             )),
         },
-        Rule::JsonObject => match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::Object(_)) => Ok(FieldValue::Text(text)),
+        Rule::JsonObject => match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            Ok(_) if text.trim_start().starts_with('{') => Ok(FieldValue::Text(text)),
             _ => Err(FieldError::new(
                 name,
                 "json_object",

@@ -43,23 +43,25 @@ pub fn digits(value: &Value) -> Result<String, Error> {
 /// unless the digits already start with it, after dropping one national trunk `0`.
 /// Empty in, empty out (the field is then absent); text with no digit at all is an error.
 pub fn phone(value: &Value, country_code: &Value) -> Result<String, Error> {
-    let raw = text_of(value, "phone")?;
+    let cc = text_of(country_code, "phone")?;
+    phone_str(&text_of(value, "phone")?, &cc).map_err(invalid)
+}
+
+/// The text core of `phone`, shared with the native evaluator.
+pub fn phone_str(raw: &str, country_code: &str) -> Result<String, String> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(String::new());
     }
-    let cc: String = text_of(country_code, "phone")?
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
+    let cc: String = country_code.chars().filter(char::is_ascii_digit).collect();
     if cc.is_empty() {
-        return Err(invalid(format!(
-            "phone: the country code {country_code} has no digits"
-        )));
+        return Err(format!(
+            "phone: the country code {country_code:?} has no digits"
+        ));
     }
     let d: String = raw.chars().filter(char::is_ascii_digit).collect();
     if d.is_empty() {
-        return Err(invalid(format!("phone: {raw:?} holds no digits")));
+        return Err(format!("phone: {raw:?} holds no digits"));
     }
     if raw.starts_with('+') {
         return Ok(d);
@@ -77,7 +79,11 @@ pub fn phone(value: &Value, country_code: &Value) -> Result<String, Error> {
 /// `date(input_format)`: a date written in `input_format` (strftime style, e.g.
 /// `%d/%m/%Y`) → `yyyy-MM-dd`. The day must exist.
 pub fn date(value: &Value, input_format: &str) -> Result<String, Error> {
-    let raw = text_of(value, "date")?;
+    date_str(&text_of(value, "date")?, input_format).map_err(invalid)
+}
+
+/// The text core of `date`, shared with the native evaluator.
+pub fn date_str(raw: &str, input_format: &str) -> Result<String, String> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(String::new());
@@ -85,9 +91,7 @@ pub fn date(value: &Value, input_format: &str) -> Result<String, Error> {
     let parsed = jiff::fmt::strtime::parse(input_format, raw)
         .and_then(|tm| tm.to_date())
         .map_err(|e| {
-            invalid(format!(
-                "date: {raw:?} is not a real date in the format {input_format:?} ({e})"
-            ))
+            format!("date: {raw:?} is not a real date in the format {input_format:?} ({e})")
         })?;
     Ok(parsed.strftime("%Y-%m-%d").to_string())
 }

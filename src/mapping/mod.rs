@@ -10,6 +10,7 @@
 //! row, and falls back to rendering slot by slot only when it fails or its output is
 //! ambiguous — which is also how a render error is pinned to its field.
 
+mod direct;
 pub mod filters;
 mod row_value;
 mod template_set;
@@ -18,6 +19,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior};
 use serde_json::Value as Json;
 
+use self::direct::{Condition, Direct};
 pub use self::row_value::row_value;
 pub use self::template_set::TemplateSet;
 use crate::customer::{Customer, Field, FieldError};
@@ -109,8 +111,16 @@ pub struct Mapper {
     env: Environment<'static>,
     /// Template name (its JSON pointer) and source of each slot.
     slots: Vec<(String, String)>,
+    /// The native form of each slot that has one.
+    direct: Vec<Option<Direct>>,
+    /// The slots the combined template renders (those without a native form), in order.
+    combined_slots: Vec<usize>,
     fields: Vec<Mapped>,
     filter: Option<FilterMode>,
+    /// The filter's native form, when it has one.
+    native_filter: Option<Condition>,
+    /// Some slot or the filter needs minijinja on every row.
+    needs_jinja: bool,
     has_combined: bool,
     vars: Value,
 }
@@ -194,12 +204,30 @@ impl Mapper {
                 None => set.add(FILTER, src).map(|_| FilterMode::Rendered),
             }
         });
-        let has_combined = set.problems.is_empty() && add_combined(&mut set.env, &slots, &filter);
+        let direct: Vec<Option<Direct>> = slots
+            .iter()
+            .map(|(_, src)| Direct::compile(src, vars))
+            .collect();
+        let combined_slots: Vec<usize> =
+            (0..slots.len()).filter(|i| direct[*i].is_none()).collect();
+        let native_filter = match &filter {
+            Some(FilterMode::Expression(expr)) => Condition::compile(expr, vars),
+            _ => None,
+        };
+        let jinja_filter = filter.as_ref().filter(|_| native_filter.is_none());
+        let needs_combined = jinja_filter.is_some() || !combined_slots.is_empty();
+        let has_combined = set.problems.is_empty()
+            && needs_combined
+            && add_combined(&mut set.env, &slots, &combined_slots, jinja_filter);
         let mapper = Mapper {
             env: set.env,
             slots,
+            direct,
+            combined_slots,
             fields,
             filter,
+            native_filter,
+            needs_jinja: needs_combined,
             has_combined,
             vars: Value::from(minijinja::value::Serde(vars)),
         };
@@ -258,17 +286,18 @@ fn list_slots(
 fn add_combined(
     env: &mut Environment<'static>,
     slots: &[(String, String)],
-    filter: &Option<FilterMode>,
+    which: &[usize],
+    filter: Option<&FilterMode>,
 ) -> bool {
     if matches!(filter, Some(FilterMode::Rendered)) {
         return false;
     }
     let mut body = String::from(KEEP);
-    for (i, (_, source)) in slots.iter().enumerate() {
-        if i > 0 {
+    for (n, &i) in which.iter().enumerate() {
+        if n > 0 {
             body.push(SEP);
         }
-        body.push_str(source);
+        body.push_str(&slots[i].1);
     }
     let source = match filter {
         Some(FilterMode::Expression(expr)) => format!("{{% if {expr} %}}{body}{{% endif %}}"),
@@ -294,22 +323,53 @@ impl MapperSession<'_> {
                 return Outcome::Rejected(vec![FieldError::new("source", "unreadable", reason)]);
             }
         };
+        let m = self.mapper;
+        // The fast path: native filter and slots first, then one render for the rest.
+        let mut natives_ok = true;
+        if let Some(cond) = &m.native_filter {
+            match cond.eval(&data, record.row) {
+                Some(true) => {}
+                Some(false) => return Outcome::Skipped,
+                None => natives_ok = false,
+            }
+        }
+        let mut texts: Vec<Option<String>> = m
+            .direct
+            .iter()
+            .map(|d| d.as_ref().and_then(|d| d.eval(&data, record.row)))
+            .collect();
+        natives_ok &= texts
+            .iter()
+            .zip(&m.direct)
+            .all(|(t, d)| t.is_some() || d.is_none());
+        let all_native = !m.needs_jinja;
+        if natives_ok && all_native {
+            return self.assemble(|i| Ok(texts[i].take().unwrap_or_default()));
+        }
         let ctx = minijinja::context! {
             row => row_value(data),
-            vars => self.mapper.vars.clone(),
+            vars => m.vars.clone(),
             row_number => record.row,
         };
-        if let Some(combined) = &self.combined
+        if natives_ok
+            && let Some(combined) = &self.combined
             && let Ok(out) = combined.render(&ctx)
         {
             let Some(body) = out.strip_prefix(KEEP) else {
                 return Outcome::Skipped;
             };
-            let texts: Vec<&str> = body.split(SEP).collect();
-            if texts.len() == self.slots.len() {
-                return self.assemble(|i| Ok(texts[i].to_string()));
+            let rendered: Vec<&str> = if m.combined_slots.is_empty() {
+                Vec::new()
+            } else {
+                body.split(SEP).collect()
+            };
+            // More pieces than slots means a value held a separator: take the exact path.
+            if rendered.len() == m.combined_slots.len() {
+                for (&i, text) in m.combined_slots.iter().zip(rendered) {
+                    texts[i] = Some(text.to_string());
+                }
+                return self.assemble(|i| Ok(texts[i].take().unwrap_or_default()));
             }
-            // A value contained a separator: fall through to the exact, slower path.
         }
         self.map_slot_by_slot(&ctx)
     }
@@ -342,14 +402,14 @@ impl MapperSession<'_> {
     }
 
     /// Build the customer from slot texts (`text(i)`), collecting every problem.
-    fn assemble(&self, text: impl Fn(usize) -> Result<String, minijinja::Error>) -> Outcome {
+    fn assemble(&self, mut text: impl FnMut(usize) -> Result<String, minijinja::Error>) -> Outcome {
         let mut rendered = Vec::with_capacity(self.mapper.fields.len());
         let mut errors = Vec::new();
         for mapped in &self.mapper.fields {
             let (field, result) = match mapped {
                 Mapped::Scalar(f, i) => (*f, text(*i)),
-                Mapped::List(f, ids) => (*f, list(ids, &text).map(|v| v.join(","))),
-                Mapped::Map(f, entries) => (*f, map_json(entries, &text)),
+                Mapped::List(f, ids) => (*f, list(ids, &mut text).map(|v| v.join(","))),
+                Mapped::Map(f, entries) => (*f, map_json(entries, &mut text)),
             };
             match result {
                 Ok(s) => rendered.push((field, s)),
@@ -377,7 +437,7 @@ impl MapperSession<'_> {
 
 fn list(
     ids: &[usize],
-    text: &impl Fn(usize) -> Result<String, minijinja::Error>,
+    text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
 ) -> Result<Vec<String>, minijinja::Error> {
     let mut out = Vec::with_capacity(ids.len());
     for &i in ids {
@@ -392,7 +452,7 @@ fn list(
 
 fn map_json(
     entries: &[(String, MapSlot)],
-    text: &impl Fn(usize) -> Result<String, minijinja::Error>,
+    text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
 ) -> Result<String, minijinja::Error> {
     let mut obj = serde_json::Map::new();
     for (key, entry) in entries {
@@ -416,4 +476,133 @@ fn map_json(
     } else {
         Json::Object(obj).to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{RecordSource, RowData};
+
+    fn mapper(yaml_mapping: serde_json::Value, filter: Option<&str>) -> Mapper {
+        let vars = serde_json::json!({"cc": "86"});
+        Mapper::new(
+            yaml_mapping.as_object().unwrap(),
+            filter,
+            vars.as_object().unwrap(),
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
+    fn json_record(row: u64, v: serde_json::Value) -> Record {
+        Record {
+            row,
+            line: row,
+            data: Ok(RowData::Json(v.as_object().unwrap().clone())),
+        }
+    }
+
+    fn csv_records(text: &str) -> Vec<Record> {
+        let src = crate::source::CsvSource::new(
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            crate::source::CsvOptions {
+                delimiter: b',',
+                quote: b'"',
+                header: true,
+                columns: None,
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        Box::new(src)
+            .for_each(&mut |r| {
+                out.push(r);
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    fn summary(o: &Outcome) -> String {
+        match o {
+            Outcome::Valid(c) => serde_json::to_string(c).unwrap(),
+            Outcome::Skipped => "skipped".into(),
+            Outcome::Rejected(e) => format!(
+                "rejected {:?}",
+                e.iter().map(|e| (&e.field, &e.rule)).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    const CSV: &str = "name,kind,phone\nAnn,a,139 1234 5678\nBob,b,+1 415 555 0100\nCid,a,n/a\n";
+
+    fn run(m: &Mapper, records: Vec<Record>) -> Vec<String> {
+        let s = m.session();
+        records.into_iter().map(|r| summary(&s.map(r))).collect()
+    }
+
+    #[test]
+    fn every_filter_form_gives_the_same_partition() {
+        let mapping = serde_json::json!({"full_name": "{{ row.name }}", "sms_phone": "{{ row.phone | phone(vars.cc) }}"});
+        let expected = vec![
+            r#"{"full_name":"Ann","sms_phone":"8613912345678"}"#.to_string(),
+            "skipped".to_string(),
+            r#"rejected [("sms_phone", "template")]"#.to_string(),
+        ];
+        for filter in [
+            "{{ row.kind == 'a' }}",                  // native condition
+            "row.kind != 'b'",                        // bare expression, native
+            "{{ row.kind in ['a'] }}",                // minijinja expression
+            "{% if row.kind == 'a' %}yes{% endif %}", // rendered template
+        ] {
+            let m = mapper(mapping.clone(), Some(filter));
+            assert_eq!(run(&m, csv_records(CSV)), expected, "filter {filter}");
+        }
+    }
+
+    #[test]
+    fn native_jinja_and_mixed_mappings_agree() {
+        let native = serde_json::json!({"full_name": "{{ row.name }}", "sms_phone": "{{ row.phone | phone(vars.cc) }}", "remark": "{{ row.kind | upper }}"});
+        let jinja = serde_json::json!({"full_name": "{{ row.name ~ '' }}", "sms_phone": "{{ (row.phone | phone(vars.cc)) ~ '' }}", "remark": "{{ row.kind | upper | string }}"});
+        let mixed = serde_json::json!({"full_name": "{{ row.name }}", "sms_phone": "{{ (row.phone | phone(vars.cc)) ~ '' }}", "remark": "{{ row.kind | upper }}"});
+        let a = run(&mapper(native, None), csv_records(CSV));
+        assert_eq!(a, run(&mapper(jinja, None), csv_records(CSV)));
+        assert_eq!(a, run(&mapper(mixed, None), csv_records(CSV)));
+        assert_eq!(
+            a[1],
+            r#"{"full_name":"Bob","sms_phone":"14155550100","remark":"B"}"#
+        );
+    }
+
+    #[test]
+    fn a_value_holding_the_separator_takes_the_exact_path() {
+        let m = mapper(
+            serde_json::json!({"full_name": "{{ row.name ~ '' }}", "email": "{{ row.e ~ '' }}"}),
+            None,
+        );
+        let s = m.session();
+        let out = s.map(json_record(
+            1,
+            serde_json::json!({"name": "A\u{1f}B", "e": "x@y"}),
+        ));
+        assert_eq!(
+            summary(&out),
+            "{\"full_name\":\"A\u{1f}B\",\"email\":\"x@y\"}".replace("\u{1f}", "\\u001f")
+        );
+    }
+
+    #[test]
+    fn a_non_text_json_value_falls_back_to_minijinja() {
+        let m = mapper(
+            serde_json::json!({"full_name": "{{ row.name }}", "sms_phone": "{{ row.phone | digits }}"}),
+            None,
+        );
+        let out = m.session().map(json_record(
+            1,
+            serde_json::json!({"name": "Ann", "phone": 8613912345678_i64}),
+        ));
+        assert_eq!(
+            summary(&out),
+            r#"{"full_name":"Ann","sms_phone":"8613912345678"}"#
+        );
+    }
 }
