@@ -43,6 +43,82 @@ pub enum Command {
     },
     /// Print the job file JSON Schema (the one `validate` uses).
     Schema,
+    /// Print the string-to-sign (secret masked) and the signature, to debug error 1003.
+    /// The secret comes from the environment, never from a flag.
+    Sign {
+        #[arg(long)]
+        access_key: String,
+        #[arg(long, default_value = "mt")]
+        action: String,
+        #[arg(long, default_value = "2")]
+        biz_type: String,
+        /// Milliseconds since the epoch (default: now).
+        #[arg(long)]
+        ts: Option<String>,
+        /// The exact body bytes: a file, or - for standard input (default: empty body).
+        #[arg(long)]
+        body: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = AlgorithmArg::Md5)]
+        algorithm: AlgorithmArg,
+        /// The environment variable holding the secret.
+        #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
+        secret_env: String,
+    },
+    /// Run the CDP API simulator (CDP-API §2–§6) as an HTTP server on loopback.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AlgorithmArg {
+    Md5,
+    Sha256,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: std::net::SocketAddr,
+    /// SQLite file holding the customers (kept between runs); in memory when absent.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    #[arg(long, default_value = crate::sim::SIM_ACCESS_KEY)]
+    pub access_key: String,
+    /// The environment variable holding the secret; the built-in one when it is unset.
+    #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
+    pub secret_env: String,
+    #[arg(long, default_value_t = crate::sim::SIM_TENANT_ID)]
+    pub tenant_id: i64,
+    #[arg(long, default_value = crate::sim::SIM_APP_KEY)]
+    pub app_key: String,
+    /// An agent that exists (repeatable); default agent-1 and agent-2.
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+    /// Delay before every answer.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Probability of an injected HTTP 503.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub fail_5xx: f64,
+    /// Probability of an injected HTTP 429 with Retry-After: 1.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub fail_429: f64,
+    /// Probability of applying a request and then dropping the connection unanswered.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub drop: f64,
+    /// Answer the first authenticated request with 1004 (timestamp expired).
+    #[arg(long)]
+    pub expire_ts_once: bool,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+    }
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

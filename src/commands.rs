@@ -2,11 +2,12 @@
 
 use std::io::Write as _;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AlgorithmArg, Cli, Command, SimArgs};
 use crate::error::{Error, Result};
-use crate::job::model::{JobKind, VarOverrides};
+use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
 use crate::job::{self, schema};
 use crate::plan;
+use crate::secret::Secret;
 
 /// Run the parsed command line; returns the process exit code.
 pub fn execute(cli: Cli) -> Result<i32> {
@@ -22,7 +23,154 @@ pub fn execute(cli: Cli) -> Result<i32> {
             print!("{}", schema::SCHEMA_TEXT);
             Ok(0)
         }
+        Command::Sign {
+            access_key,
+            action,
+            biz_type,
+            ts,
+            body,
+            algorithm,
+            secret_env,
+        } => sign(SignArgs {
+            access_key,
+            action,
+            biz_type,
+            ts,
+            body,
+            algorithm,
+            secret_env,
+        }),
+        Command::Sim(args) => sim(args),
     }
+}
+
+struct SignArgs {
+    access_key: String,
+    action: String,
+    biz_type: String,
+    ts: Option<String>,
+    body: Option<std::path::PathBuf>,
+    algorithm: AlgorithmArg,
+    secret_env: String,
+}
+
+fn sign(a: SignArgs) -> Result<i32> {
+    use std::io::Read as _;
+
+    use crate::api::sign::{SignedHeaders, sign, string_to_sign_public};
+    let secret = Secret::from_env(&a.secret_env).map_err(Error::Usage)?;
+    let body = match &a.body {
+        None => Vec::new(),
+        Some(p) if p.as_os_str() == "-" => {
+            let mut b = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .map_err(|e| Error::Usage(format!("cannot read the body from stdin: {e}")))?;
+            b
+        }
+        Some(p) => std::fs::read(p)
+            .map_err(|e| Error::Usage(format!("cannot read the body {}: {e}", p.display())))?,
+    };
+    let ts =
+        a.ts.unwrap_or_else(|| jiff::Timestamp::now().as_millisecond().to_string());
+    let headers = SignedHeaders {
+        access_key: &a.access_key,
+        action: &a.action,
+        biz_type: &a.biz_type,
+        ts: &ts,
+    };
+    let algorithm = match a.algorithm {
+        AlgorithmArg::Md5 => SignAlgorithm::Md5,
+        AlgorithmArg::Sha256 => SignAlgorithm::Sha256,
+    };
+    let public = String::from_utf8_lossy(&string_to_sign_public(&headers, &body)).into_owned();
+    println!(
+        "string to sign: {public}&accessSecret=<${}, {} characters>",
+        a.secret_env,
+        secret.expose().chars().count()
+    );
+    println!(
+        "algorithm: {}",
+        if algorithm == SignAlgorithm::Md5 {
+            "md5"
+        } else {
+            "sha256"
+        }
+    );
+    println!("sign: {}", sign(algorithm, &headers, &body, &secret));
+    if body.ends_with(b"\n") {
+        eprintln!(
+            "note: the body ends with a newline, and it is signed too: the bytes sent must end with it as well"
+        );
+    }
+    Ok(0)
+}
+
+fn sim(a: SimArgs) -> Result<i32> {
+    use crate::sim::{FaultConfig, SIM_SECRET, Sim, SimConfig};
+    let secret = match std::env::var(&a.secret_env) {
+        Ok(s) if !s.is_empty() => Secret::new(s),
+        _ => {
+            eprintln!(
+                "note: ${} is not set: the simulator uses its built-in secret",
+                a.secret_env
+            );
+            Secret::new(SIM_SECRET)
+        }
+    };
+    let mut cfg = SimConfig {
+        access_key: a.access_key,
+        secret,
+        tenant_id: a.tenant_id,
+        app_key: a.app_key,
+        faults: FaultConfig {
+            latency: std::time::Duration::from_millis(a.latency_ms),
+            fail_5xx: a.fail_5xx,
+            fail_429: a.fail_429,
+            drop: a.drop,
+            expire_ts_once: a.expire_ts_once,
+            seed: a.seed,
+        },
+        ..SimConfig::default()
+    };
+    if !a.agents.is_empty() {
+        cfg.agents = a.agents;
+    }
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let sim = Sim::start(a.listen, cfg.clone(), a.state.as_deref())
+            .await
+            .map_err(|e| {
+                Error::Usage(format!("cannot start the simulator on {}: {e}", a.listen))
+            })?;
+        println!(
+            "cdpjob sim listening on {} (access key {}, tenant_id {}, app_key {})",
+            sim.base_url(),
+            cfg.access_key,
+            cfg.tenant_id,
+            cfg.app_key
+        );
+        let _ = std::io::stdout().flush();
+        wait_for_shutdown().await;
+        sim.stop().await;
+        Ok(0)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn validate(paths: &[std::path::PathBuf], vars: &VarOverrides) -> Result<i32> {

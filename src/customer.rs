@@ -199,6 +199,53 @@ impl Customer {
         }
     }
 
+    /// A customer object as the API receives it (the simulator's side of the wire): JSON
+    /// types checked, then the same rules.
+    pub fn from_json(
+        obj: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Customer, Vec<FieldError>> {
+        use serde_json::Value;
+        let mut rendered = Vec::new();
+        let mut errors = Vec::new();
+        for (key, value) in obj {
+            let Some(field) = Field::from_name(key) else {
+                errors.push(FieldError::new(
+                    key.clone(),
+                    "unknown_field",
+                    format!("{key} is not a customer field"),
+                ));
+                continue;
+            };
+            let integer = matches!(field.rule(), Rule::Integer { .. });
+            match (value, integer) {
+                (Value::Null, _) => {}
+                (Value::String(s), false) => rendered.push((field, s.clone())),
+                (Value::Number(n), true) if n.is_i64() => rendered.push((field, n.to_string())),
+                _ => errors.push(FieldError::new(
+                    key.clone(),
+                    "type",
+                    format!(
+                        "{key} must be {}",
+                        if integer { "an integer" } else { "a string" }
+                    ),
+                )),
+            }
+        }
+        match Customer::from_rendered(rendered) {
+            Ok(c) if errors.is_empty() => Ok(c),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Every present field, in API order.
+    pub fn fields(&self) -> impl Iterator<Item = (Field, &FieldValue)> {
+        self.values.iter().map(|(f, v)| (*f, v))
+    }
+
     pub fn get(&self, field: Field) -> Option<&FieldValue> {
         self.values
             .iter()
@@ -503,6 +550,31 @@ mod tests {
         assert_eq!(
             rules(with("{oops")),
             vec![pair("customize_field", "json_object")]
+        );
+    }
+
+    #[test]
+    fn json_customers_are_typed_and_checked() {
+        let ok: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"full_name":"A","sms_phone":"1","gender":1,"weight":null}"#)
+                .unwrap();
+        assert!(Customer::from_json(&ok).is_ok());
+        let bad: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"full_name":"A","sms_phone":1,"gender":"1","nick":"x"}"#)
+                .unwrap();
+        let rules: Vec<String> = Customer::from_json(&bad)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| format!("{}/{}", e.field, e.rule))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "sms_phone/type",
+                "gender/type",
+                "nick/unknown_field",
+                "contact/contact_channel"
+            ]
         );
     }
 

@@ -4,6 +4,7 @@
 //! from a `source`, become customers through the `mapping` templates and the vendor's rules
 //! (`customer`), and are previewed by `plan`.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod customer;
@@ -14,4 +15,6 @@ pub mod mapping;
 pub mod pipeline;
 pub mod plan;
 pub mod query;
+pub mod secret;
+pub mod sim;
 pub mod source;

@@ -61,26 +61,17 @@ fn check_base_url(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     let Some(url) = p.doc.pointer("/api/base_url").and_then(Value::as_str) else {
         return;
     };
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?']).next().unwrap_or_default();
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
-        };
-        let loopback = host == "localhost"
-            || host == "[::1]"
-            || host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            out.push(
-                Diagnostic::new(
-                    p.index.value_of("/api/base_url"),
-                    format!("`api.base_url`: plain http:// is allowed only for loopback hosts; use https://{rest}"),
-                )
-                .with_hint("customer data and signatures must not travel unencrypted"),
-            );
-        }
+    if url == "sim" {
+        return;
+    }
+    if let Err(e) = crate::api::check_base_url(url) {
+        out.push(
+            Diagnostic::new(
+                p.index.value_of("/api/base_url"),
+                format!("`api.base_url`: {e}"),
+            )
+            .with_hint("customer data and signatures must not travel unencrypted"),
+        );
     }
 }
 

@@ -1,0 +1,462 @@
+//! The simulator's customers, tags and their links in SQLite: an embedded database that stays
+//! fast at a million customers and persists to a file (`--state`, or the in-process
+//! simulator's state under the run root) so that an export after an import sees the import.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde_json::{Map, Value, json};
+
+/// Creates and queries customers; one connection behind a lock (the simulator serializes
+/// writes anyway, as one batch is one transaction).
+pub struct Store {
+    conn: Mutex<Connection>,
+    last_id: Mutex<i64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+/// A record accepted for writing: its fields (batch_create names, `tagStr` excluded) and
+/// its tag names.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub fields: Map<String, Value>,
+    pub tags: Vec<String>,
+}
+
+/// How batch_create merges into an existing customer (the body's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeMode {
+    Replace,
+    Update,
+    Keep,
+}
+
+/// The filters and paging of a query (CDP-API §5), already checked.
+#[derive(Debug, Clone, Default)]
+pub struct QuerySpec {
+    pub tenant_id: i64,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub tag_ids: Vec<i64>,
+    pub tags_all: bool,
+    pub name: Option<String>,
+    pub source_type: Option<i64>,
+    pub sms_phone: Option<String>,
+    pub whats_app_phone: Option<String>,
+    pub email: Option<String>,
+    pub viber_phone: Option<String>,
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// Snowflake-like ids: milliseconds since 2010-11-04 shifted left 22 bits, so every id is
+/// far above 2^53 — the test of whether a client keeps them exact.
+const ID_EPOCH_MS: i64 = 1_288_834_974_657;
+
+fn now_text() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+impl Store {
+    /// `None`: in memory. A path: created if missing, kept between runs.
+    pub fn open(path: Option<&Path>) -> rusqlite::Result<Store> {
+        let conn = match path {
+            Some(p) => Connection::open(p)?,
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS customers (
+                 id INTEGER PRIMARY KEY,
+                 tenant_id INTEGER NOT NULL,
+                 whats_app_phone TEXT, sms_phone TEXT, email TEXT, full_name TEXT,
+                 data TEXT NOT NULL,
+                 created_at TEXT NOT NULL,
+                 updated_at TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS customers_wa ON customers(tenant_id, whats_app_phone);
+             CREATE INDEX IF NOT EXISTS customers_sms ON customers(tenant_id, sms_phone);
+             CREATE INDEX IF NOT EXISTS customers_email ON customers(tenant_id, email);
+             CREATE INDEX IF NOT EXISTS customers_created ON customers(tenant_id, created_at);
+             CREATE TABLE IF NOT EXISTS tags (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 tenant_id INTEGER NOT NULL,
+                 name TEXT NOT NULL,
+                 UNIQUE(tenant_id, name));
+             CREATE TABLE IF NOT EXISTS customer_tags (
+                 customer_id INTEGER NOT NULL,
+                 tag_id INTEGER NOT NULL,
+                 PRIMARY KEY (customer_id, tag_id)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS customer_tags_tag ON customer_tags(tag_id, customer_id);",
+        )?;
+        let last_id: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM customers", [], |r| {
+                r.get(0)
+            })?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            last_id: Mutex::new(last_id),
+        })
+    }
+
+    fn next_id(&self) -> i64 {
+        let mut last = self.last_id.lock().expect("id lock");
+        let now = jiff::Timestamp::now().as_millisecond();
+        let candidate = (now - ID_EPOCH_MS) << 22;
+        *last = candidate.max(*last + 1);
+        *last
+    }
+
+    /// Write accepted records in one transaction; returns each one's customer id.
+    pub fn upsert(
+        &self,
+        tenant_id: i64,
+        mode: MergeMode,
+        records: &[Incoming],
+    ) -> rusqlite::Result<Vec<i64>> {
+        let mut conn = self.conn.lock().expect("store lock");
+        let tx = conn.transaction()?;
+        let mut ids = Vec::with_capacity(records.len());
+        for rec in records {
+            let existing = find_existing(&tx, tenant_id, &rec.fields)?;
+            let now = now_text();
+            let id = match existing {
+                None => {
+                    let id = self.next_id();
+                    write_row(&tx, id, tenant_id, &rec.fields, &now, Some(&now))?;
+                    set_tags(&tx, tenant_id, id, &rec.tags, true)?;
+                    id
+                }
+                Some((id, old)) => {
+                    match mode {
+                        MergeMode::Keep => {}
+                        MergeMode::Replace => {
+                            write_row(&tx, id, tenant_id, &rec.fields, &now, None)?;
+                            set_tags(&tx, tenant_id, id, &rec.tags, true)?;
+                        }
+                        MergeMode::Update => {
+                            let mut merged = old;
+                            for (k, v) in &rec.fields {
+                                merged.insert(k.clone(), v.clone());
+                            }
+                            write_row(&tx, id, tenant_id, &merged, &now, None)?;
+                            set_tags(&tx, tenant_id, id, &rec.tags, false)?;
+                        }
+                    }
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// One page of customers as the query endpoint returns them, and its paging.
+    pub fn query(
+        &self,
+        q: &QuerySpec,
+    ) -> rusqlite::Result<(Vec<Value>, super::super::api::wire::Paging)> {
+        let conn = self.conn.lock().expect("store lock");
+        let (filter_sql, filter_params) = filters(q);
+        let page_ids: Vec<i64> = if let Some(before) = q.before {
+            let mut ids = ids_where(
+                &conn,
+                &filter_sql,
+                &filter_params,
+                "id < ?",
+                before,
+                "DESC",
+                q.limit,
+            )?;
+            ids.reverse();
+            ids
+        } else {
+            ids_where(
+                &conn,
+                &filter_sql,
+                &filter_params,
+                "id > ?",
+                q.after.unwrap_or(i64::MIN),
+                "ASC",
+                q.limit,
+            )?
+        };
+        let mut paging = super::super::api::wire::Paging::default();
+        if let (Some(first), Some(last)) = (page_ids.first(), page_ids.last()) {
+            paging.before = Some(*first);
+            paging.after = Some(*last);
+            paging.next = ids_where(
+                &conn,
+                &filter_sql,
+                &filter_params,
+                "id > ?",
+                *last,
+                "ASC",
+                1,
+            )?
+            .first()
+            .copied();
+            paging.previous = ids_where(
+                &conn,
+                &filter_sql,
+                &filter_params,
+                "id < ?",
+                *first,
+                "DESC",
+                q.limit,
+            )?
+            .last()
+            .copied();
+        }
+        let mut customers = Vec::with_capacity(page_ids.len());
+        for id in page_ids {
+            customers.push(load_customer(&conn, id)?);
+        }
+        Ok((customers, paging))
+    }
+
+    /// Every customer of a tenant (for tests and demos), in id order.
+    pub fn all(&self, tenant_id: i64) -> rusqlite::Result<Vec<Value>> {
+        let conn = self.conn.lock().expect("store lock");
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM customers WHERE tenant_id = ? ORDER BY id")?
+            .query_map([tenant_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter().map(|id| load_customer(&conn, id)).collect()
+    }
+
+    pub fn count(&self, tenant_id: i64) -> rusqlite::Result<i64> {
+        let conn = self.conn.lock().expect("store lock");
+        conn.query_row(
+            "SELECT COUNT(*) FROM customers WHERE tenant_id = ?",
+            [tenant_id],
+            |r| r.get(0),
+        )
+    }
+}
+
+fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
+    fields.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn find_existing(
+    conn: &Connection,
+    tenant_id: i64,
+    fields: &Map<String, Value>,
+) -> rusqlite::Result<Option<(i64, Map<String, Value>)>> {
+    for key in ["whats_app_phone", "sms_phone", "email"] {
+        let Some(v) = text(fields, key) else { continue };
+        let sql = format!(
+            "SELECT id, data FROM customers WHERE tenant_id = ? AND {key} = ? ORDER BY id LIMIT 1"
+        );
+        let hit: Option<(i64, String)> = conn
+            .query_row(&sql, params![tenant_id, v], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, data)) = hit {
+            let map = serde_json::from_str(&data).unwrap_or_default();
+            return Ok(Some((id, map)));
+        }
+    }
+    Ok(None)
+}
+
+fn write_row(
+    conn: &Connection,
+    id: i64,
+    tenant_id: i64,
+    fields: &Map<String, Value>,
+    now: &str,
+    created: Option<&str>,
+) -> rusqlite::Result<()> {
+    let data = Value::Object(fields.clone()).to_string();
+    let cols = (
+        text(fields, "whats_app_phone"),
+        text(fields, "sms_phone"),
+        text(fields, "email"),
+        text(fields, "full_name"),
+    );
+    match created {
+        Some(created) => conn.execute(
+            "INSERT INTO customers (id, tenant_id, whats_app_phone, sms_phone, email, full_name, data, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![id, tenant_id, cols.0, cols.1, cols.2, cols.3, data, created, now],
+        )?,
+        None => conn.execute(
+            "UPDATE customers SET whats_app_phone = ?, sms_phone = ?, email = ?, full_name = ?, data = ?, updated_at = ?
+             WHERE id = ?",
+            params![cols.0, cols.1, cols.2, cols.3, data, now, id],
+        )?,
+    };
+    Ok(())
+}
+
+/// Attach tags by name (created on first use); `replace` drops the customer's other tags.
+fn set_tags(
+    conn: &Connection,
+    tenant_id: i64,
+    customer: i64,
+    names: &[String],
+    replace: bool,
+) -> rusqlite::Result<()> {
+    if replace {
+        conn.execute(
+            "DELETE FROM customer_tags WHERE customer_id = ?",
+            [customer],
+        )?;
+    }
+    for name in names {
+        conn.execute(
+            "INSERT OR IGNORE INTO tags (tenant_id, name) VALUES (?, ?)",
+            params![tenant_id, name],
+        )?;
+        let tag: i64 = conn.query_row(
+            "SELECT id FROM tags WHERE tenant_id = ? AND name = ?",
+            params![tenant_id, name],
+            |r| r.get(0),
+        )?;
+        conn.execute(
+            "INSERT OR IGNORE INTO customer_tags (customer_id, tag_id) VALUES (?, ?)",
+            params![customer, tag],
+        )?;
+    }
+    Ok(())
+}
+
+type Params = Vec<rusqlite::types::Value>;
+
+fn filters(q: &QuerySpec) -> (String, Params) {
+    use rusqlite::types::Value as Sql;
+    let mut sql = vec!["tenant_id = ?".to_string()];
+    let mut p: Params = vec![Sql::Integer(q.tenant_id)];
+    if let Some(t) = &q.start_time {
+        sql.push("created_at >= ?".into());
+        p.push(Sql::Text(t.clone()));
+    }
+    if let Some(t) = &q.end_time {
+        sql.push("created_at < ?".into());
+        p.push(Sql::Text(t.clone()));
+    }
+    for (col, v) in [
+        ("sms_phone", &q.sms_phone),
+        ("whats_app_phone", &q.whats_app_phone),
+        ("email", &q.email),
+    ] {
+        if let Some(v) = v {
+            sql.push(format!("{col} = ?"));
+            p.push(Sql::Text(v.clone()));
+        }
+    }
+    if let Some(v) = &q.viber_phone {
+        sql.push("json_extract(data, '$.viber_phone') = ?".into());
+        p.push(Sql::Text(v.clone()));
+    }
+    if let Some(name) = &q.name {
+        sql.push("(full_name LIKE ? OR json_extract(data, '$.first_name') = ? OR json_extract(data, '$.last_name') = ?)".into());
+        p.push(Sql::Text(format!("%{name}%")));
+        p.push(Sql::Text(name.clone()));
+        p.push(Sql::Text(name.clone()));
+    }
+    if let Some(st) = q.source_type {
+        // Everything the simulator holds came through the API: source type 6.
+        sql.push("? = 6".into());
+        p.push(Sql::Integer(st));
+    }
+    if !q.tag_ids.is_empty() {
+        let marks = vec!["?"; q.tag_ids.len()].join(", ");
+        let having = if q.tags_all {
+            format!(
+                " GROUP BY customer_id HAVING COUNT(DISTINCT tag_id) = {}",
+                q.tag_ids.len()
+            )
+        } else {
+            String::new()
+        };
+        sql.push(format!(
+            "id IN (SELECT customer_id FROM customer_tags WHERE tag_id IN ({marks}){having})"
+        ));
+        p.extend(q.tag_ids.iter().map(|t| Sql::Integer(*t)));
+    }
+    (sql.join(" AND "), p)
+}
+
+fn ids_where(
+    conn: &Connection,
+    filter_sql: &str,
+    filter_params: &Params,
+    cursor_sql: &str,
+    cursor: i64,
+    order: &str,
+    limit: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    let sql = format!(
+        "SELECT id FROM customers WHERE {filter_sql} AND {cursor_sql} ORDER BY id {order} LIMIT {limit}"
+    );
+    let mut params = filter_params.clone();
+    params.push(rusqlite::types::Value::Integer(cursor));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let ids: Vec<i64> = stmt
+        .query_map(params_from_iter(params), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// A customer as the query endpoint shows it (CDP-API §5 names: `whatsApp_phone`).
+fn load_customer(conn: &Connection, id: i64) -> rusqlite::Result<Value> {
+    let (tenant_id, data, created, updated): (i64, String, String, String) = conn.query_row(
+        "SELECT tenant_id, data, created_at, updated_at FROM customers WHERE id = ?",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let fields: Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
+    let mut tag_stmt = conn.prepare_cached(
+        "SELECT t.id, t.name FROM tags t JOIN customer_tags ct ON ct.tag_id = t.id WHERE ct.customer_id = ? ORDER BY t.id",
+    )?;
+    let tags: Vec<Value> = tag_stmt
+        .query_map([id], |r| {
+            Ok(json!({"id": r.get::<_, i64>(0)?, "tag_name": r.get::<_, String>(1)?}))
+        })?
+        .collect::<Result<_, _>>()?;
+    let get = |k: &str| fields.get(k).cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "id": id,
+        "first_name": get("first_name"),
+        "last_name": get("last_name"),
+        "full_name": get("full_name"),
+        "sms_phone": get("sms_phone"),
+        "whatsApp_phone": get("whats_app_phone"),
+        "viber_phone": get("viber_phone"),
+        "line": get("line"),
+        "messenger": get("messenger"),
+        "instagram": get("instagram"),
+        "zalo": get("zalo"),
+        "email": get("email"),
+        "country": get("country"),
+        "address": get("address"),
+        "birthday": get("birthday"),
+        "remark": get("remark"),
+        "time_zone": get("time_zone"),
+        "source_type": 6,
+        "source_channel_key": "",
+        "gender": get("gender"),
+        "belong_seat_user": get("belong_seat_user"),
+        "created_at": created.replace(' ', "T"),
+        "updated_at": updated.replace(' ', "T"),
+        "status": 1,
+        "tags": tags,
+        "whatApp_subscribe": 1,
+        "sms_subscribe": 1,
+        "customize_field": get("customize_field"),
+        "tenant_id": tenant_id,
+        "weight": get("weight"),
+    }))
+}
