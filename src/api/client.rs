@@ -434,9 +434,9 @@ impl Client {
                 Ok((envelope.code, envelope.message, data))
             }
             CODE_TS_EXPIRED => {
-                // The Date header has 1 s resolution; half the round trip is the best guess
-                // of when the server stamped it.
-                let offset = server_date.map(|d| d - (sent_at + now_ms()) / 2);
+                // The Date header is truncated to the second (+500 ms centres it); the middle
+                // of the round trip is the best guess of when the server stamped it.
+                let offset = server_date.map(|d| d + 500 - (sent_at + now_ms()) / 2);
                 if let Some(o) = offset
                     && o.abs() > 30_000
                 {

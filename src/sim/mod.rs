@@ -40,6 +40,12 @@ pub struct SimConfig {
     /// Agents that exist, for `belong_seat_user` and strict binding.
     pub agents: Vec<String>,
     pub faults: FaultConfig,
+    /// Hand out sequential ids from this one instead of time-based ones (tests of exact
+    /// 64-bit ids such as 2^53 + 1).
+    pub id_start: Option<i64>,
+    /// The simulator's clock runs this many milliseconds ahead of the machine's (its `Date`
+    /// header and its timestamp check both use it), to exercise clock-offset handling.
+    pub clock_skew_ms: i64,
 }
 
 impl Default for SimConfig {
@@ -51,6 +57,8 @@ impl Default for SimConfig {
             app_key: SIM_APP_KEY.into(),
             agents: vec!["agent-1".into(), "agent-2".into()],
             faults: FaultConfig::default(),
+            id_start: None,
+            clock_skew_ms: 0,
         }
     }
 }
@@ -72,9 +80,13 @@ impl Sim {
         cfg: SimConfig,
         state: Option<&Path>,
     ) -> std::io::Result<Sim> {
-        let store = Arc::new(Store::open(state).map_err(|e| {
+        let store = Store::open(state).map_err(|e| {
             std::io::Error::other(format!("cannot open the simulator state {state:?}: {e}"))
-        })?);
+        })?;
+        if let Some(start) = cfg.id_start {
+            store.use_sequential_ids(start);
+        }
+        let store = Arc::new(store);
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let app = routes::router(Arc::new(routes::App {

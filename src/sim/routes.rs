@@ -190,7 +190,22 @@ async fn gate(
             .body(Body::from_stream(broken))
             .expect("a response builds");
     }
-    axum::Json(envelope(answer.code, &answer.message, answer.data)).into_response()
+    let mut response =
+        axum::Json(envelope(answer.code, &answer.message, answer.data)).into_response();
+    if app.cfg.clock_skew_ms != 0 {
+        // hyper stamps the real time; a skewed simulator states its own.
+        let now = jiff::Timestamp::from_millisecond(now_ms(&app))
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let date = now.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(v) = header::HeaderValue::from_str(&date) {
+            response.headers_mut().insert(header::DATE, v);
+        }
+    }
+    response
+}
+
+fn now_ms(app: &App) -> i64 {
+    jiff::Timestamp::now().as_millisecond() + app.cfg.clock_skew_ms
 }
 
 fn authenticate(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), Answer> {
@@ -217,7 +232,7 @@ fn authenticate(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), Answe
     let Ok(ts_ms) = ts.parse::<i64>() else {
         return Err(Answer::err(1002, "ts must be milliseconds since the epoch"));
     };
-    if (jiff::Timestamp::now().as_millisecond() - ts_ms).abs() > 60_000 {
+    if (now_ms(app) - ts_ms).abs() > 60_000 {
         return Err(Answer::err(1004, "timestamp expired"));
     }
     let algorithm = match get("algorithm") {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 pub struct Store {
     conn: Mutex<Connection>,
     last_id: Mutex<i64>,
+    sequential: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,13 +106,25 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             last_id: Mutex::new(last_id),
+            sequential: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// From now on, ids are `start`, `start + 1`, … (above any id already held).
+    pub fn use_sequential_ids(&self, start: i64) {
+        let mut last = self.last_id.lock().expect("id lock");
+        *last = (*last).max(start - 1);
+        self.sequential
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn next_id(&self) -> i64 {
         let mut last = self.last_id.lock().expect("id lock");
-        let now = jiff::Timestamp::now().as_millisecond();
-        let candidate = (now - ID_EPOCH_MS) << 22;
+        let candidate = if self.sequential.load(std::sync::atomic::Ordering::SeqCst) {
+            0
+        } else {
+            (jiff::Timestamp::now().as_millisecond() - ID_EPOCH_MS) << 22
+        };
         *last = candidate.max(*last + 1);
         *last
     }

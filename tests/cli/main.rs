@@ -2,5 +2,6 @@
 
 mod common;
 mod plan;
+mod sign_and_sim;
 mod sources;
 mod validate;
