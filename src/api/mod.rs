@@ -2,6 +2,7 @@
 //! with its one retry policy (`client`).
 
 pub mod client;
+pub mod connect;
 pub mod sign;
 pub mod wire;
 

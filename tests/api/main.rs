@@ -315,6 +315,77 @@ async fn dropped_connections_are_retried_and_counted() {
 }
 
 #[tokio::test]
+async fn concurrency_limits_requests_in_flight() {
+    let sim = sim(SimConfig {
+        faults: FaultConfig {
+            latency: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let c = std::sync::Arc::new(client(&sim, |c| c.concurrency = 2));
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch = [customer("A", &format!("86139000{i:05}"), &[])];
+            c.batch_create(&request(&batch, 1, false))
+                .await
+                .unwrap()
+                .code
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 0);
+    }
+    let s = stats(&sim).await;
+    assert_eq!(s["requests"], 6);
+    assert_eq!(s["max_in_flight"], 2, "{s}");
+}
+
+#[tokio::test]
+async fn requests_per_second_spaces_requests_out() {
+    let sim = sim(SimConfig::default()).await;
+    let c = client(&sim, |c| c.requests_per_second = Some(20.0));
+    let started = Instant::now();
+    for i in 0..6 {
+        let batch = [customer("A", &format!("86139000{i:05}"), &[])];
+        c.batch_create(&request(&batch, 1, false)).await.unwrap();
+    }
+    // Six requests at 20/s need at least five gaps of 50 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(240),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_is_retried() {
+    let sim = sim(SimConfig {
+        faults: FaultConfig {
+            latency: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let c = client(&sim, |c| {
+        c.timeout = Duration::from_millis(150);
+        c.max_retries = 1;
+    });
+    let err = c
+        .batch_create(&request(&[customer("A", "8613900000001", &[])], 1, false))
+        .await
+        .unwrap_err();
+    match err {
+        ApiError::Exhausted { attempts: 2, last } => assert!(last.contains("timed out"), "{last}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn merge_modes_replace_update_keep() {
     let sim = sim(SimConfig::default()).await;
     let c = client(&sim, |_| {});
@@ -699,4 +770,41 @@ async fn state_persists_in_a_file() {
     .await
     .unwrap();
     assert_eq!(sim_customers(&sim).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_sim_job_connects_with_built_in_credentials_and_keeps_state_under_the_run_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_path = dir.path().join("job.yaml");
+    std::fs::write(dir.path().join("in.csv"), "name,email\nAnn,a@x.io\n").unwrap();
+    std::fs::write(
+        &job_path,
+        "version: 1\nname: t\nkind: batch_create\napi: {base_url: sim, tenant_id: 77, app_key: k, access_key_env: CDPJOB_TEST_NO_KEY, access_secret_env: CDPJOB_TEST_NO_SECRET}\nsource: {type: csv, path: in.csv}\nmapping: {full_name: \"{{ row.name }}\", email: \"{{ row.email }}\"}\nrun: {root: out}\n",
+    )
+    .unwrap();
+    let job = cdpjob::job::load(&job_path, &Default::default()).unwrap();
+    let conn = cdpjob::api::connect::connect(&job).await.unwrap();
+    let c = Customer::from_rendered([
+        (Field::FullName, "A".to_string()),
+        (Field::Email, "a@x.io".to_string()),
+    ])
+    .unwrap();
+    let req = BatchCreateRequest {
+        merge_type: 1,
+        tenant_id: 77,
+        app_key: "k",
+        strict_binding: false,
+        customers: &[c],
+    };
+    assert_eq!(conn.client.batch_create(&req).await.unwrap().code, 0);
+    assert!(dir.path().join("out/.sim/state.sqlite").exists());
+    drop(conn);
+    // A second connection (an export after the import) sees the customer.
+    let conn = cdpjob::api::connect::connect(&job).await.unwrap();
+    let page = conn
+        .client
+        .query(&json!({"tenant_id": 77, "app_key": "k", "limit": 10}))
+        .await
+        .unwrap();
+    assert_eq!(page.data.unwrap().customer_list.len(), 1);
 }
