@@ -41,6 +41,37 @@ pub enum Command {
         #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Execute a job: create a run directory, send the batches, write the results.
+    Run {
+        job: PathBuf,
+        /// Put the run directory here instead of <run.root>/<name>/<run-id>.
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Override a template variable (repeatable): --var country_code=44
+        #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+        /// Print only the summary, as one JSON object, on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Do not run: show the plan (the same as `cdpjob plan`).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Continue an interrupted run from its checkpoint.
+    Resume {
+        run_dir: PathBuf,
+        /// Resume even though the job file or the source changed since the run started.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a run did or is doing.
+    Status {
+        run_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the job file JSON Schema (the one `validate` uses).
     Schema,
     /// Print the string-to-sign (secret masked) and the signature, to debug error 1003.

@@ -19,6 +19,43 @@ pub fn execute(cli: Cli) -> Result<i32> {
             json,
             vars,
         } => plan(&job, limit, json, &vars.into_iter().collect()),
+        Command::Run {
+            job,
+            run_dir,
+            vars,
+            json,
+            dry_run,
+        } => {
+            let vars: VarOverrides = vars.into_iter().collect();
+            if dry_run {
+                return plan(&job, 5, json, &vars);
+            }
+            let job = job::load(&job, &vars).map_err(|e| Error::Job(vec![*e]))?;
+            if job.spec.kind != JobKind::BatchCreate {
+                return Err(Error::Usage(
+                    "running query_export jobs is not built yet (see the issue tracker); `cdpjob plan` shows the request".into(),
+                ));
+            }
+            let opts = crate::run::exec::RunOptions {
+                run_dir,
+                json,
+                force: false,
+            };
+            crate::run::exec::run(&job, &opts)
+        }
+        Command::Resume {
+            run_dir,
+            force,
+            json,
+        } => {
+            let opts = crate::run::exec::RunOptions {
+                run_dir: None,
+                json,
+                force,
+            };
+            crate::run::exec::resume(&run_dir, &opts)
+        }
+        Command::Status { run_dir, json } => crate::run::status::status(&run_dir, json),
         Command::Schema => {
             print!("{}", schema::SCHEMA_TEXT);
             Ok(0)

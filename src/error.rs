@@ -14,13 +14,16 @@ pub enum Error {
     /// Reading the source failed part way (I/O), so the preview is incomplete.
     #[error("{0}")]
     Input(String),
+    /// A run stopped early and can be resumed (or another run holds the lock).
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Job(_) | Error::Usage(_) => 2,
-            Error::Input(_) => 3,
+            Error::Input(_) | Error::Stopped(_) => 3,
         }
     }
 }

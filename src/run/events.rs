@@ -1,0 +1,94 @@
+//! What `events.jsonl` records. The journal is the run's memory: an intent is made durable
+//! before its request is sent, an outcome after the answer, so that after a crash the
+//! batches in doubt (an intent without an outcome) are known exactly.
+
+use serde::{Deserialize, Serialize};
+
+use super::run_dir::Counts;
+
+/// A request's place: batch `seq`, customers `lo..hi` of it (bisection sends halves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Part {
+    pub seq: u64,
+    pub lo: u32,
+    pub hi: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedRow {
+    pub row: u64,
+    pub customer_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub whats_app_phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedRow {
+    pub row: u64,
+    pub error_code: i64,
+    pub error_message: String,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Answer {
+    /// Per-record results.
+    Answered {
+        created: Vec<CreatedRow>,
+        failed: Vec<FailedRow>,
+    },
+    /// The whole request failed because of a record in it (12148, strict_binding false).
+    WholeFailed { code: i64, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        at: String,
+    },
+    Resumed {
+        at: String,
+    },
+    /// About to send these customers; `payload_sha256` is the hash of the exact body's
+    /// customers, so a resume can tell it re-derived the same batch.
+    Intent {
+        part: Part,
+        first_row: u64,
+        last_row: u64,
+        payload_sha256: String,
+        at: String,
+    },
+    Outcome {
+        part: Part,
+        answer: Answer,
+        attempts: u32,
+        at: String,
+    },
+    Retry {
+        path: String,
+        attempt: u32,
+        reason: String,
+        delay_ms: u64,
+        at: String,
+    },
+    Bisect {
+        part: Part,
+        code: i64,
+        at: String,
+    },
+    Stopped {
+        reason: String,
+        at: String,
+    },
+    RunFinished {
+        counts: Counts,
+        at: String,
+    },
+}
+
+pub fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}

@@ -1,0 +1,816 @@
+//! The batch_create scheduler: rows stream from the pipeline into deterministic batches, up
+//! to `concurrency` requests are in flight, every request is journaled (intent before,
+//! outcome after), and a batch's results are appended to the result files and then
+//! recorded in the checkpoint, in that order. `run` starts from nothing; `resume` starts
+//! from what the run directory says; both are this same code.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::batches::{BatchUnit, Batcher};
+use super::events::{Answer, CreatedRow, Event, FailedRow, Part, now};
+use super::journal::{self, Journal};
+use super::lock::JobLock;
+use super::run_dir::{self, Checkpoint, Counts, Manifest, RunDir};
+use crate::api::client::{ApiError, CODE_AGENT_MISSING};
+use crate::api::connect::{self, Connection};
+use crate::api::wire::BatchCreateRequest;
+use crate::error::{Error, Result};
+use crate::job::{self, Job};
+use crate::mapping::Mapper;
+use crate::{pipeline, source};
+
+/// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub run_dir: Option<PathBuf>,
+    pub json: bool,
+    /// Resume even though the job file or the source changed.
+    pub force: bool,
+}
+
+/// What a finished (or stopped) run reports, also written as `summary.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub run_dir: String,
+    pub status: String,
+    pub counts: Counts,
+    pub requests: u64,
+    pub retries: u64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub elapsed_secs: f64,
+    pub stopped_reason: Option<String>,
+    pub files: serde_json::Value,
+}
+
+/// Everything the request tasks share.
+struct Shared {
+    journal: Mutex<Journal>,
+    /// Outcomes already journaled (from before a crash), by part.
+    known: Mutex<HashMap<Part, Answer>>,
+    /// Payload hashes of journaled intents, to check a resume re-derived the same batch.
+    intents: HashMap<Part, String>,
+    conn: Connection,
+    tenant_id: i64,
+    app_key: String,
+    merge_type: u8,
+    strict: bool,
+    requests: AtomicU64,
+}
+
+/// Created and failed rows of a part of a batch.
+type Resolved = (Vec<CreatedRow>, Vec<FailedRow>);
+/// The boxed future of a (recursive) resolution.
+type Resolving<'a> =
+    std::pin::Pin<Box<dyn Future<Output = std::result::Result<Resolved, Stop>> + Send + 'a>>;
+
+/// Why the run stopped early.
+#[derive(Debug, Clone)]
+struct Stop(String);
+
+fn io_stop(what: &str, e: std::io::Error) -> Stop {
+    Stop(format!(
+        "{what} failed: {e}; the run stopped and can be resumed"
+    ))
+}
+
+impl Shared {
+    fn log(&self, event: &Event) -> std::result::Result<(), Stop> {
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .append(event)
+            .map_err(|e| io_stop("writing the journal", e))
+    }
+
+    /// Resolve customers `lo..hi` of `unit`: from the journal if answered before, else by
+    /// sending them; a whole-request 12148 is bisected until the culprits are alone.
+    fn resolve<'a>(self: &'a Arc<Self>, unit: &'a BatchUnit, lo: u32, hi: u32) -> Resolving<'a> {
+        Box::pin(async move {
+            let part = Part {
+                seq: unit.seq,
+                lo,
+                hi,
+            };
+            let known = self.known.lock().expect("known lock").get(&part).cloned();
+            let answer = match known {
+                Some(a) => a,
+                None => self.send(unit, part).await?,
+            };
+            match answer {
+                Answer::Answered { created, failed } => Ok((created, failed)),
+                Answer::WholeFailed { code, message } if hi - lo > 1 => {
+                    self.log(&Event::Bisect {
+                        part,
+                        code,
+                        at: now(),
+                    })?;
+                    let mid = lo + (hi - lo) / 2;
+                    let (mut c1, mut f1) = self.resolve(unit, lo, mid).await?;
+                    let (c2, f2) = self.resolve(unit, mid, hi).await?;
+                    c1.extend(c2);
+                    f1.extend(f2);
+                    let _ = message;
+                    Ok((c1, f1))
+                }
+                Answer::WholeFailed { code, message } => Ok((
+                    Vec::new(),
+                    vec![FailedRow {
+                        row: unit.customers[lo as usize].0,
+                        error_code: code,
+                        error_message: message,
+                    }],
+                )),
+            }
+        })
+    }
+
+    async fn send(&self, unit: &BatchUnit, part: Part) -> std::result::Result<Answer, Stop> {
+        let slice = &unit.customers[part.lo as usize..part.hi as usize];
+        let customers: Vec<_> = slice.iter().map(|(_, c)| c.clone()).collect();
+        let request = BatchCreateRequest {
+            merge_type: self.merge_type,
+            tenant_id: self.tenant_id,
+            app_key: &self.app_key,
+            strict_binding: self.strict,
+            customers: &customers,
+        };
+        let body = serde_json::to_vec(&request).expect("a request serializes");
+        let hash = run_dir::sha256_hex(&body);
+        if let Some(previous) = self.intents.get(&part)
+            && *previous != hash
+        {
+            return Err(Stop(format!(
+                "batch {} is not the batch the journal recorded (its customers differ): the source or the job changed; start a new run",
+                part.seq
+            )));
+        }
+        crate::failpoint!("before_intent");
+        self.log(&Event::Intent {
+            part,
+            first_row: slice.first().map_or(0, |c| c.0),
+            last_row: slice.last().map_or(0, |c| c.0),
+            payload_sha256: hash,
+            at: now(),
+        })?;
+        crate::failpoint!("after_intent");
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = self
+            .conn
+            .client
+            .call::<crate::api::wire::BatchCreateResult>(
+                reqwest::Method::POST,
+                crate::api::wire::BATCH_CREATE_PATH,
+                "",
+                body,
+            )
+            .await
+            .map_err(|e| Stop(describe_api_error(&e)))?;
+        crate::failpoint!("after_send");
+        let answer = if reply.code == CODE_AGENT_MISSING {
+            Answer::WholeFailed {
+                code: reply.code,
+                message: reply.message.unwrap_or_default(),
+            }
+        } else {
+            let data = reply.data.unwrap_or(crate::api::wire::BatchCreateResult {
+                total_count: 0,
+                success_count: 0,
+                fail_count: 0,
+                fail_items: Vec::new(),
+                success_items: Vec::new(),
+            });
+            let mut created = Vec::new();
+            let mut failed = Vec::new();
+            let mut seen = vec![false; slice.len()];
+            for s in data.success_items {
+                if let Some((row, _)) = slice.get(s.index) {
+                    seen[s.index] = true;
+                    created.push(CreatedRow {
+                        row: *row,
+                        customer_id: s.customer_id,
+                        whats_app_phone: s.whats_app_phone,
+                    });
+                }
+            }
+            for f in data.fail_items {
+                if let Some((row, _)) = slice.get(f.index) {
+                    seen[f.index] = true;
+                    failed.push(FailedRow {
+                        row: *row,
+                        error_code: f.error_code,
+                        error_message: f.error_message.unwrap_or_default(),
+                    });
+                }
+            }
+            // A record the answer does not mention did not make it: say so, never lose it.
+            for (i, s) in seen.iter().enumerate() {
+                if !s {
+                    failed.push(FailedRow {
+                        row: slice[i].0,
+                        error_code: -1,
+                        error_message: "the API's answer did not mention this record".into(),
+                    });
+                }
+            }
+            Answer::Answered { created, failed }
+        };
+        crate::failpoint!("before_outcome");
+        self.log(&Event::Outcome {
+            part,
+            answer: answer.clone(),
+            attempts: reply.attempts,
+            at: now(),
+        })?;
+        Ok(answer)
+    }
+}
+
+fn describe_api_error(e: &ApiError) -> String {
+    match e {
+        ApiError::Refused { .. } => format!("{e}; fix it, then `cdpjob resume` the run"),
+        ApiError::Exhausted { .. } => {
+            format!("{e}; `cdpjob resume` the run when the API is reachable")
+        }
+        ApiError::Config(_) => e.to_string(),
+    }
+}
+
+/// A batch's lines for the result files.
+struct Materialized {
+    seq: u64,
+    created: Vec<String>,
+    failed: Vec<String>,
+    rejected: Vec<String>,
+    counts: Counts,
+}
+
+fn materialize(unit: &BatchUnit, created: Vec<CreatedRow>, failed: Vec<FailedRow>) -> Materialized {
+    let line = |v: serde_json::Value| v.to_string();
+    let mut created = created;
+    created.sort_by_key(|c| c.row);
+    let mut failed = failed;
+    failed.sort_by_key(|f| f.row);
+    let counts = Counts {
+        rows: unit.rows(),
+        created: created.len() as u64,
+        failed: failed.len() as u64,
+        rejected: unit.rejected.len() as u64,
+        skipped: unit.skipped,
+    };
+    Materialized {
+        seq: unit.seq,
+        created: created.iter().map(|c| serde_json::to_string(c).expect("serializes")).collect(),
+        failed: failed.iter().map(|f| serde_json::to_string(f).expect("serializes")).collect(),
+        rejected: unit
+            .rejected
+            .iter()
+            .map(|(row, errors)| {
+                line(json!({"row": row, "errors": errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()}))
+            })
+            .collect(),
+        counts,
+    }
+}
+
+/// The result files, appended in batch-completion order, each made durable before the
+/// checkpoint that counts it.
+struct Results {
+    created: File,
+    failed: File,
+    rejected: File,
+}
+
+fn open_append(path: &Path, len: u64) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).write(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    // Whatever a crash left after the checkpointed length is re-derived from the journal.
+    f.set_len(len)?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0))?;
+    Ok(f)
+}
+
+impl Results {
+    fn open(dir: &RunDir, cp: &Checkpoint) -> std::io::Result<Results> {
+        Ok(Results {
+            created: open_append(&dir.file(run_dir::CREATED), cp.created_len)?,
+            failed: open_append(&dir.file(run_dir::FAILED), cp.failed_len)?,
+            rejected: open_append(&dir.file(run_dir::REJECTED), cp.rejected_len)?,
+        })
+    }
+
+    fn append(
+        &mut self,
+        m: &Materialized,
+        cp: &mut Checkpoint,
+        durable: bool,
+    ) -> std::io::Result<()> {
+        for (file, lines, len) in [
+            (&mut self.created, &m.created, &mut cp.created_len),
+            (&mut self.failed, &m.failed, &mut cp.failed_len),
+            (&mut self.rejected, &m.rejected, &mut cp.rejected_len),
+        ] {
+            if lines.is_empty() {
+                continue;
+            }
+            let mut buf = lines.join("\n");
+            buf.push('\n');
+            file.write_all(buf.as_bytes())?;
+            if durable {
+                file.sync_data()?;
+            }
+            *len += buf.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// fsyncs can be switched off only to measure what they cost (`CDPJOB_UNSAFE_NO_FSYNC=1`).
+fn durable() -> bool {
+    std::env::var_os("CDPJOB_UNSAFE_NO_FSYNC").is_none()
+}
+
+fn add(c: &mut Counts, d: &Counts) {
+    c.rows += d.rows;
+    c.created += d.created;
+    c.failed += d.failed;
+    c.rejected += d.rejected;
+    c.skipped += d.skipped;
+}
+
+/// `cdpjob run JOB`.
+pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
+    let src = job
+        .spec
+        .source
+        .as_ref()
+        .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+    let root = job.resolve(&job.spec.run.root).join(&job.spec.name);
+    run_dir::create_private_dir(&root)
+        .map_err(|e| Error::Usage(format!("cannot create {}: {e}", root.display())))?;
+    let lock = acquire_lock(&root)?;
+    let run_id = new_run_id_for(opts);
+    let dir = RunDir {
+        path: opts.run_dir.clone().unwrap_or_else(|| root.join(&run_id)),
+    };
+    if dir.file(run_dir::MANIFEST).exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a run: `cdpjob resume {}` continues it",
+            dir.path.display(),
+            dir.path.display()
+        )));
+    }
+    run_dir::create_private_dir(&dir.path)
+        .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.path.display())))?;
+    let source_path = job.resolve(&src.path);
+    let fingerprint = if src.path == "-" {
+        run_dir::SourceFingerprint {
+            path: "-".into(),
+            size: 0,
+            sha256: String::new(),
+        }
+    } else {
+        run_dir::fingerprint(&source_path)
+            .map_err(|e| Error::Usage(format!("cannot read {}: {e}", source_path.display())))?
+    };
+    let manifest = Manifest {
+        cdpjob_version: env!("CARGO_PKG_VERSION").into(),
+        run_id: run_id.clone(),
+        job_path: std::fs::canonicalize(&job.path)
+            .unwrap_or(job.path.clone())
+            .display()
+            .to_string(),
+        job_text: job.text.clone(),
+        job_sha256: run_dir::sha256_hex(job.text.as_bytes()),
+        source: fingerprint,
+        vars: job.vars.clone(),
+        started_at: now(),
+    };
+    run_dir::write_json_atomic(&dir.file(run_dir::MANIFEST), &manifest)
+        .map_err(|e| Error::Input(format!("cannot write the manifest: {e}")))?;
+    if !opts.json {
+        eprintln!("run directory: {}", dir.path.display());
+    }
+    execute(job, &dir, &manifest, opts, lock, false)
+}
+
+fn new_run_id_for(opts: &RunOptions) -> String {
+    match &opts.run_dir {
+        Some(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(run_dir::new_run_id),
+        None => run_dir::new_run_id(),
+    }
+}
+
+fn acquire_lock(root: &Path) -> Result<JobLock> {
+    JobLock::acquire(&root.join(".lock"), |w| eprintln!("warning: {w}")).map_err(|e| match e {
+        super::lock::LockError::Held { .. } => Error::Stopped(e.to_string()),
+        other => Error::Input(other.to_string()),
+    })
+}
+
+/// `cdpjob resume RUN_DIR`.
+pub fn resume(path: &Path, opts: &RunOptions) -> Result<i32> {
+    let dir = RunDir {
+        path: path.to_path_buf(),
+    };
+    let manifest: Manifest = run_dir::read_json(&dir.file(run_dir::MANIFEST))
+        .map_err(|e| Error::Usage(format!("{} is not a run directory: {e}", path.display())))?;
+    let job_path = PathBuf::from(&manifest.job_path);
+    let overrides = manifest
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    let job = job::load(&job_path, &overrides).map_err(|e| Error::Job(vec![*e]))?;
+    if run_dir::sha256_hex(job.text.as_bytes()) != manifest.job_sha256 && !opts.force {
+        return Err(Error::Usage(format!(
+            "the job file {} changed since the run started; resuming could mix two jobs' rows. Start a new run, or pass --force",
+            job_path.display()
+        )));
+    }
+    if let Some(src) = &job.spec.source {
+        if src.path == "-" {
+            return Err(Error::Usage(
+                "this run read standard input, which cannot be read again: start a new run".into(),
+            ));
+        }
+        let now_fp = run_dir::fingerprint(&job.resolve(&src.path))
+            .map_err(|e| Error::Usage(format!("cannot read the source: {e}")))?;
+        let same = now_fp.size == manifest.source.size && now_fp.sha256 == manifest.source.sha256;
+        if !same && !opts.force {
+            return Err(Error::Usage(format!(
+                "the source {} changed since the run started (size or content); resuming would send different rows as the same batches. Start a new run, or pass --force",
+                now_fp.path
+            )));
+        }
+    }
+    let root = job.resolve(&job.spec.run.root).join(&job.spec.name);
+    let lock = acquire_lock(&root)?;
+    if let Ok(summary) = run_dir::read_json::<Summary>(&dir.file(run_dir::SUMMARY))
+        && summary.status == "finished"
+    {
+        if !opts.json {
+            eprintln!(
+                "the run {} has already finished: nothing to do",
+                manifest.run_id
+            );
+        }
+        report(&summary, opts);
+        return Ok(exit_code(&summary));
+    }
+    execute(&job, &dir, &manifest, opts, lock, true)
+}
+
+fn execute(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    opts: &RunOptions,
+    _lock: JobLock,
+    resuming: bool,
+) -> Result<i32> {
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(execute_async(job, dir, manifest, opts, resuming))
+}
+
+async fn execute_async(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    opts: &RunOptions,
+    resuming: bool,
+) -> Result<i32> {
+    let started = Instant::now();
+    let durable = durable();
+    let fail = |what: &str, e: std::io::Error| {
+        Error::Stopped(format!("{what}: {e}; the run can be resumed"))
+    };
+    let mut checkpoint: Checkpoint = match run_dir::read_json(&dir.file(run_dir::CHECKPOINT)) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoint::default(),
+        Err(e) => return Err(fail("cannot read the checkpoint", e)),
+    };
+    let (events, _) = journal::read_all::<Event>(&dir.file(run_dir::EVENTS))
+        .map_err(|e| fail("cannot read the journal", e))?;
+    let mut known = HashMap::new();
+    let mut intents = HashMap::new();
+    for e in events {
+        match e {
+            Event::Intent {
+                part,
+                payload_sha256,
+                ..
+            } => {
+                intents.insert(part, payload_sha256);
+            }
+            Event::Outcome { part, answer, .. } => {
+                known.insert(part, answer);
+            }
+            _ => {}
+        }
+    }
+    let mut results =
+        Results::open(dir, &checkpoint).map_err(|e| fail("cannot open the result files", e))?;
+    let journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
+        .map_err(|e| fail("cannot open the journal", e))?;
+    let conn = connect::connect(job).await.map_err(Error::Usage)?;
+    let retries = Arc::new(AtomicU64::new(0));
+    let shared = Arc::new(Shared {
+        journal: Mutex::new(journal),
+        known: Mutex::new(known),
+        intents,
+        conn,
+        tenant_id: job.spec.api.tenant_id,
+        app_key: job.spec.api.app_key.clone(),
+        merge_type: job.spec.merge.wire_type(),
+        strict: job.spec.strict_binding,
+        requests: AtomicU64::new(0),
+    });
+    {
+        let weak = Arc::downgrade(&shared);
+        let retries = Arc::clone(&retries);
+        shared.conn.client.on_retry(move |n| {
+            retries.fetch_add(1, Ordering::Relaxed);
+            if let Some(s) = weak.upgrade() {
+                let _ = s.log(&Event::Retry {
+                    path: n.path.to_string(),
+                    attempt: n.attempt,
+                    reason: n.reason.clone(),
+                    delay_ms: n.delay.as_millis() as u64,
+                    at: now(),
+                });
+            }
+        });
+    }
+    shared
+        .log(&if resuming {
+            Event::Resumed { at: now() }
+        } else {
+            Event::RunStarted {
+                run_id: manifest.run_id.clone(),
+                at: now(),
+            }
+        })
+        .map_err(|s| Error::Stopped(s.0))?;
+
+    // The reader: a thread streaming units in order; stops when the receiver goes away.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<BatchUnit>(job.spec.api.concurrency * 2 + 2);
+    let src_spec = job.spec.source.clone().expect("checked by run/resume");
+    let mapping = job.spec.mapping.clone().unwrap_or_default();
+    let mapper = Mapper::new(&mapping, job.spec.filter.as_deref(), &job.vars)
+        .map_err(|p| Error::Usage(format!("templates did not compile: {}", p[0].message)))?;
+    let job_dir = job.dir.clone();
+    let batch_size = job.spec.batch_size;
+    let reader = std::thread::spawn(move || -> std::result::Result<(), String> {
+        let source = source::open(&src_spec, &job_dir).map_err(|e| e.to_string())?;
+        let mut batcher = Batcher::new(batch_size);
+        let mut open = true;
+        pipeline::map_in_order(
+            source,
+            &mapper,
+            pipeline::default_workers(),
+            |row, outcome| {
+                if let Some(unit) = batcher.push(row, outcome) {
+                    open = tx.blocking_send(unit).is_ok();
+                }
+                open
+            },
+        )
+        .map_err(|e| format!("reading the source failed: {e}"))?;
+        if open && let Some(unit) = batcher.finish() {
+            let _ = tx.blocking_send(unit);
+        }
+        Ok(())
+    });
+
+    let concurrency = job.spec.api.concurrency.max(1);
+    let mut in_flight: JoinSet<std::result::Result<Materialized, Stop>> = JoinSet::new();
+    let mut stop_reason: Option<String> = None;
+    let mut source_done = false;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let mut shutdown = Box::pin(shutdown_signal());
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let mut progress = Progress::new(opts.json, checkpoint.counts);
+    loop {
+        if (source_done || stop_reason.is_some()) && in_flight.is_empty() {
+            break;
+        }
+        let deadline = drain_deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            biased;
+            _ = &mut shutdown, if stop_reason.is_none() => {
+                interrupted.store(true, Ordering::SeqCst);
+                stop_reason = Some("interrupted by a signal".into());
+                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+                if !opts.json {
+                    eprintln!("stopping: waiting up to {}s for {} request(s) in flight", DRAIN_TIMEOUT.as_secs(), in_flight.len());
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() => {
+                // Requests still in flight stay "in doubt" and are resent on resume.
+                in_flight.abort_all();
+                while in_flight.join_next().await.is_some() {}
+                break;
+            }
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                match joined {
+                    Ok(Ok(m)) => {
+                        crate::failpoint!("before_results");
+                        results.append(&m, &mut checkpoint, durable).map_err(|e| fail("writing the result files", e))?;
+                        crate::failpoint!("before_checkpoint");
+                        checkpoint.mark_done(m.seq);
+                        add(&mut checkpoint.counts, &m.counts);
+                        run_dir::write_json_atomic(&dir.file(run_dir::CHECKPOINT), &checkpoint).map_err(|e| fail("writing the checkpoint", e))?;
+                        progress.tick(checkpoint.counts, shared.requests.load(Ordering::Relaxed), retries.load(Ordering::Relaxed));
+                    }
+                    Ok(Err(Stop(reason))) => {
+                        if stop_reason.is_none() {
+                            stop_reason = Some(reason);
+                        }
+                    }
+                    Err(e) if e.is_cancelled() => {}
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+            unit = rx.recv(), if !source_done && stop_reason.is_none() && in_flight.len() < concurrency => {
+                match unit {
+                    None => source_done = true,
+                    Some(unit) if checkpoint.is_done(unit.seq) => {}
+                    Some(unit) => {
+                        let shared = Arc::clone(&shared);
+                        in_flight.spawn(async move {
+                            let n = unit.customers.len() as u32;
+                            let (created, failed) = if n == 0 { (Vec::new(), Vec::new()) } else { shared.resolve(&unit, 0, n).await? };
+                            Ok(materialize(&unit, created, failed))
+                        });
+                    }
+                }
+            }
+        }
+    }
+    drop(rx);
+    let reader_result = tokio::task::spawn_blocking(move || reader.join()).await;
+    if stop_reason.is_none() {
+        match reader_result {
+            Ok(Ok(Err(e))) => stop_reason = Some(e),
+            Ok(Err(_)) | Err(_) => stop_reason = Some("the source reader failed".into()),
+            Ok(Ok(Ok(()))) => {}
+        }
+    }
+    let status = if stop_reason.is_some() {
+        "interrupted"
+    } else {
+        "finished"
+    };
+    let at = now();
+    let _ = match &stop_reason {
+        Some(r) => shared.log(&Event::Stopped {
+            reason: r.clone(),
+            at: at.clone(),
+        }),
+        None => shared.log(&Event::RunFinished {
+            counts: checkpoint.counts,
+            at: at.clone(),
+        }),
+    };
+    let summary = Summary {
+        run_id: manifest.run_id.clone(),
+        run_dir: dir.path.display().to_string(),
+        status: status.into(),
+        counts: checkpoint.counts,
+        requests: shared.requests.load(Ordering::Relaxed),
+        retries: retries.load(Ordering::Relaxed),
+        started_at: manifest.started_at.clone(),
+        finished_at: at,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        stopped_reason: stop_reason.clone(),
+        files: json!({
+            "created": dir.file(run_dir::CREATED).display().to_string(),
+            "failed": dir.file(run_dir::FAILED).display().to_string(),
+            "rejected": dir.file(run_dir::REJECTED).display().to_string(),
+        }),
+    };
+    run_dir::write_json_atomic(&dir.file(run_dir::SUMMARY), &summary)
+        .map_err(|e| fail("writing the summary", e))?;
+    if let Some(sim) = Arc::into_inner(shared).and_then(|s| s.conn.sim) {
+        sim.stop().await;
+    }
+    report(&summary, opts);
+    Ok(exit_code(&summary))
+}
+
+fn exit_code(s: &Summary) -> i32 {
+    if s.status != "finished" {
+        3
+    } else if s.counts.failed + s.counts.rejected > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn report(s: &Summary, opts: &RunOptions) {
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(s).expect("serializes"));
+        return;
+    }
+    let c = &s.counts;
+    println!("run {}: {} in {:.1}s", s.run_id, s.status, s.elapsed_secs);
+    println!(
+        "rows {}: created {}, failed {}, rejected {}, skipped {}",
+        c.rows, c.created, c.failed, c.rejected, c.skipped
+    );
+    println!("requests {}, retries {}", s.requests, s.retries);
+    if let Some(r) = &s.stopped_reason {
+        println!("stopped: {r}");
+        println!("resume with: cdpjob resume {}", s.run_dir);
+    }
+    println!("run directory: {}", s.run_dir);
+    println!(
+        "failed rows:   {} ({})",
+        s.files["failed"].as_str().unwrap_or_default(),
+        c.failed
+    );
+    println!(
+        "rejected rows: {} ({})",
+        s.files["rejected"].as_str().unwrap_or_default(),
+        c.rejected
+    );
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A plain progress line on stderr every few seconds (never with --json).
+struct Progress {
+    quiet: bool,
+    started: Instant,
+    last: Instant,
+    base: Counts,
+}
+
+impl Progress {
+    fn new(quiet: bool, base: Counts) -> Progress {
+        Progress {
+            quiet,
+            started: Instant::now(),
+            last: Instant::now(),
+            base,
+        }
+    }
+
+    fn tick(&mut self, c: Counts, requests: u64, retries: u64) {
+        if self.quiet || self.last.elapsed() < Duration::from_secs(3) {
+            return;
+        }
+        self.last = Instant::now();
+        let rate =
+            (c.rows - self.base.rows) as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        eprintln!(
+            "progress: {} rows ({} created, {} failed, {} rejected, {} skipped), {requests} requests, {retries} retries, {rate:.0} rows/s",
+            c.rows, c.created, c.failed, c.rejected, c.skipped
+        );
+    }
+}
