@@ -77,3 +77,74 @@ api:
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap()
 }
+
+/// A `cdpjob sim` process on an ephemeral loopback port, killed when dropped.
+pub struct SimProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl SimProcess {
+    pub fn start(args: &[&str]) -> SimProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"))
+            .args(["sim", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("NXCLOUD_ACCESS_SECRET")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cdpjob sim starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        SimProcess { child, url }
+    }
+
+    /// GET a `/__sim/…` view as JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.url);
+        let text = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+        })
+        .join()
+        .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn customers(&self) -> Vec<serde_json::Value> {
+        self.get("/__sim/customers").as_array().unwrap().clone()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Credentials of a simulator started without a secret in the environment.
+pub fn with_sim_credentials(cmd: &mut Command) {
+    cmd.env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret");
+}
+
+/// Read a JSON Lines file.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}

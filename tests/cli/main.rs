@@ -2,6 +2,7 @@
 
 mod common;
 mod plan;
+mod run;
 mod sign_and_sim;
 mod sources;
 mod validate;

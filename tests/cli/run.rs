@@ -1,0 +1,580 @@
+//! `cdpjob run`, `resume` and `status` against a real `cdpjob sim` process: every row in
+//! exactly one of created / failed / rejected / skipped, across faults, kills and resumes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{SimProcess, Workspace, jsonl, repo, run, with_sim_credentials};
+
+/// `rows` leads; every 10th has no contact channel (rejected), every 15th is inactive
+/// (skipped by the filter).
+fn leads(rows: u64) -> String {
+    let mut s = String::from("name,phone,email,status,agent\n");
+    for i in 1..=rows {
+        let phone = if i % 10 == 0 {
+            String::new()
+        } else {
+            format!("86139{i:08}")
+        };
+        let status = if i % 15 == 0 { "inactive" } else { "active" };
+        s.push_str(&format!("Lead {i},{phone},,{status},agent-1\n"));
+    }
+    s
+}
+
+fn expected_valid(rows: u64) -> BTreeSet<u64> {
+    (1..=rows).filter(|i| i % 15 != 0 && i % 10 != 0).collect()
+}
+
+fn job(url: &str, batch_size: usize, extra_mapping: &str, extra: &str) -> String {
+    format!(
+        "version: 1\nname: t\nkind: batch_create\napi:\n  base_url: \"{url}\"\n  tenant_id: 123\n  app_key: \"46oKF=os\"\n  max_retries: 8\n  timeout_secs: 5\n  concurrency: 4\nsource: {{type: csv, path: leads.csv}}\nfilter: \"row.status != 'inactive'\"\nmapping:\n  full_name: \"{{{{ row.name }}}}\"\n  whats_app_phone: \"{{{{ row.phone }}}}\"\n{extra_mapping}batch_size: {batch_size}\n{extra}"
+    )
+}
+
+fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
+    let mut c = ws.cmd(args);
+    with_sim_credentials(&mut c);
+    c
+}
+
+fn the_run_dir(ws: &Workspace) -> PathBuf {
+    let root = ws.path("runs/t");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+fn rows_of(lines: &[Value]) -> Vec<u64> {
+    lines.iter().map(|l| l["row"].as_u64().unwrap()).collect()
+}
+
+/// Every row once: no duplicate line, no row in two files, counts adding up.
+#[track_caller]
+fn assert_partition(dir: &Path, total: u64) -> (BTreeSet<u64>, BTreeSet<u64>, BTreeSet<u64>) {
+    let sets = [
+        dir.join("created.jsonl"),
+        dir.join("failed.jsonl"),
+        dir.join("rejected.jsonl"),
+    ]
+    .map(|p| {
+        let rows = rows_of(&jsonl(&p));
+        let set: BTreeSet<u64> = rows.iter().copied().collect();
+        assert_eq!(set.len(), rows.len(), "a duplicate line in {}", p.display());
+        set
+    });
+    let [created, failed, rejected] = sets;
+    assert!(
+        created.is_disjoint(&failed)
+            && created.is_disjoint(&rejected)
+            && failed.is_disjoint(&rejected)
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let c = &summary["counts"];
+    assert_eq!(c["rows"], total, "{summary}");
+    assert_eq!(c["created"], created.len() as u64);
+    assert_eq!(c["failed"], failed.len() as u64);
+    assert_eq!(c["rejected"], rejected.len() as u64);
+    let skipped = c["skipped"].as_u64().unwrap();
+    assert_eq!(
+        created.len() as u64 + failed.len() as u64 + rejected.len() as u64 + skipped,
+        total
+    );
+    (created, failed, rejected)
+}
+
+#[test]
+fn the_quickstart_runs_out_of_the_box() {
+    let ws = Workspace::new();
+    for f in ["jobs/quickstart.yaml", "jobs/data/leads.csv"] {
+        ws.write(f, std::fs::read(repo().join(f)).unwrap());
+    }
+    let mut c = ws.cmd(&["run", "jobs/quickstart.yaml"]);
+    c.env_remove("NXCLOUD_ACCESS_KEY")
+        .env_remove("NXCLOUD_ACCESS_SECRET");
+    let out = run(c);
+    assert_eq!(
+        out.code, 1,
+        "rejected rows make exit 1\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("rows 50: created 39, failed 0, rejected 8, skipped 3"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("rejected.jsonl (8)"), "{}", out.stdout);
+    let root = ws.path("runs/quickstart");
+    let dir = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let (created, _, rejected) = assert_partition(&dir, 50);
+    assert_eq!(
+        rejected.into_iter().collect::<Vec<_>>(),
+        vec![7, 12, 15, 19, 23, 28, 36, 48]
+    );
+    assert_eq!(created.len(), 39);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for f in [
+            "manifest.json",
+            "events.jsonl",
+            "checkpoint.json",
+            "created.jsonl",
+            "failed.jsonl",
+            "rejected.jsonl",
+            "summary.json",
+        ] {
+            let meta = std::fs::metadata(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
+            let text = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(!text.contains("cdpjob-sim-secret"), "{f} holds the secret");
+        }
+    }
+    // A second run matches the same customers: the store does not grow.
+    let out = run(ws.cmd(&["run", "--json", "jobs/quickstart.yaml"]));
+    assert_eq!(out.code, 1);
+    let s: Value = serde_json::from_str(&out.stdout).expect("--json prints only the summary");
+    assert_eq!(s["counts"]["created"], 39);
+}
+
+#[test]
+fn a_dirty_file_is_partitioned_exactly() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(120));
+    ws.write("job.yaml", job(&sim.url, 25, "", ""));
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let dir = the_run_dir(&ws);
+    let (created, failed, rejected) = assert_partition(&dir, 120);
+    assert_eq!(created, expected_valid(120));
+    assert!(failed.is_empty());
+    assert_eq!(
+        rejected,
+        (1..=120).filter(|i| i % 10 == 0 && i % 15 != 0).collect()
+    );
+    assert_eq!(sim.customers().len(), created.len());
+    let ids: BTreeSet<i64> = jsonl(&dir.join("created.jsonl"))
+        .iter()
+        .map(|l| l["customer_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), created.len());
+    assert!(ids.iter().all(|id| *id > 1 << 53));
+}
+
+#[test]
+fn one_unknown_agent_among_100_is_isolated_by_bisection() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    let mut csv = String::from("name,phone,agent\n");
+    for i in 1..=100 {
+        csv.push_str(&format!(
+            "L{i},86139{i:08},{}\n",
+            if i == 37 { "ghost" } else { "agent-1" }
+        ));
+    }
+    ws.write("leads.csv", csv);
+    let yaml = job(
+        &sim.url,
+        100,
+        "  belong_seat_user: \"{{ row.agent }}\"\n",
+        "",
+    )
+    .replace("filter: \"row.status != 'inactive'\"\n", "");
+    ws.write("job.yaml", yaml);
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let dir = the_run_dir(&ws);
+    let (created, failed, _) = assert_partition(&dir, 100);
+    assert_eq!(created.len(), 99);
+    assert_eq!(failed.into_iter().collect::<Vec<_>>(), vec![37]);
+    let f = &jsonl(&dir.join("failed.jsonl"))[0];
+    assert_eq!(f["error_code"], 12148);
+    assert!(f["error_message"].as_str().unwrap().contains("ghost"));
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(
+        events.matches("\"event\":\"bisect\"").count() >= 7,
+        "log2(100) splits are journaled"
+    );
+    assert_eq!(sim.customers().len(), 99);
+}
+
+#[test]
+fn strict_binding_fails_only_the_record() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", "name,phone,agent\nA,8613900000001,agent-1\nB,8613900000002,ghost\nC,8613900000003,agent-2\n");
+    let yaml = job(
+        &sim.url,
+        100,
+        "  belong_seat_user: \"{{ row.agent }}\"\n",
+        "strict_binding: true\n",
+    )
+    .replace("filter: \"row.status != 'inactive'\"\n", "");
+    ws.write("job.yaml", yaml);
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 1);
+    let dir = the_run_dir(&ws);
+    let (created, failed, _) = assert_partition(&dir, 3);
+    assert_eq!(
+        (created.len(), failed.into_iter().collect::<Vec<_>>()),
+        (2, vec![2])
+    );
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(
+        !events.contains("bisect"),
+        "strict binding needs no bisection"
+    );
+}
+
+#[test]
+fn merge_mode_keep_leaves_existing_customers_alone() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "leads.csv",
+        "name,phone,status\nFirst,8613900000001,active\n",
+    );
+    ws.write("job.yaml", job(&sim.url, 10, "", "merge: keep\n"));
+    assert_eq!(run(cmd(&ws, &["run", "job.yaml"])).code, 0);
+    ws.write(
+        "leads.csv",
+        "name,phone,status\nSecond,8613900000001,active\n",
+    );
+    assert_eq!(run(cmd(&ws, &["run", "job.yaml"])).code, 0);
+    assert_eq!(sim.customers()[0]["full_name"], "First");
+    ws.write("job.yaml", job(&sim.url, 10, "", "merge: replace\n"));
+    assert_eq!(run(cmd(&ws, &["run", "job.yaml"])).code, 0);
+    let all = sim.customers();
+    assert_eq!(
+        (all.len(), all[0]["full_name"].as_str()),
+        (1, Some("Second"))
+    );
+}
+
+#[test]
+fn faults_still_create_every_valid_row_exactly_once() {
+    let sim = SimProcess::start(&[
+        "--fail-5xx",
+        "0.15",
+        "--fail-429",
+        "0.05",
+        "--drop",
+        "0.2",
+        "--latency-ms",
+        "5",
+        "--seed",
+        "11",
+    ]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(300));
+    ws.write("job.yaml", job(&sim.url, 10, "", ""));
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let dir = the_run_dir(&ws);
+    let (created, _, _) = assert_partition(&dir, 300);
+    assert_eq!(created, expected_valid(300));
+    let stats = sim.get("/__sim/stats");
+    assert!(
+        stats["dropped"].as_u64().unwrap() > 0 && stats["injected_5xx"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert_eq!(
+        sim.customers().len(),
+        created.len(),
+        "dropped answers were matched on retry, not duplicated"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["retries"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_wrong_secret_stops_the_run_resumably_with_advice() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(30));
+    ws.write("job.yaml", job(&sim.url, 10, "", ""));
+    let mut c = ws.cmd(&["run", "job.yaml"]);
+    c.env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "wrong-secret");
+    let out = run(c);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("signature rejected: check the secret"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("cdpjob resume"), "{}", out.stdout);
+    let dir = the_run_dir(&ws);
+    for f in ["events.jsonl", "summary.json"] {
+        assert!(
+            !std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .contains("wrong-secret")
+        );
+    }
+    // With the right secret, the resume finishes the job.
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let (created, _, _) = assert_partition(&dir, 30);
+    assert_eq!(created, expected_valid(30));
+}
+
+#[test]
+fn resume_refuses_a_changed_source_or_job_unless_forced() {
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(20));
+    // Nothing listens on port 9: the run stops early, resumable.
+    ws.write(
+        "job.yaml",
+        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 0"),
+    );
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let dir = the_run_dir(&ws);
+    let d = dir.to_str().unwrap();
+    ws.write("leads.csv", leads(21));
+    let out = run(cmd(&ws, &["resume", d]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("changed since the run started"),
+        "{}",
+        out.stderr
+    );
+    ws.write("leads.csv", leads(20));
+    ws.write(
+        "job.yaml",
+        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 1"),
+    );
+    let out = run(cmd(&ws, &["resume", d]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("the job file") && out.stderr.contains("--force"),
+        "{}",
+        out.stderr
+    );
+    let out = run(cmd(&ws, &["resume", "--force", d]));
+    assert_eq!(
+        out.code, 3,
+        "forced, it runs (and stops again: nothing listens)"
+    );
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_lock_is_held_and_a_stale_lock_is_taken_over() {
+    let ws = Workspace::new();
+    let sim = SimProcess::start(&[]);
+    ws.write("leads.csv", leads(5));
+    ws.write("job.yaml", job(&sim.url, 10, "", ""));
+    std::fs::create_dir_all(ws.path("runs/t")).unwrap();
+    let lock_path = ws.path("runs/t/.lock");
+    std::fs::write(&lock_path, "424242").unwrap();
+    let holder = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    holder.lock().unwrap();
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr
+            .contains("another run of this job is in progress (pid 424242)"),
+        "{}",
+        out.stderr
+    );
+    holder.unlock().unwrap();
+    drop(holder);
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("taking over the lock left by pid 424242"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn sigterm_stops_sending_records_outcomes_and_resume_finishes() {
+    let sim = SimProcess::start(&["--latency-ms", "150"]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(200));
+    ws.write(
+        "job.yaml",
+        job(&sim.url, 10, "", "").replace("concurrency: 4", "concurrency: 2"),
+    );
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"));
+    c.current_dir(ws.dir.path())
+        .args(["run", "job.yaml"])
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret");
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = the_run_dir(&ws);
+    let status = run(ws.cmd(&["status", "--json", dir.to_str().unwrap()]));
+    let s: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(s["status"], "interrupted");
+    assert_eq!(
+        s["batches_in_doubt"],
+        serde_json::json!([]),
+        "in-flight requests were waited for"
+    );
+    assert!(s["counts"]["rows"].as_u64().unwrap() < 200);
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let (created, _, _) = assert_partition(&dir, 200);
+    assert_eq!(created, expected_valid(200));
+    assert_eq!(sim.customers().len(), created.len());
+}
+
+/// SIGKILL the real process at random moments, sometimes the resume too; resume to the
+/// end; the partition is exact, no result line is written twice, and the simulator holds
+/// each customer once.
+#[test]
+fn the_kill_test() {
+    let trials = 20;
+    let mut rng = fastrand::Rng::with_seed(2026);
+    let started = Instant::now();
+    for trial in 0..trials {
+        let sim = SimProcess::start(&[
+            "--latency-ms",
+            "20",
+            "--drop",
+            "0.05",
+            "--seed",
+            &trial.to_string(),
+        ]);
+        let ws = Workspace::new();
+        let rows = 150;
+        ws.write("leads.csv", leads(rows));
+        ws.write("job.yaml", job(&sim.url, 10, "", ""));
+        let spawn = |args: &[&str]| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"));
+            c.current_dir(ws.dir.path())
+                .args(args)
+                .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+                .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret");
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            c.spawn().unwrap()
+        };
+        let mut child = spawn(&["run", "job.yaml"]);
+        std::thread::sleep(Duration::from_millis(rng.u64(0..400)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let Ok(root) = std::fs::read_dir(ws.path("runs/t")) else {
+            continue; // killed before the run directory existed: nothing to resume
+        };
+        let Some(dir) = root
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir() && p.join("manifest.json").exists())
+        else {
+            continue;
+        };
+        let d = dir.to_str().unwrap().to_string();
+        // Kill the resume, sometimes, too.
+        if rng.bool() {
+            let mut child = spawn(&["resume", &d]);
+            std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let out = run(cmd(&ws, &["resume", &d]));
+        assert_eq!(out.code, 1, "trial {trial}: {}{}", out.stdout, out.stderr);
+        let (created, _, _) = assert_partition(&dir, rows);
+        assert_eq!(created, expected_valid(rows), "trial {trial}");
+        let customers = sim.customers();
+        let phones: BTreeSet<&str> = customers
+            .iter()
+            .map(|c| c["whatsApp_phone"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            phones.len(),
+            customers.len(),
+            "trial {trial}: a customer twice in the simulator"
+        );
+        assert_eq!(customers.len(), created.len(), "trial {trial}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(240),
+        "the kill test stays bounded"
+    );
+}
+
+/// Crash at each boundary of the write path (a failpoint aborts the process right there),
+/// then resume: the result is the same as if nothing had happened.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_at_every_boundary_is_followed_by_a_correct_resume() {
+    for point in [
+        "before_intent",
+        "after_intent",
+        "after_send",
+        "before_outcome",
+        "before_results",
+        "before_checkpoint",
+        "atomic_before_rename",
+    ] {
+        // The first atomic write is the manifest, before anything is sent: crashing there
+        // leaves nothing to resume (a new run is the remedy); the later ones are checkpoints.
+        let nths: &[&str] = if point == "atomic_before_rename" {
+            &["2", "4"]
+        } else {
+            &["1", "3"]
+        };
+        for nth in nths {
+            let sim = SimProcess::start(&[]);
+            let ws = Workspace::new();
+            ws.write("leads.csv", leads(60));
+            ws.write("job.yaml", job(&sim.url, 10, "", ""));
+            let mut c = cmd(&ws, &["run", "job.yaml"]);
+            c.env("CDPJOB_FAILPOINT", format!("{point}:{nth}"));
+            let out = run(c);
+            assert_ne!(out.code, 0, "{point}:{nth} did not crash: {}", out.stderr);
+            assert!(
+                out.stderr.contains(&format!("failpoint {point} reached")),
+                "{point}:{nth}: {}",
+                out.stderr
+            );
+            let dir = the_run_dir(&ws);
+            let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+            assert_eq!(out.code, 1, "{point}:{nth}: {}{}", out.stdout, out.stderr);
+            let (created, _, _) = assert_partition(&dir, 60);
+            assert_eq!(created, expected_valid(60), "{point}:{nth}");
+            assert_eq!(sim.customers().len(), created.len(), "{point}:{nth}");
+        }
+    }
+}
