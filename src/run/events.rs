@@ -56,6 +56,9 @@ pub enum Event {
     /// customers, so a resume can tell it re-derived the same batch.
     Intent {
         part: Part,
+        /// 1 the first time this part is sent, 2 when a resume sends it again, …
+        #[serde(default)]
+        attempt: u32,
         first_row: u64,
         last_row: u64,
         payload_sha256: String,

@@ -60,8 +60,10 @@ struct Shared {
     journal: Mutex<Journal>,
     /// Outcomes already journaled (from before a crash), by part.
     known: Mutex<HashMap<Part, Answer>>,
-    /// Payload hashes of journaled intents, to check a resume re-derived the same batch.
+    /// Payload hashes of journaled intents, to check a resume re-derived the same batch,
+    /// and how many times each part was sent.
     intents: HashMap<Part, String>,
+    attempts: Mutex<HashMap<Part, u32>>,
     conn: Connection,
     tenant_id: i64,
     app_key: String,
@@ -157,9 +159,16 @@ impl Shared {
                 part.seq
             )));
         }
+        let attempt = {
+            let mut a = self.attempts.lock().expect("attempts lock");
+            let n = a.entry(part).or_insert(0);
+            *n += 1;
+            *n
+        };
         crate::failpoint!("before_intent");
         self.log(&Event::Intent {
             part,
+            attempt,
             first_row: slice.first().map_or(0, |c| c.0),
             last_row: slice.last().map_or(0, |c| c.0),
             payload_sha256: hash,
@@ -521,6 +530,7 @@ async fn execute_async(
         .map_err(|e| fail("cannot read the journal", e))?;
     let mut known = HashMap::new();
     let mut intents = HashMap::new();
+    let mut attempts: HashMap<Part, u32> = HashMap::new();
     for e in events {
         match e {
             Event::Intent {
@@ -529,6 +539,7 @@ async fn execute_async(
                 ..
             } => {
                 intents.insert(part, payload_sha256);
+                *attempts.entry(part).or_insert(0) += 1;
             }
             Event::Outcome { part, answer, .. } => {
                 known.insert(part, answer);
@@ -546,6 +557,7 @@ async fn execute_async(
         journal: Mutex::new(journal),
         known: Mutex::new(known),
         intents,
+        attempts: Mutex::new(attempts),
         conn,
         tenant_id: job.spec.api.tenant_id,
         app_key: job.spec.api.app_key.clone(),
@@ -588,8 +600,14 @@ async fn execute_async(
         .map_err(|p| Error::Usage(format!("templates did not compile: {}", p[0].message)))?;
     let job_dir = job.dir.clone();
     let batch_size = job.spec.batch_size;
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let source_size = std::fs::metadata(job.resolve(&src_spec.path))
+        .map(|m| m.len())
+        .ok();
+    let counter = Arc::clone(&bytes_read);
     let reader = std::thread::spawn(move || -> std::result::Result<(), String> {
-        let source = source::open(&src_spec, &job_dir).map_err(|e| e.to_string())?;
+        let source =
+            source::open_counted(&src_spec, &job_dir, counter).map_err(|e| e.to_string())?;
         let mut batcher = Batcher::new(batch_size);
         let mut open = true;
         pipeline::map_in_order(
@@ -617,7 +635,12 @@ async fn execute_async(
     let interrupted = Arc::new(AtomicBool::new(false));
     let mut shutdown = Box::pin(shutdown_signal());
     let mut drain_deadline: Option<tokio::time::Instant> = None;
-    let mut progress = Progress::new(opts.json, checkpoint.counts);
+    let mut progress = Progress::new(
+        opts.json,
+        checkpoint.counts,
+        source_size,
+        Arc::clone(&bytes_read),
+    );
     loop {
         if (source_done || stop_reason.is_some()) && in_flight.is_empty() {
             break;
@@ -649,7 +672,11 @@ async fn execute_async(
                         checkpoint.mark_done(m.seq);
                         add(&mut checkpoint.counts, &m.counts);
                         run_dir::write_json_atomic(&dir.file(run_dir::CHECKPOINT), &checkpoint).map_err(|e| fail("writing the checkpoint", e))?;
-                        progress.tick(checkpoint.counts, shared.requests.load(Ordering::Relaxed), retries.load(Ordering::Relaxed));
+                        progress.tick(
+                            checkpoint.counts,
+                            checkpoint.done_below + checkpoint.done_above.len() as u64,
+                            retries.load(Ordering::Relaxed),
+                        );
                     }
                     Ok(Err(Stop(reason))) => {
                         if stop_reason.is_none() {
@@ -676,6 +703,7 @@ async fn execute_async(
             }
         }
     }
+    progress.finish();
     drop(rx);
     let reader_result = tokio::task::spawn_blocking(move || reader.join()).await;
     if stop_reason.is_none() {
@@ -783,34 +811,66 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// A plain progress line on stderr every few seconds (never with --json).
+/// Progress on stderr (never with --json): a bar with rows, batches, rows/s, retries and an
+/// ETA (from the share of the source read) on a terminal; otherwise a plain line every few
+/// seconds, for logs.
 struct Progress {
     quiet: bool,
     started: Instant,
     last: Instant,
     base: Counts,
+    bar: Option<indicatif::ProgressBar>,
+    bytes_read: Arc<AtomicU64>,
 }
 
 impl Progress {
-    fn new(quiet: bool, base: Counts) -> Progress {
+    fn new(
+        quiet: bool,
+        base: Counts,
+        source_size: Option<u64>,
+        bytes_read: Arc<AtomicU64>,
+    ) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(source_size.unwrap_or(0));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% eta {eta} | {msg}")
+                    .expect("a valid template"),
+            );
+            bar
+        });
         Progress {
             quiet,
             started: Instant::now(),
             last: Instant::now(),
             base,
+            bar,
+            bytes_read,
         }
     }
 
-    fn tick(&mut self, c: Counts, requests: u64, retries: u64) {
+    fn tick(&mut self, c: Counts, batches: u64, retries: u64) {
+        let rate =
+            (c.rows - self.base.rows) as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let msg = format!(
+            "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
+            c.rows, c.created, c.failed, c.rejected, c.skipped
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.bytes_read.load(Ordering::Relaxed));
+            bar.set_message(msg);
+            return;
+        }
         if self.quiet || self.last.elapsed() < Duration::from_secs(3) {
             return;
         }
         self.last = Instant::now();
-        let rate =
-            (c.rows - self.base.rows) as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        eprintln!(
-            "progress: {} rows ({} created, {} failed, {} rejected, {} skipped), {requests} requests, {retries} retries, {rate:.0} rows/s",
-            c.rows, c.created, c.failed, c.rejected, c.skipped
-        );
+        eprintln!("progress: {msg}");
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }

@@ -126,10 +126,48 @@ fn open_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
 }
 
+/// Counts the bytes read through it (for progress and ETA).
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for CountingReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.count
+            .fetch_add(amt as u64, std::sync::atomic::Ordering::Relaxed);
+        self.inner.consume(amt);
+    }
+}
+
 /// Open the source a job names.
 pub fn open(spec: &SourceSpec, base_dir: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
+    open_counted(spec, base_dir, Arc::default())
+}
+
+/// Open the source, adding every byte consumed to `bytes_read`.
+pub fn open_counted(
+    spec: &SourceSpec,
+    base_dir: &Path,
+    bytes_read: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Box<dyn RecordSource>, OpenError> {
     let path = resolve_path(base_dir, &spec.path);
-    let reader = open_reader(&path)?;
+    let reader: Box<dyn BufRead + Send> = Box::new(CountingReader {
+        inner: open_reader(&path)?,
+        count: bytes_read,
+    });
     Ok(match spec.kind {
         SourceKind::Csv => Box::new(CsvSource::new(reader, CsvOptions::from_spec(spec))?),
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),

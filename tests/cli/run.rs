@@ -172,6 +172,41 @@ fn a_dirty_file_is_partitioned_exactly() {
         (1..=120).filter(|i| i % 10 == 0 && i % 15 != 0).collect()
     );
     assert_eq!(sim.customers().len(), created.len());
+    // Resuming a finished run changes nothing.
+    let before: Vec<Vec<u8>> = [
+        "created.jsonl",
+        "failed.jsonl",
+        "rejected.jsonl",
+        "checkpoint.json",
+        "events.jsonl",
+    ]
+    .iter()
+    .map(|f| std::fs::read(dir.join(f)).unwrap())
+    .collect();
+    let requests = sim.get("/__sim/stats")["requests"].clone();
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("has already finished: nothing to do"),
+        "{}",
+        out.stderr
+    );
+    let after: Vec<Vec<u8>> = [
+        "created.jsonl",
+        "failed.jsonl",
+        "rejected.jsonl",
+        "checkpoint.json",
+        "events.jsonl",
+    ]
+    .iter()
+    .map(|f| std::fs::read(dir.join(f)).unwrap())
+    .collect();
+    assert!(before == after, "a finished run's files are untouched");
+    assert_eq!(
+        sim.get("/__sim/stats")["requests"],
+        requests,
+        "no request was sent"
+    );
     let ids: BTreeSet<i64> = jsonl(&dir.join("created.jsonl"))
         .iter()
         .map(|l| l["customer_id"].as_i64().unwrap())
