@@ -79,8 +79,12 @@ impl Store {
             None => Connection::open_in_memory_with_flags(flags)?,
         };
         conn.execute_batch(
+            // A large page cache: the indexes of a million customers do not fit SQLite's
+            // default 2 MB.
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA cache_size = -262144;
+             PRAGMA temp_store = MEMORY;
              CREATE TABLE IF NOT EXISTS customers (
                  id INTEGER PRIMARY KEY,
                  tenant_id INTEGER NOT NULL,
@@ -168,7 +172,8 @@ impl Store {
                 None => {
                     let id = self.next_id();
                     write_row(&tx, id, tenant_id, &rec.fields, &now, Some(&now))?;
-                    self.set_tags(&tx, tenant_id, id, &rec.tags, true)?;
+                    // A new customer has no tags to replace.
+                    self.set_tags(&tx, tenant_id, id, &rec.tags, false)?;
                     id
                 }
                 Some((id, old)) => {
