@@ -76,27 +76,30 @@ pub enum Command {
     Schema,
     /// Print the string-to-sign (secret masked) and the signature, to debug error 1003.
     /// The secret comes from the environment, never from a flag.
-    Sign {
-        #[arg(long)]
-        access_key: String,
-        #[arg(long, default_value = "mt")]
-        action: String,
-        #[arg(long, default_value = "2")]
-        biz_type: String,
-        /// Milliseconds since the epoch (default: now).
-        #[arg(long)]
-        ts: Option<String>,
-        /// The exact body bytes: a file, or - for standard input (default: empty body).
-        #[arg(long)]
-        body: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = AlgorithmArg::Md5)]
-        algorithm: AlgorithmArg,
-        /// The environment variable holding the secret.
-        #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
-        secret_env: String,
-    },
+    Sign(SignArgs),
     /// Run the CDP API simulator (CDP-API §2–§6) as an HTTP server on loopback.
     Sim(SimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    #[arg(long)]
+    pub access_key: String,
+    #[arg(long, default_value = "mt")]
+    pub action: String,
+    #[arg(long, default_value = "2")]
+    pub biz_type: String,
+    /// Milliseconds since the epoch (default: now).
+    #[arg(long)]
+    pub ts: Option<String>,
+    /// The exact body bytes: a file, or - for standard input (default: empty body).
+    #[arg(long)]
+    pub body: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Md5)]
+    pub algorithm: AlgorithmArg,
+    /// The environment variable holding the secret.
+    #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
+    pub secret_env: String,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use crate::cli::{AlgorithmArg, Cli, Command, SimArgs};
+use crate::cli::{AlgorithmArg, Cli, Command, SignArgs, SimArgs};
 use crate::error::{Error, Result};
 use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
 use crate::job::{self, schema};
@@ -60,35 +60,9 @@ pub fn execute(cli: Cli) -> Result<i32> {
             print!("{}", schema::SCHEMA_TEXT);
             Ok(0)
         }
-        Command::Sign {
-            access_key,
-            action,
-            biz_type,
-            ts,
-            body,
-            algorithm,
-            secret_env,
-        } => sign(SignArgs {
-            access_key,
-            action,
-            biz_type,
-            ts,
-            body,
-            algorithm,
-            secret_env,
-        }),
+        Command::Sign(args) => sign(args),
         Command::Sim(args) => sim(args),
     }
-}
-
-struct SignArgs {
-    access_key: String,
-    action: String,
-    biz_type: String,
-    ts: Option<String>,
-    body: Option<std::path::PathBuf>,
-    algorithm: AlgorithmArg,
-    secret_env: String,
 }
 
 fn sign(a: SignArgs) -> Result<i32> {
