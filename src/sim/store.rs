@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params, params_from_iter};
 use serde_json::{Map, Value, json};
 
 /// Creates and queries customers; one connection behind a lock (the simulator serializes
@@ -164,38 +166,117 @@ impl Store {
     ) -> rusqlite::Result<Vec<i64>> {
         let mut conn = self.conn.lock().expect("store lock");
         let tx = conn.transaction()?;
+        // 1. The existing customers any record could match: one lookup per key type for
+        //    the whole request (a statement per record made the simulator the bottleneck).
+        let mut by_key: [HashMap<String, i64>; 3] = Default::default();
+        let mut state: HashMap<i64, Pending> = HashMap::new();
+        for (k, key) in MATCH_KEYS.iter().enumerate() {
+            let mut values: Vec<String> = records
+                .iter()
+                .filter_map(|r| text(&r.fields, key))
+                .collect();
+            values.sort();
+            values.dedup();
+            for chunk in values.chunks(LOOKUP_CHUNK) {
+                let mut params: Vec<rusqlite::types::Value> = vec![tenant_id.into()];
+                params.extend(
+                    chunk
+                        .iter()
+                        .map(|v| rusqlite::types::Value::Text(v.clone())),
+                );
+                // A fixed-size IN list (padded with NULLs, which match nothing) keeps one
+                // cached statement per key.
+                params.resize(LOOKUP_CHUNK + 1, rusqlite::types::Value::Null);
+                let sql = format!(
+                    "SELECT id, {key}, data FROM customers WHERE tenant_id = ? AND {key} IN ({})",
+                    vec!["?"; LOOKUP_CHUNK].join(", ")
+                );
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let mut rows = stmt.query(params_from_iter(params))?;
+                while let Some(r) = rows.next()? {
+                    let (id, value, data): (i64, String, String) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?);
+                    let slot = by_key[k].entry(value).or_insert(id);
+                    *slot = (*slot).min(id);
+                    state.entry(id).or_insert_with(|| Pending {
+                        fields: serde_json::from_str(&data).unwrap_or_default(),
+                        new: false,
+                        dirty: false,
+                        replace_tags: false,
+                        tags: Vec::new(),
+                    });
+                }
+            }
+        }
+        // 2. Apply the records in order, as if one by one: a later record sees an earlier
+        //    one's customer.
+        let now = now_text();
         let mut ids = Vec::with_capacity(records.len());
         for rec in records {
-            let existing = find_existing(&tx, tenant_id, &rec.fields)?;
-            let now = now_text();
-            let id = match existing {
+            let found = MATCH_KEYS.iter().enumerate().find_map(|(k, key)| {
+                text(&rec.fields, key).and_then(|v| by_key[k].get(&v).copied())
+            });
+            let id = match found {
                 None => {
                     let id = self.next_id();
-                    write_row(&tx, id, tenant_id, &rec.fields, &now, Some(&now))?;
-                    // A new customer has no tags to replace.
-                    self.set_tags(&tx, tenant_id, id, &rec.tags, false)?;
+                    state.insert(
+                        id,
+                        Pending {
+                            fields: rec.fields.clone(),
+                            new: true,
+                            dirty: true,
+                            replace_tags: false,
+                            tags: rec.tags.clone(),
+                        },
+                    );
                     id
                 }
-                Some((id, old)) => {
+                Some(id) => {
+                    let p = state.get_mut(&id).expect("a matched customer is loaded");
                     match mode {
                         MergeMode::Keep => {}
                         MergeMode::Replace => {
-                            write_row(&tx, id, tenant_id, &rec.fields, &now, None)?;
-                            self.set_tags(&tx, tenant_id, id, &rec.tags, true)?;
+                            p.fields = rec.fields.clone();
+                            p.tags = rec.tags.clone();
+                            p.replace_tags = !p.new;
+                            p.dirty = true;
                         }
                         MergeMode::Update => {
-                            let mut merged = old;
                             for (k, v) in &rec.fields {
-                                merged.insert(k.clone(), v.clone());
+                                p.fields.insert(k.clone(), v.clone());
                             }
-                            write_row(&tx, id, tenant_id, &merged, &now, None)?;
-                            self.set_tags(&tx, tenant_id, id, &rec.tags, false)?;
+                            p.tags.extend(rec.tags.iter().cloned());
+                            p.dirty = true;
                         }
                     }
                     id
                 }
             };
+            let fields = &state[&id].fields;
+            for (k, key) in MATCH_KEYS.iter().enumerate() {
+                if let Some(v) = text(fields, key) {
+                    by_key[k].entry(v).or_insert(id);
+                }
+            }
             ids.push(id);
+        }
+        // 3. Write what changed: new customers in multi-row INSERTs, the others one by one.
+        let mut new_rows: Vec<(i64, &Pending)> = state
+            .iter()
+            .filter(|(_, p)| p.new)
+            .map(|(id, p)| (*id, p))
+            .collect();
+        new_rows.sort_by_key(|(id, _)| *id);
+        for chunk in new_rows.chunks(INSERT_CHUNK) {
+            insert_rows(&tx, tenant_id, chunk, &now)?;
+        }
+        for (id, p) in state.iter().filter(|(_, p)| p.dirty && !p.new) {
+            write_row(&tx, *id, tenant_id, &p.fields, &now, None)?;
+        }
+        for (id, p) in &state {
+            if p.dirty && (!p.tags.is_empty() || p.replace_tags) {
+                self.set_tags(&tx, tenant_id, *id, &p.tags, p.replace_tags)?;
+            }
         }
         tx.commit()?;
         Ok(ids)
@@ -327,30 +408,6 @@ fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
     fields.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn find_existing(
-    conn: &Connection,
-    tenant_id: i64,
-    fields: &Map<String, Value>,
-) -> rusqlite::Result<Option<(i64, Map<String, Value>)>> {
-    for key in ["whats_app_phone", "sms_phone", "email"] {
-        let Some(v) = text(fields, key) else { continue };
-        let sql = format!(
-            // No ORDER BY: the index lists equal keys by rowid already, and an ORDER BY with
-            // LIMIT makes SQLite re-plan the statement on every call (10x slower).
-            "SELECT id, data FROM customers WHERE tenant_id = ? AND {key} = ? LIMIT 1"
-        );
-        let hit: Option<(i64, String)> = conn
-            .prepare_cached(&sql)?
-            .query_row(params![tenant_id, v], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((id, data)) = hit {
-            let map = serde_json::from_str(&data).unwrap_or_default();
-            return Ok(Some((id, map)));
-        }
-    }
-    Ok(None)
-}
-
 fn write_row(
     conn: &Connection,
     id: i64,
@@ -380,6 +437,51 @@ fn write_row(
             )?
             .execute(params![wa, sms, email, name, data, now, id])?,
     };
+    Ok(())
+}
+
+/// A customer touched by the current request.
+struct Pending {
+    fields: Map<String, Value>,
+    new: bool,
+    dirty: bool,
+    replace_tags: bool,
+    tags: Vec<String>,
+}
+
+/// The keys an incoming record is matched by, in priority order.
+const MATCH_KEYS: [&str; 3] = ["whats_app_phone", "sms_phone", "email"];
+const LOOKUP_CHUNK: usize = 100;
+const INSERT_CHUNK: usize = 100;
+
+fn insert_rows(
+    conn: &Connection,
+    tenant_id: i64,
+    rows: &[(i64, &Pending)],
+    now: &str,
+) -> rusqlite::Result<()> {
+    use rusqlite::types::Value as Sql;
+    let opt = |v: Option<String>| v.map_or(Sql::Null, Sql::Text);
+    let mut params: Vec<Sql> = Vec::with_capacity(rows.len() * 9);
+    for (id, p) in rows {
+        params.extend([
+            Sql::Integer(*id),
+            Sql::Integer(tenant_id),
+            opt(text(&p.fields, "whats_app_phone")),
+            opt(text(&p.fields, "sms_phone")),
+            opt(text(&p.fields, "email")),
+            opt(text(&p.fields, "full_name")),
+            Sql::Text(Value::Object(p.fields.clone()).to_string()),
+            Sql::Text(now.to_string()),
+            Sql::Text(now.to_string()),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO customers (id, tenant_id, whats_app_phone, sms_phone, email, full_name, data, created_at, updated_at) VALUES {}",
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+    );
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(params))?;
     Ok(())
 }
 

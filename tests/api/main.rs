@@ -808,3 +808,38 @@ async fn a_sim_job_connects_with_built_in_credentials_and_keeps_state_under_the_
         .unwrap();
     assert_eq!(page.data.unwrap().customer_list.len(), 1);
 }
+
+#[tokio::test]
+async fn records_in_one_request_match_each_other() {
+    let sim = sim(SimConfig::default()).await;
+    let c = client(&sim, |_| {});
+    let batch = [
+        customer("First", "8613900000001", &[(Field::TagStr, "a")]),
+        customer(
+            "Second",
+            "8613900000001",
+            &[(Field::Email, "s@x.io"), (Field::TagStr, "b")],
+        ),
+        Customer::from_rendered([
+            (Field::FullName, "Third".to_string()),
+            (Field::Email, "s@x.io".to_string()),
+        ])
+        .unwrap(),
+    ];
+    let r = c
+        .batch_create(&request(&batch, 1, false))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let ids: Vec<i64> = r.success_items.iter().map(|s| s.customer_id).collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(
+        ids[1], ids[2],
+        "matched by the e-mail the second record added"
+    );
+    let all = sim_customers(&sim).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["full_name"], "Third");
+    assert_eq!(all[0]["tags"].as_array().unwrap().len(), 2);
+}
