@@ -105,7 +105,53 @@ pub fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
     if path == "-" {
         PathBuf::from("-")
     } else {
-        base_dir.join(path)
+        normalize(&base_dir.join(path))
+    }
+}
+
+/// `jobs/../runs` → `runs`: drop `.` and fold `..` into a preceding plain component, so the
+/// paths we print are the ones a user would write (symlinks are not resolved).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            // `/..` is `/`.
+            Component::ParentDir if matches!(out.last(), Some(Component::RootDir)) => {}
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_the_job_are_normalized() {
+        assert_eq!(
+            resolve_path(Path::new("jobs"), "../runs"),
+            PathBuf::from("runs")
+        );
+        assert_eq!(
+            resolve_path(Path::new("."), "data/x.csv"),
+            PathBuf::from("data/x.csv")
+        );
+        assert_eq!(
+            resolve_path(Path::new("/a/b"), "../../../c"),
+            PathBuf::from("/c")
+        );
+        assert_eq!(resolve_path(Path::new(".."), "x"), PathBuf::from("../x"));
+        assert_eq!(resolve_path(Path::new("jobs"), "-"), PathBuf::from("-"));
     }
 }
 
