@@ -132,29 +132,6 @@ fn normalize(path: &Path) -> PathBuf {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_from_the_job_are_normalized() {
-        assert_eq!(
-            resolve_path(Path::new("jobs"), "../runs"),
-            PathBuf::from("runs")
-        );
-        assert_eq!(
-            resolve_path(Path::new("."), "data/x.csv"),
-            PathBuf::from("data/x.csv")
-        );
-        assert_eq!(
-            resolve_path(Path::new("/a/b"), "../../../c"),
-            PathBuf::from("/c")
-        );
-        assert_eq!(resolve_path(Path::new(".."), "x"), PathBuf::from("../x"));
-        assert_eq!(resolve_path(Path::new("jobs"), "-"), PathBuf::from("-"));
-    }
-}
-
 fn open_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin())));
@@ -219,4 +196,27 @@ pub fn open_counted(
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),
         SourceKind::Json => Box::new(JsonArraySource::new(reader)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_the_job_are_normalized() {
+        assert_eq!(
+            resolve_path(Path::new("jobs"), "../runs"),
+            PathBuf::from("runs")
+        );
+        assert_eq!(
+            resolve_path(Path::new("."), "data/x.csv"),
+            PathBuf::from("data/x.csv")
+        );
+        assert_eq!(
+            resolve_path(Path::new("/a/b"), "../../../c"),
+            PathBuf::from("/c")
+        );
+        assert_eq!(resolve_path(Path::new(".."), "x"), PathBuf::from("../x"));
+        assert_eq!(resolve_path(Path::new("jobs"), "-"), PathBuf::from("-"));
+    }
 }
