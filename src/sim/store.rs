@@ -82,9 +82,12 @@ impl Store {
         };
         conn.execute_batch(
             // A large page cache: the indexes of a million customers do not fit SQLite's
-            // default 2 MB.
+            // default 2 MB. No fsync and rare WAL checkpoints: the simulator's state must
+            // outlive the simulator process, not a crash of the machine, and the fsyncs of
+            // checkpoints were most of its write cost.
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
+             PRAGMA synchronous = OFF;
+             PRAGMA wal_autocheckpoint = 20000;
              PRAGMA cache_size = -262144;
              PRAGMA temp_store = MEMORY;
              CREATE TABLE IF NOT EXISTS customers (
