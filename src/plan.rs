@@ -16,6 +16,11 @@ use crate::pipeline;
 use crate::query::{self, ExportContext};
 use crate::source;
 
+/// The first line of every human plan.
+fn heading(name: &str, kind: &str, job: &Job) -> String {
+    format!("plan: {name} ({kind}) from {}\n", job.path.display())
+}
+
 /// How many example row numbers to keep per rejection reason.
 const EXAMPLE_ROWS: usize = 5;
 
@@ -153,14 +158,7 @@ impl BatchPlan {
     }
 
     pub fn render_human(&self, job: &Job) -> String {
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "plan: {} ({}) from {}",
-            self.job,
-            self.kind,
-            job.path.display()
-        );
+        let mut o = heading(&self.job, self.kind, job);
         let _ = writeln!(o, "source: {}", self.source);
         let _ = writeln!(
             o,
@@ -261,14 +259,7 @@ pub fn plan_export(job: &Job) -> Result<ExportPlan> {
 
 impl ExportPlan {
     pub fn render_human(&self, job: &Job) -> String {
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "plan: {} ({}) from {}",
-            self.job,
-            self.kind,
-            job.path.display()
-        );
+        let mut o = heading(&self.job, self.kind, job);
         let _ = writeln!(
             o,
             "state: {} {}",

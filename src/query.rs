@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use minijinja::Value as Tv;
 use serde_json::{Map, Value};
 
+use crate::api::wire::is_api_datetime;
 use crate::job::Job;
 use crate::job::schema::display_path;
 use crate::mapping::{TemplateSet, describe_error};
@@ -59,10 +60,6 @@ fn render(set: &mut TemplateSet, pointer: &str, source: &str, ctx: &Tv) -> Resul
         .map_err(|e| describe_error(&e))?;
     t.render(ctx)
         .map_err(|e| format!("`{}`: {}", display_path(pointer), describe_error(&e)))
-}
-
-fn is_api_datetime(s: &str) -> bool {
-    jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).is_ok() && s.len() == 19
 }
 
 /// The first request body (without paging cursor) and the rendered output path.

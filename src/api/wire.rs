@@ -10,6 +10,11 @@ pub const BATCH_CREATE_PATH: &str = "/saas/cdp/openapi/customers/batch_create";
 pub const QUERY_PATH: &str = "/saas/cdp/openapi/customers/query";
 pub const FIELDS_PATH: &str = "/saas/cdp/openapi/customers/fields";
 
+/// The API's `yyyy-MM-dd HH:mm:ss` (query `start_time`/`end_time`), a real date and time.
+pub fn is_api_datetime(s: &str) -> bool {
+    s.len() == 19 && jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).is_ok()
+}
+
 /// Every response: `{"code", "message", "traceId", "data"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope<T> {
@@ -32,7 +37,7 @@ pub struct BatchCreateRequest<'a> {
     pub customers: &'a [Customer],
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCreateResult {
     pub total_count: u64,

@@ -113,7 +113,7 @@ impl Shared {
             };
             match answer {
                 Answer::Answered { created, failed } => Ok((created, failed)),
-                Answer::WholeFailed { code, message } if hi - lo > 1 => {
+                Answer::WholeFailed { code, .. } if hi - lo > 1 => {
                     self.log(&Event::Bisect {
                         part,
                         code,
@@ -124,7 +124,6 @@ impl Shared {
                     let (c2, f2) = self.resolve(unit, mid, hi).await?;
                     c1.extend(c2);
                     f1.extend(f2);
-                    let _ = message;
                     Ok((c1, f1))
                 }
                 Answer::WholeFailed { code, message } => Ok((
@@ -194,13 +193,7 @@ impl Shared {
                 message: reply.message.unwrap_or_default(),
             }
         } else {
-            let data = reply.data.unwrap_or(crate::api::wire::BatchCreateResult {
-                total_count: 0,
-                success_count: 0,
-                fail_count: 0,
-                fail_items: Vec::new(),
-                success_items: Vec::new(),
-            });
+            let data = reply.data.unwrap_or_default();
             let mut created = Vec::new();
             let mut failed = Vec::new();
             let mut seen = vec![false; slice.len()];

@@ -17,7 +17,7 @@ use super::SimConfig;
 use super::faults::{Fault, Faults};
 use super::store::{Incoming, MergeMode, QuerySpec, Store};
 use crate::api::sign::{self, ACTION, BIZ_TYPE, SignedHeaders};
-use crate::api::wire::{BATCH_CREATE_PATH, FIELDS_PATH, QUERY_PATH};
+use crate::api::wire::{BATCH_CREATE_PATH, FIELDS_PATH, QUERY_PATH, is_api_datetime};
 use crate::customer::Customer;
 use crate::job::model::SignAlgorithm;
 
@@ -393,10 +393,6 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         "failItems": fail_items,
         "successItems": success_items,
     })))
-}
-
-fn is_api_datetime(s: &str) -> bool {
-    s.len() == 19 && jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).is_ok()
 }
 
 fn handle_query(app: &App, body: &[u8]) -> Answer {

@@ -274,7 +274,7 @@ impl Store {
             insert_rows(&tx, tenant_id, chunk, &now)?;
         }
         for (id, p) in state.iter().filter(|(_, p)| p.dirty && !p.new) {
-            write_row(&tx, *id, tenant_id, &p.fields, &now, None)?;
+            update_row(&tx, *id, &p.fields, &now)?;
         }
         for (id, p) in &state {
             if p.dirty && (!p.tags.is_empty() || p.replace_tags) {
@@ -411,13 +411,12 @@ fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
     fields.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn write_row(
+/// Rewrite an existing customer (new ones are written by `insert_rows`).
+fn update_row(
     conn: &Connection,
     id: i64,
-    tenant_id: i64,
     fields: &Map<String, Value>,
     now: &str,
-    created: Option<&str>,
 ) -> rusqlite::Result<()> {
     let data = Value::Object(fields.clone()).to_string();
     let (wa, sms, email, name) = (
@@ -426,20 +425,11 @@ fn write_row(
         text(fields, "email"),
         text(fields, "full_name"),
     );
-    match created {
-        Some(created) => conn
-            .prepare_cached(
-                "INSERT INTO customers (id, tenant_id, whats_app_phone, sms_phone, email, full_name, data, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )?
-            .execute(params![id, tenant_id, wa, sms, email, name, data, created, now])?,
-        None => conn
-            .prepare_cached(
-                "UPDATE customers SET whats_app_phone = ?, sms_phone = ?, email = ?, full_name = ?, data = ?, updated_at = ?
-                 WHERE id = ?",
-            )?
-            .execute(params![wa, sms, email, name, data, now, id])?,
-    };
+    conn.prepare_cached(
+        "UPDATE customers SET whats_app_phone = ?, sms_phone = ?, email = ?, full_name = ?, data = ?, updated_at = ?
+         WHERE id = ?",
+    )?
+    .execute(params![wa, sms, email, name, data, now, id])?;
     Ok(())
 }
 

@@ -13,6 +13,14 @@ use cdpjob::sim::{
 };
 use serde_json::{Value, json};
 
+/// A simulator with these faults and otherwise the defaults.
+fn faulty(faults: FaultConfig) -> SimConfig {
+    SimConfig {
+        faults,
+        ..Default::default()
+    }
+}
+
 async fn sim(cfg: SimConfig) -> Sim {
     Sim::start("127.0.0.1:0".parse().unwrap(), cfg, None)
         .await
@@ -142,13 +150,10 @@ async fn other_final_codes_are_not_retried() {
 
 #[tokio::test]
 async fn a_stale_timestamp_is_resigned_and_succeeds() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            expire_ts_once: true,
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        expire_ts_once: true,
         ..Default::default()
-    })
+    }))
     .await;
     let c = client(&sim, |_| {});
     let batch = [customer("Ann", "8613900000001", &[])];
@@ -199,16 +204,13 @@ async fn a_skewed_clock_is_detected_from_the_date_header_and_corrected() {
 
 #[tokio::test]
 async fn injected_faults_cost_exactly_one_attempt_each() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            fail_5xx: 0.25,
-            fail_429: 0.0,
-            drop: 0.25,
-            seed: 7,
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        fail_5xx: 0.25,
+        fail_429: 0.0,
+        drop: 0.25,
+        seed: 7,
         ..Default::default()
-    })
+    }))
     .await;
     let c = client(&sim, |c| c.max_retries = 20);
     let mut total_attempts = 0;
@@ -233,13 +235,10 @@ async fn injected_faults_cost_exactly_one_attempt_each() {
 
 #[tokio::test]
 async fn retries_run_out_after_max_retries() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            fail_5xx: 1.0,
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        fail_5xx: 1.0,
         ..Default::default()
-    })
+    }))
     .await;
     let c = client(&sim, |c| c.max_retries = 3);
     let batch = [customer("Ann", "8613900000001", &[])];
@@ -259,13 +258,10 @@ async fn retries_run_out_after_max_retries() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            fail_429: 1.0,
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        fail_429: 1.0,
         ..Default::default()
-    })
+    }))
     .await;
     let c = client(&sim, |c| c.max_retries = 1);
     let batch = [customer("Ann", "8613900000001", &[])];
@@ -288,14 +284,11 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn dropped_connections_are_retried_and_counted() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            drop: 0.5,
-            seed: 3,
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        drop: 0.5,
+        seed: 3,
         ..Default::default()
-    })
+    }))
     .await;
     let c = client(&sim, |c| c.max_retries = 10);
     let retries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -316,13 +309,10 @@ async fn dropped_connections_are_retried_and_counted() {
 
 #[tokio::test]
 async fn concurrency_limits_requests_in_flight() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            latency: Duration::from_millis(100),
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        latency: Duration::from_millis(100),
         ..Default::default()
-    })
+    }))
     .await;
     let c = std::sync::Arc::new(client(&sim, |c| c.concurrency = 2));
     let mut tasks = Vec::new();
@@ -363,13 +353,10 @@ async fn requests_per_second_spaces_requests_out() {
 
 #[tokio::test]
 async fn a_slow_answer_times_out_and_is_retried() {
-    let sim = sim(SimConfig {
-        faults: FaultConfig {
-            latency: Duration::from_millis(800),
-            ..Default::default()
-        },
+    let sim = sim(faulty(FaultConfig {
+        latency: Duration::from_millis(800),
         ..Default::default()
-    })
+    }))
     .await;
     let c = client(&sim, |c| {
         c.timeout = Duration::from_millis(150);
