@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
 use crate::job::{self, schema};
 use crate::plan;
+use crate::run::start::{self, RunOptions};
 use crate::secret::Secret;
 
 /// Run the parsed command line; returns the process exit code.
@@ -31,29 +32,32 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 return plan(&job, 5, json, &vars);
             }
             let job = job::load(&job, &vars).map_err(|e| Error::Job(vec![*e]))?;
-            if job.spec.kind != JobKind::BatchCreate {
-                return Err(Error::Usage(
-                    "running query_export jobs is not built yet (see the issue tracker); `cdpjob plan` shows the request".into(),
-                ));
-            }
-            let opts = crate::run::exec::RunOptions {
+            let opts = RunOptions {
                 run_dir,
                 json,
                 force: false,
             };
-            crate::run::exec::run(&job, &opts)
+            match job.spec.kind {
+                JobKind::BatchCreate => crate::run::exec::run(&job, &opts),
+                JobKind::QueryExport => crate::export::run(&job, &opts),
+            }
         }
         Command::Resume {
             run_dir,
             force,
             json,
         } => {
-            let opts = crate::run::exec::RunOptions {
+            let opts = RunOptions {
                 run_dir: None,
                 json,
                 force,
             };
-            crate::run::exec::resume(&run_dir, &opts)
+            let run = start::reopen(&run_dir, &opts)?;
+            if run.manifest.export.is_some() {
+                crate::export::resume(run, &opts)
+            } else {
+                crate::run::exec::resume(run, &opts)
+            }
         }
         Command::Status { run_dir, json } => crate::run::status::status(&run_dir, json),
         Command::Schema => {
@@ -163,25 +167,10 @@ fn sim(a: SimArgs) -> Result<i32> {
             cfg.app_key
         );
         let _ = std::io::stdout().flush();
-        wait_for_shutdown().await;
+        start::shutdown_signal().await;
         sim.stop().await;
         Ok(0)
     })
-}
-
-/// Ctrl-C or SIGTERM.
-async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler installs");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn validate(paths: &[std::path::PathBuf], vars: &VarOverrides) -> Result<i32> {

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod customer;
 pub mod diagnostic;
 pub mod error;
+pub mod export;
 pub mod failpoint;
 pub mod job;
 pub mod mapping;

@@ -233,9 +233,9 @@ pub fn plan_export(job: &Job) -> Result<ExportPlan> {
     let state = query::read_state(&state_file).map_err(Error::Usage)?;
     let ctx = ExportContext {
         run_id: "plan".into(),
-        started_at: jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or_else(|_| jiff::Timestamp::now())
+        // As `run` does: whole seconds, never in the future.
+        started_at: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .expect("now is a valid timestamp")
             .to_string(),
         state: state.clone(),
     };

@@ -161,3 +161,12 @@ pub fn render_query(job: &Job, ctx: &ExportContext) -> Result<(Value, String), V
         Err(errors)
     }
 }
+
+/// Record what a finished export covered, for the next run's templates (atomically: a
+/// crash leaves the old state or the new one).
+pub fn write_state(path: &Path, state: &Map<String, Value>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::run::run_dir::create_private_dir(dir)?;
+    }
+    crate::run::run_dir::write_json_atomic(path, state)
+}

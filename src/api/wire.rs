@@ -76,7 +76,7 @@ pub struct Paging {
     pub next: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct QueryResult {
     pub paging: Paging,
     /// Customers as received (ids stay exact inside `serde_json::Value`).

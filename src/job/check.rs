@@ -244,4 +244,32 @@ fn check_query_export(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
         visit("/output/path".into(), path, &mut set);
     }
     out.extend(set.problems.iter().map(|pr| template_diag(p, pr)));
+    check_columns(p, out);
+}
+
+/// CSV columns must name something a customer has; JSON Lines has no columns.
+fn check_columns(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(columns) = p.doc.pointer("/output/columns").and_then(Value::as_array) else {
+        return;
+    };
+    if p.doc.pointer("/output/format").and_then(Value::as_str) == Some("jsonl") {
+        out.push(
+            Diagnostic::new(
+                p.index.key_of("/output/columns"),
+                "`output.columns` applies to csv output; jsonl writes each customer whole, as received".into(),
+            )
+            .with_hint("remove `columns`, or use `format: csv`"),
+        );
+        return;
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if let Some(name) = column.as_str()
+            && let Err(message) = crate::export::format::check_column(name)
+        {
+            out.push(Diagnostic::new(
+                p.index.value_of(&format!("/output/columns/{i}")),
+                format!("`output.columns[{i}]`: {message}"),
+            ));
+        }
+    }
 }

@@ -90,6 +90,23 @@ pub enum Event {
         counts: Counts,
         at: String,
     },
+    /// A page of an export, written and checkpointed.
+    Page {
+        page: u64,
+        /// The cursor it was asked for (none for the first page).
+        after: Option<i64>,
+        customers: u64,
+        next: Option<i64>,
+        attempts: u32,
+        at: String,
+    },
+    /// An export renamed its output into place (and recorded its state).
+    ExportFinished {
+        rows: u64,
+        pages: u64,
+        output: String,
+        at: String,
+    },
 }
 
 pub fn now() -> String {

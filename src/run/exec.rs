@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
 
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -19,25 +20,16 @@ use super::batches::{BatchUnit, Batcher};
 use super::events::{Answer, CreatedRow, Event, FailedRow, Part, now};
 use super::journal::{self, Journal};
 use super::lock::JobLock;
+use super::progress::Progress;
 use super::run_dir::{self, Checkpoint, Counts, Manifest, RunDir};
+use super::start::{self, DRAIN_TIMEOUT, Reopened, RunOptions};
 use crate::api::client::{ApiError, CODE_AGENT_MISSING};
 use crate::api::connect::{self, Connection};
 use crate::api::wire::BatchCreateRequest;
 use crate::error::{Error, Result};
-use crate::job::{self, Job};
+use crate::job::Job;
 use crate::mapping::Mapper;
 use crate::{pipeline, source};
-
-/// How long in-flight requests may take to finish after SIGINT/SIGTERM.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
-
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    pub run_dir: Option<PathBuf>,
-    pub json: bool,
-    /// Resume even though the job file or the source changed.
-    pub force: bool,
-}
 
 /// What a finished (or stopped) run reports, also written as `summary.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -345,11 +337,6 @@ impl Results {
     }
 }
 
-/// fsyncs can be switched off only to measure what they cost (`CDPJOB_UNSAFE_NO_FSYNC=1`).
-fn durable() -> bool {
-    std::env::var_os("CDPJOB_UNSAFE_NO_FSYNC").is_none()
-}
-
 fn add(c: &mut Counts, d: &Counts) {
     c.rows += d.rows;
     c.created += d.created;
@@ -358,30 +345,14 @@ fn add(c: &mut Counts, d: &Counts) {
     c.skipped += d.skipped;
 }
 
-/// `cdpjob run JOB`.
+/// `cdpjob run JOB` for a batch_create job.
 pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
     let src = job
         .spec
         .source
         .as_ref()
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
-    let root = job.resolve(&job.spec.run.root).join(&job.spec.name);
-    run_dir::create_private_dir(&root)
-        .map_err(|e| Error::Usage(format!("cannot create {}: {e}", root.display())))?;
-    let lock = acquire_lock(&root)?;
-    let run_id = new_run_id_for(opts);
-    let dir = RunDir {
-        path: opts.run_dir.clone().unwrap_or_else(|| root.join(&run_id)),
-    };
-    if dir.file(run_dir::MANIFEST).exists() {
-        return Err(Error::Usage(format!(
-            "{} already holds a run: `cdpjob resume {}` continues it",
-            dir.path.display(),
-            dir.path.display()
-        )));
-    }
-    run_dir::create_private_dir(&dir.path)
-        .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.path.display())))?;
+    let begun = start::begin(job, opts)?;
     let source_path = job.resolve(&src.path);
     let fingerprint = if src.path == "-" {
         run_dir::SourceFingerprint {
@@ -393,100 +364,26 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
         run_dir::fingerprint(&source_path)
             .map_err(|e| Error::Usage(format!("cannot read {}: {e}", source_path.display())))?
     };
-    let manifest = Manifest {
-        cdpjob_version: env!("CARGO_PKG_VERSION").into(),
-        run_id: run_id.clone(),
-        job_path: std::fs::canonicalize(&job.path)
-            .unwrap_or(job.path.clone())
-            .display()
-            .to_string(),
-        job_text: job.text.clone(),
-        job_sha256: run_dir::sha256_hex(job.text.as_bytes()),
-        source: fingerprint,
-        vars: job.vars.clone(),
-        started_at: now(),
-    };
-    run_dir::write_json_atomic(&dir.file(run_dir::MANIFEST), &manifest)
-        .map_err(|e| Error::Input(format!("cannot write the manifest: {e}")))?;
-    if !opts.json {
-        eprintln!("run directory: {}", dir.path.display());
-    }
-    execute(job, &dir, &manifest, opts, lock, false)
+    let manifest = start::manifest(job, &begun, fingerprint);
+    start::write_manifest(&begun.dir, &manifest, opts)?;
+    execute(job, &begun.dir, &manifest, opts, begun.lock, false)
 }
 
-fn new_run_id_for(opts: &RunOptions) -> String {
-    match &opts.run_dir {
-        Some(p) => p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(run_dir::new_run_id),
-        None => run_dir::new_run_id(),
-    }
-}
-
-fn acquire_lock(root: &Path) -> Result<JobLock> {
-    JobLock::acquire(&root.join(".lock"), |w| eprintln!("warning: {w}")).map_err(|e| match e {
-        super::lock::LockError::Held { .. } => Error::Stopped(e.to_string()),
-        other => Error::Input(other.to_string()),
-    })
-}
-
-/// `cdpjob resume RUN_DIR`.
-pub fn resume(path: &Path, opts: &RunOptions) -> Result<i32> {
-    let dir = RunDir {
-        path: path.to_path_buf(),
-    };
-    let manifest: Manifest = run_dir::read_json(&dir.file(run_dir::MANIFEST))
-        .map_err(|e| Error::Usage(format!("{} is not a run directory: {e}", path.display())))?;
-    let job_path = PathBuf::from(&manifest.job_path);
-    let overrides = manifest
-        .vars
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_str().map_or_else(|| v.to_string(), str::to_string),
-            )
-        })
-        .collect();
-    let job = job::load(&job_path, &overrides).map_err(|e| Error::Job(vec![*e]))?;
-    if run_dir::sha256_hex(job.text.as_bytes()) != manifest.job_sha256 && !opts.force {
-        return Err(Error::Usage(format!(
-            "the job file {} changed since the run started; resuming could mix two jobs' rows. Start a new run, or pass --force",
-            job_path.display()
-        )));
-    }
-    if let Some(src) = &job.spec.source {
-        if src.path == "-" {
-            return Err(Error::Usage(
-                "this run read standard input, which cannot be read again: start a new run".into(),
-            ));
-        }
-        let now_fp = run_dir::fingerprint(&job.resolve(&src.path))
-            .map_err(|e| Error::Usage(format!("cannot read the source: {e}")))?;
-        let same = now_fp.size == manifest.source.size && now_fp.sha256 == manifest.source.sha256;
-        if !same && !opts.force {
-            return Err(Error::Usage(format!(
-                "the source {} changed since the run started (size or content); resuming would send different rows as the same batches. Start a new run, or pass --force",
-                now_fp.path
-            )));
-        }
-    }
-    let root = job.resolve(&job.spec.run.root).join(&job.spec.name);
-    let lock = acquire_lock(&root)?;
-    if let Ok(summary) = run_dir::read_json::<Summary>(&dir.file(run_dir::SUMMARY))
+/// `cdpjob resume RUN_DIR` for a batch_create run.
+pub fn resume(run: Reopened, opts: &RunOptions) -> Result<i32> {
+    if let Ok(summary) = run_dir::read_json::<Summary>(&run.dir.file(run_dir::SUMMARY))
         && summary.status == "finished"
     {
         if !opts.json {
             eprintln!(
                 "the run {} has already finished: nothing to do",
-                manifest.run_id
+                run.manifest.run_id
             );
         }
         report(&summary, opts);
         return Ok(exit_code(&summary));
     }
-    execute(&job, &dir, &manifest, opts, lock, true)
+    execute(&run.job, &run.dir, &run.manifest, opts, run.lock, true)
 }
 
 fn execute(
@@ -510,7 +407,7 @@ async fn execute_async(
     resuming: bool,
 ) -> Result<i32> {
     let started = Instant::now();
-    let durable = durable();
+    let durable = start::durable();
     let fail = |what: &str, e: std::io::Error| {
         Error::Stopped(format!("{what}: {e}; the run can be resumed"))
     };
@@ -626,14 +523,10 @@ async fn execute_async(
     let mut stop_reason: Option<String> = None;
     let mut source_done = false;
     let interrupted = Arc::new(AtomicBool::new(false));
-    let mut shutdown = Box::pin(shutdown_signal());
+    let mut shutdown = Box::pin(start::shutdown_signal());
     let mut drain_deadline: Option<tokio::time::Instant> = None;
-    let mut progress = Progress::new(
-        opts.json,
-        checkpoint.counts,
-        source_size,
-        Arc::clone(&bytes_read),
-    );
+    let mut progress = Progress::new(opts.json, source_size, Some(Arc::clone(&bytes_read)));
+    let rows_before = checkpoint.counts.rows;
     loop {
         if (source_done || stop_reason.is_some()) && in_flight.is_empty() {
             break;
@@ -665,11 +558,14 @@ async fn execute_async(
                         checkpoint.mark_done(m.seq);
                         add(&mut checkpoint.counts, &m.counts);
                         run_dir::write_json_atomic(&dir.file(run_dir::CHECKPOINT), &checkpoint).map_err(|e| fail("writing the checkpoint", e))?;
-                        progress.tick(
-                            checkpoint.counts,
-                            checkpoint.done_below + checkpoint.done_above.len() as u64,
-                            retries.load(Ordering::Relaxed),
-                        );
+                        let c = checkpoint.counts;
+                        let batches = checkpoint.done_below + checkpoint.done_above.len() as u64;
+                        let rate = progress.rate(c.rows - rows_before);
+                        let retries = retries.load(Ordering::Relaxed);
+                        progress.tick(|| format!(
+                            "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
+                            c.rows, c.created, c.failed, c.rejected, c.skipped
+                        ));
                     }
                     Ok(Err(Stop(reason))) => {
                         if stop_reason.is_none() {
@@ -785,85 +681,4 @@ fn report(s: &Summary, opts: &RunOptions) {
         s.files["rejected"].as_str().unwrap_or_default(),
         c.rejected
     );
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Progress on stderr (never with --json): a bar with rows, batches, rows/s, retries and an
-/// ETA (from the share of the source read) on a terminal; otherwise a plain line every few
-/// seconds, for logs.
-struct Progress {
-    quiet: bool,
-    started: Instant,
-    last: Instant,
-    base: Counts,
-    bar: Option<indicatif::ProgressBar>,
-    bytes_read: Arc<AtomicU64>,
-}
-
-impl Progress {
-    fn new(
-        quiet: bool,
-        base: Counts,
-        source_size: Option<u64>,
-        bytes_read: Arc<AtomicU64>,
-    ) -> Progress {
-        use std::io::IsTerminal;
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(source_size.unwrap_or(0));
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% eta {eta} | {msg}")
-                    .expect("a valid template"),
-            );
-            bar
-        });
-        Progress {
-            quiet,
-            started: Instant::now(),
-            last: Instant::now(),
-            base,
-            bar,
-            bytes_read,
-        }
-    }
-
-    fn tick(&mut self, c: Counts, batches: u64, retries: u64) {
-        let rate =
-            (c.rows - self.base.rows) as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        let msg = format!(
-            "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
-            c.rows, c.created, c.failed, c.rejected, c.skipped
-        );
-        if let Some(bar) = &self.bar {
-            bar.set_position(self.bytes_read.load(Ordering::Relaxed));
-            bar.set_message(msg);
-            return;
-        }
-        if self.quiet || self.last.elapsed() < Duration::from_secs(3) {
-            return;
-        }
-        self.last = Instant::now();
-        eprintln!("progress: {msg}");
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }

@@ -29,6 +29,47 @@ pub struct Manifest {
     pub source: SourceFingerprint,
     pub vars: serde_json::Map<String, serde_json::Value>,
     pub started_at: String,
+    /// What an export run is about (query_export jobs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportRecord>,
+}
+
+/// An export's query and output, rendered once when the run started: a resume continues
+/// exactly this export, whatever `state.json` or the clock say by then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// The request body of the first page (no cursor).
+    pub request: serde_json::Value,
+    /// Where the export lands when it is complete…
+    pub output: String,
+    /// …and where it grows until then.
+    pub partial: String,
+    pub format: crate::job::model::OutputFormat,
+    /// CSV columns, in order.
+    pub columns: Vec<String>,
+    pub max_records: Option<u64>,
+    /// The state file read at the start, and what it held.
+    pub state_file: String,
+    pub state_read: serde_json::Map<String, serde_json::Value>,
+    /// The end of the window this export covers: `last_end_time` in the next state.
+    pub window_end: String,
+}
+
+/// What an export has written: the cursor to continue from and the output's committed
+/// length (a resume cuts the output back to it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportCheckpoint {
+    /// The `after` cursor of the next page; none before the first page.
+    pub after: Option<i64>,
+    pub pages: u64,
+    pub rows: u64,
+    pub output_len: u64,
+    /// The id of the last customer written.
+    pub last_id: Option<i64>,
+    /// Every page is written: what is left is renaming the output and recording the state.
+    pub complete: bool,
+    /// `max_records` ended the export while the API had more.
+    pub capped: bool,
 }
 
 /// Enough to tell that the source is not the one the run started with.

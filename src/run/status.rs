@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 pub fn status(path: &Path, as_json: bool) -> Result<i32> {
     let manifest: Manifest = run_dir::read_json(&path.join(run_dir::MANIFEST))
         .map_err(|e| Error::Usage(format!("{} is not a run directory: {e}", path.display())))?;
+    if manifest.export.is_some() {
+        return export_status(path, &manifest, as_json);
+    }
     let checkpoint: Checkpoint =
         run_dir::read_json(&path.join(run_dir::CHECKPOINT)).unwrap_or_default();
     let summary: Option<Summary> = run_dir::read_json(&path.join(run_dir::SUMMARY)).ok();
@@ -45,7 +48,9 @@ pub fn status(path: &Path, as_json: bool) -> Result<i32> {
             Event::RunStarted { at, .. }
             | Event::Resumed { at }
             | Event::Bisect { at, .. }
-            | Event::RunFinished { at, .. } => {
+            | Event::RunFinished { at, .. }
+            | Event::Page { at, .. }
+            | Event::ExportFinished { at, .. } => {
                 last_event = Some(at.clone());
             }
         }
@@ -103,6 +108,50 @@ pub fn status(path: &Path, as_json: bool) -> Result<i32> {
             last_event.unwrap_or_default()
         );
     }
+    Ok(0)
+}
+
+fn export_status(path: &Path, manifest: &Manifest, as_json: bool) -> Result<i32> {
+    let mut report = crate::export::status_report(path, manifest)
+        .map_err(|e| Error::Input(format!("cannot read the journal: {e}")))?;
+    let state = if is_running(path) {
+        "running"
+    } else if report["finished"] == true {
+        "finished"
+    } else {
+        "interrupted"
+    };
+    report["status"] = state.into();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializes")
+        );
+        return Ok(0);
+    }
+    let text = |k: &str| report[k].as_str().unwrap_or_default().to_string();
+    println!("run {} ({}): {state}", manifest.run_id, manifest.job_path);
+    println!(
+        "exported {} customers in {} pages ({} bytes written), retries {}",
+        report["rows"], report["pages"], report["output_bytes"], report["retries"]
+    );
+    if state == "finished" {
+        println!("output: {}", text("output"));
+    } else {
+        println!(
+            "partial output: {} (continues after cursor {})",
+            text("partial"),
+            report["cursor"]
+        );
+    }
+    if let Some(e) = report["last_error"].as_str() {
+        println!("last error: {e}");
+    }
+    println!(
+        "started {}, last activity {}",
+        manifest.started_at,
+        text("last_event_at")
+    );
     Ok(0)
 }
 

@@ -1,0 +1,542 @@
+//! Query exports: page through the customers a query selects and write them to a file,
+//! checkpointing after every page, so that a run killed at any instant resumes with no
+//! customer missing and none written twice.
+//!
+//! The order of writes is the whole design. For each page: append its lines to the partial
+//! output and fsync; then replace the checkpoint (cursor, pages, rows, output length)
+//! atomically. A resume cuts the output back to the checkpointed length and asks for the
+//! page after the checkpointed cursor again. When the last page is in, the partial file is
+//! renamed into place, and only then is `state.json` written for the next run.
+
+pub mod format;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api::client::ApiError;
+use crate::api::connect;
+use crate::api::wire::QueryResult;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::job::model::OutputFormat;
+use crate::query::{self, ExportContext};
+use crate::run::atomic;
+use crate::run::events::{Event, now};
+use crate::run::journal::{self, Journal};
+use crate::run::lock::JobLock;
+use crate::run::progress::Progress;
+use crate::run::run_dir::{self, ExportCheckpoint, ExportRecord, Manifest, RunDir};
+use crate::run::start::{self, Reopened, RunOptions};
+use format::Encoder;
+
+/// What an export reports, also written as `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportSummary {
+    pub run_id: String,
+    pub run_dir: String,
+    pub kind: String,
+    pub status: String,
+    /// Customers written to the output.
+    pub rows: u64,
+    pub pages: u64,
+    /// Requests this invocation sent, and retries among them.
+    pub requests: u64,
+    pub retries: u64,
+    /// The finished file (once renamed into place), or the partial one.
+    pub output: String,
+    /// The state file, when this export advanced it.
+    pub state_file: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub elapsed_secs: f64,
+    pub stopped_reason: Option<String>,
+}
+
+/// `cdpjob run JOB` for a query_export job.
+pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
+    let output_spec = job
+        .spec
+        .output
+        .as_ref()
+        .ok_or_else(|| Error::Usage("a query_export job needs an output".into()))?;
+    let begun = start::begin(job, opts)?;
+    // Absolute: a resume may run from another working directory.
+    let state_file = absolute(&query::state_path(job))?;
+    let state = query::read_state(&state_file).map_err(Error::Usage)?;
+    let ctx = ExportContext {
+        run_id: begun.run_id.clone(),
+        started_at: begun.started_at.clone(),
+        state: state.clone(),
+    };
+    let (request, output) = query::render_query(job, &ctx).map_err(|errs| {
+        Error::Usage(format!(
+            "{}: the query does not render:\n  {}",
+            job.path.display(),
+            errs.join("\n  ")
+        ))
+    })?;
+    let output = absolute(&job.resolve(&output))?;
+    if output.exists() {
+        return Err(Error::Usage(format!(
+            "{} already exists, and an export never overwrites a file: move it away, or put {{{{ run.id }}}} in output.path",
+            output.display()
+        )));
+    }
+    let file_name = output
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a file name", output.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let partial = output.with_file_name(format!(".{file_name}.{}.partial", begun.run_id));
+    // The end of the window: what `state.last_end_time` will say for the next run. Without an
+    // end_time the window is open, and the run's start is the best honest bound.
+    let window_end = match request.get("end_time").and_then(Value::as_str) {
+        Some(end) if !end.is_empty() => end.to_string(),
+        _ => begun
+            .started_at
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default(),
+    };
+    let columns = match (&output_spec.format, &output_spec.columns) {
+        (OutputFormat::Csv, Some(c)) => c.clone(),
+        (OutputFormat::Csv, None) => format::SCALAR_FIELDS.iter().map(|s| s.to_string()).collect(),
+        (OutputFormat::Jsonl, _) => Vec::new(),
+    };
+    let max_records = job
+        .spec
+        .query
+        .as_ref()
+        .and_then(|q| q.get("max_records"))
+        .and_then(Value::as_u64);
+    let mut manifest = start::manifest(
+        job,
+        &begun,
+        run_dir::SourceFingerprint {
+            path: String::new(),
+            size: 0,
+            sha256: String::new(),
+        },
+    );
+    manifest.export = Some(ExportRecord {
+        request,
+        output: output.display().to_string(),
+        partial: partial.display().to_string(),
+        format: output_spec.format,
+        columns,
+        max_records,
+        state_file: state_file.display().to_string(),
+        state_read: state,
+        window_end,
+    });
+    if let Some(dir) = output.parent() {
+        run_dir::create_private_dir(dir)
+            .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    start::write_manifest(&begun.dir, &manifest, opts)?;
+    execute(job, &begun.dir, &manifest, opts, begun.lock, false)
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::Usage(format!("cannot resolve {}: {e}", p.display())))?;
+    Ok(crate::source::resolve_path(&cwd, &p.to_string_lossy()))
+}
+
+/// `cdpjob resume RUN_DIR` for an export.
+pub fn resume(run: Reopened, opts: &RunOptions) -> Result<i32> {
+    if let Ok(summary) = run_dir::read_json::<ExportSummary>(&run.dir.file(run_dir::SUMMARY))
+        && summary.status == "finished"
+    {
+        if !opts.json {
+            eprintln!(
+                "the run {} has already finished: nothing to do",
+                run.manifest.run_id
+            );
+        }
+        report(&summary, opts);
+        return Ok(exit_code(&summary));
+    }
+    execute(&run.job, &run.dir, &run.manifest, opts, run.lock, true)
+}
+
+fn execute(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    opts: &RunOptions,
+    _lock: JobLock,
+    resuming: bool,
+) -> Result<i32> {
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(execute_async(job, dir, manifest, opts, resuming))
+}
+
+/// Why an export stopped before its end.
+struct Stop(String);
+
+/// Open the partial output at its committed length (creating it on the first page).
+fn open_partial(path: &Path, len: u64) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).write(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    // Whatever a crash left after the checkpointed length is asked for again.
+    f.set_len(len)?;
+    f.seek(SeekFrom::End(0))?;
+    Ok(f)
+}
+
+async fn execute_async(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    opts: &RunOptions,
+    resuming: bool,
+) -> Result<i32> {
+    let started = Instant::now();
+    let durable = start::durable();
+    let rec = manifest
+        .export
+        .as_ref()
+        .ok_or_else(|| Error::Usage("this run directory holds no export".into()))?;
+    let fail = |what: &str, e: std::io::Error| {
+        Error::Stopped(format!("{what}: {e}; the run can be resumed"))
+    };
+    let checkpoint_path = dir.file(run_dir::CHECKPOINT);
+    let mut cp: ExportCheckpoint = match run_dir::read_json(&checkpoint_path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ExportCheckpoint::default(),
+        Err(e) => return Err(fail("cannot read the checkpoint", e)),
+    };
+    let partial = PathBuf::from(&rec.partial);
+    let output = PathBuf::from(&rec.output);
+    let mut journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
+        .map_err(|e| fail("cannot open the journal", e))?;
+    let log = |j: &mut Journal, event: &Event| {
+        j.append(event)
+            .map_err(|e| fail("writing the journal", e))
+    };
+    log(
+        &mut journal,
+        &if resuming {
+            Event::Resumed { at: now() }
+        } else {
+            Event::RunStarted {
+                run_id: manifest.run_id.clone(),
+                at: now(),
+            }
+        },
+    )?;
+    let encoder = Encoder::new(rec.format, &rec.columns);
+    let conn = connect::connect(job).await.map_err(Error::Usage)?;
+    let retries = Arc::new(AtomicU64::new(0));
+    {
+        let retries = Arc::clone(&retries);
+        conn.client.on_retry(move |_| {
+            retries.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    let mut requests = 0u64;
+    let mut stop: Option<Stop> = None;
+    let mut shutdown = Box::pin(start::shutdown_signal());
+    let mut progress = Progress::new(opts.json, None, None);
+    let rows_before = cp.rows;
+
+    if !cp.complete {
+        let mut out = open_partial(&partial, cp.output_len)
+            .map_err(|e| fail(&format!("cannot open {}", partial.display()), e))?;
+        while !cp.complete {
+            let mut body = rec.request.clone();
+            if let Some(after) = cp.after {
+                body["after"] = Value::from(after);
+            }
+            requests += 1;
+            // A query only reads: one interrupted mid-flight is simply asked again.
+            let reply = tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    stop = Some(Stop("interrupted by a signal".into()));
+                    break;
+                }
+                r = conn.client.query(&body) => r,
+            };
+            let reply = match reply {
+                Ok(r) if r.code == 0 => r,
+                Ok(r) => {
+                    stop = Some(Stop(format!(
+                        "the API refused the query: code {}: {}; check the query block of the job",
+                        r.code,
+                        r.message.unwrap_or_default()
+                    )));
+                    break;
+                }
+                Err(e) => {
+                    stop = Some(Stop(describe_api_error(&e)));
+                    break;
+                }
+            };
+            let attempts = reply.attempts;
+            let QueryResult {
+                paging,
+                mut customer_list,
+            } = reply.data.unwrap_or_default();
+            let room = rec.max_records.map_or(u64::MAX, |m| m.saturating_sub(cp.rows));
+            let mut capped = false;
+            if customer_list.len() as u64 >= room {
+                customer_list.truncate(room as usize);
+                capped = true;
+            }
+            let mut buf = if cp.output_len == 0 {
+                encoder.header()
+            } else {
+                Vec::new()
+            };
+            encoder.encode(&customer_list, &mut buf);
+            out.write_all(&buf)
+                .and_then(|()| if durable { out.sync_data() } else { Ok(()) })
+                .map_err(|e| fail(&format!("writing {}", partial.display()), e))?;
+            crate::failpoint!("export_before_checkpoint");
+            let last_id = customer_list.last().and_then(format::id_of);
+            let asked = cp.after;
+            let next_after = paging.after.or(last_id).or(cp.after);
+            let more = paging.next.is_some() && !customer_list.is_empty();
+            cp.pages += 1;
+            cp.rows += customer_list.len() as u64;
+            cp.output_len += buf.len() as u64;
+            cp.last_id = last_id.or(cp.last_id);
+            cp.capped = capped && more;
+            cp.complete = !more || capped;
+            if !cp.complete && next_after == asked {
+                // Asking again would return the same page forever.
+                stop = Some(Stop(format!(
+                    "the API's paging cursor did not move past {asked:?}; the export stopped to avoid a loop"
+                )));
+                cp.complete = false;
+                break;
+            }
+            cp.after = next_after;
+            run_dir::write_json_atomic(&checkpoint_path, &cp)
+                .map_err(|e| fail("writing the checkpoint", e))?;
+            log(
+                &mut journal,
+                &Event::Page {
+                    page: cp.pages,
+                    after: asked,
+                    customers: customer_list.len() as u64,
+                    next: paging.next,
+                    attempts,
+                    at: now(),
+                },
+            )?;
+            let rate = progress.rate(cp.rows - rows_before);
+            progress.tick(|| {
+                format!(
+                    "{} customers, {} pages, {rate:.0} customers/s, {} retries",
+                    cp.rows,
+                    cp.pages,
+                    retries.load(Ordering::Relaxed)
+                )
+            });
+        }
+    }
+    progress.finish();
+
+    let mut state_written = None;
+    if stop.is_none() {
+        crate::failpoint!("export_before_rename");
+        finish_output(&partial, &output, cp.output_len, durable)
+            .map_err(|e| fail(&format!("moving the export into {}", output.display()), e))?;
+        crate::failpoint!("export_before_state");
+        if cp.capped {
+            if !opts.json {
+                eprintln!(
+                    "note: max_records ({}) ended the export before the end of the query; {} is left as it was, so the next run covers the same window",
+                    rec.max_records.unwrap_or_default(),
+                    rec.state_file
+                );
+            }
+        } else {
+            let state = next_state(rec, &cp, manifest);
+            query::write_state(Path::new(&rec.state_file), &state)
+                .map_err(|e| fail(&format!("writing {}", rec.state_file), e))?;
+            state_written = Some(rec.state_file.clone());
+        }
+        log(
+            &mut journal,
+            &Event::ExportFinished {
+                rows: cp.rows,
+                pages: cp.pages,
+                output: rec.output.clone(),
+                at: now(),
+            },
+        )?;
+    } else if let Some(Stop(reason)) = &stop {
+        let _ = log(
+            &mut journal,
+            &Event::Stopped {
+                reason: reason.clone(),
+                at: now(),
+            },
+        );
+    }
+    let summary = ExportSummary {
+        run_id: manifest.run_id.clone(),
+        run_dir: dir.path.display().to_string(),
+        kind: "query_export".into(),
+        status: if stop.is_none() { "finished" } else { "interrupted" }.into(),
+        rows: cp.rows,
+        pages: cp.pages,
+        requests,
+        retries: retries.load(Ordering::Relaxed),
+        output: if stop.is_none() {
+            rec.output.clone()
+        } else {
+            rec.partial.clone()
+        },
+        state_file: state_written,
+        started_at: manifest.started_at.clone(),
+        finished_at: now(),
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        stopped_reason: stop.map(|s| s.0),
+    };
+    run_dir::write_json_atomic(&dir.file(run_dir::SUMMARY), &summary)
+        .map_err(|e| fail("writing the summary", e))?;
+    if let Some(sim) = conn.sim {
+        sim.stop().await;
+    }
+    report(&summary, opts);
+    Ok(exit_code(&summary))
+}
+
+/// Move the complete partial file into place. Idempotent: after a crash between the rename
+/// and the state, the partial file is gone and the output is already there.
+fn finish_output(partial: &Path, output: &Path, len: u64, durable: bool) -> std::io::Result<()> {
+    match OpenOptions::new().write(true).open(partial) {
+        Ok(f) => {
+            f.set_len(len)?;
+            if durable {
+                f.sync_all()?;
+            }
+            drop(f);
+            std::fs::rename(partial, output)?;
+            if let Some(d) = output.parent() {
+                atomic::sync_dir(d)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && output.exists() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The state the next run reads: the window this one covered and where it ended.
+fn next_state(rec: &ExportRecord, cp: &ExportCheckpoint, manifest: &Manifest) -> Map<String, Value> {
+    let mut state = Map::new();
+    state.insert("last_end_time".into(), Value::from(rec.window_end.clone()));
+    // An empty window leaves the previous last id standing.
+    let last_id = cp
+        .last_id
+        .map(Value::from)
+        .or_else(|| rec.state_read.get("last_id").cloned())
+        .unwrap_or(Value::Null);
+    state.insert("last_id".into(), last_id);
+    state.insert("run_id".into(), Value::from(manifest.run_id.clone()));
+    state.insert("rows".into(), Value::from(cp.rows));
+    state.insert("output".into(), Value::from(rec.output.clone()));
+    state.insert("finished_at".into(), Value::from(now()));
+    state
+}
+
+fn describe_api_error(e: &ApiError) -> String {
+    match e {
+        ApiError::Refused { .. } => format!("{e}; fix it, then `cdpjob resume` the run"),
+        ApiError::Exhausted { .. } => {
+            format!("{e}; `cdpjob resume` the run when the API is reachable")
+        }
+        ApiError::Config(_) => e.to_string(),
+    }
+}
+
+fn exit_code(s: &ExportSummary) -> i32 {
+    if s.status == "finished" { 0 } else { 3 }
+}
+
+fn report(s: &ExportSummary, opts: &RunOptions) {
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(s).expect("serializes"));
+        return;
+    }
+    println!("run {}: {} in {:.1}s", s.run_id, s.status, s.elapsed_secs);
+    println!(
+        "exported {} customers in {} pages; requests {}, retries {}",
+        s.rows, s.pages, s.requests, s.retries
+    );
+    if let Some(r) = &s.stopped_reason {
+        println!("stopped: {r}");
+        println!("resume with: cdpjob resume {}", s.run_dir);
+    }
+    println!("run directory: {}", s.run_dir);
+    println!("output: {}", s.output);
+    if let Some(state) = &s.state_file {
+        println!("state for the next run: {state}");
+    }
+}
+
+/// The export part of `cdpjob status`.
+pub fn status_report(dir: &Path, manifest: &Manifest) -> std::io::Result<Value> {
+    let cp: ExportCheckpoint = run_dir::read_json(&dir.join(run_dir::CHECKPOINT)).unwrap_or_default();
+    let summary: Option<ExportSummary> = run_dir::read_json(&dir.join(run_dir::SUMMARY)).ok();
+    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))?;
+    let mut last_error = None;
+    let mut last_event = None;
+    let mut retries_logged = 0u64;
+    for e in &events {
+        match e {
+            Event::Stopped { reason, at } => {
+                last_error = Some(reason.clone());
+                last_event = Some(at.clone());
+            }
+            Event::Page { attempts, at, .. } => {
+                retries_logged += u64::from(attempts.saturating_sub(1));
+                last_event = Some(at.clone());
+            }
+            Event::RunStarted { at, .. }
+            | Event::Resumed { at }
+            | Event::ExportFinished { at, .. } => last_event = Some(at.clone()),
+            _ => {}
+        }
+    }
+    let rec = manifest.export.as_ref();
+    Ok(serde_json::json!({
+        "run_id": manifest.run_id,
+        "kind": "query_export",
+        "job": manifest.job_path,
+        "pages": cp.pages,
+        "rows": cp.rows,
+        "cursor": cp.after,
+        "output_bytes": cp.output_len,
+        "all_pages_written": cp.complete,
+        "retries": retries_logged,
+        "output": rec.map(|r| r.output.clone()),
+        "partial": rec.map(|r| r.partial.clone()),
+        "request": rec.map(|r| r.request.clone()),
+        "last_error": last_error,
+        "started_at": manifest.started_at,
+        "last_event_at": last_event,
+        "finished": summary.as_ref().is_some_and(|s| s.status == "finished"),
+        "finished_at": summary.as_ref().filter(|s| s.status == "finished").map(|s| s.finished_at.clone()),
+    }))
+}
