@@ -36,14 +36,27 @@ pub const SCALAR_FIELDS: &[&str] = &[
     "updated_at",
 ];
 
-/// Columns that are not in [`SCALAR_FIELDS`] but may be chosen.
-const OTHER_FIELDS: &[&str] = &["tags", "customize_field"];
+/// Columns that are not in [`SCALAR_FIELDS`] but may be chosen: the two nested ones, and
+/// batch_create fields the query documentation does not list but an answer may carry.
+const OTHER_FIELDS: &[&str] = &[
+    "tags",
+    "customize_field",
+    "zalo",
+    "address",
+    "time_zone",
+    "belong_seat_user",
+];
 
 /// Whether a column names something a customer has: a field of the query answer, or one
 /// custom field (`customize_<type>_<n>`, read out of `customize_field`).
 pub fn check_column(name: &str) -> Result<(), String> {
     if SCALAR_FIELDS.contains(&name) || OTHER_FIELDS.contains(&name) || is_custom_field(name) {
         return Ok(());
+    }
+    if name.starts_with("customize_") {
+        return Err(format!(
+            "unknown column `{name}`: a custom field is named customize_<type>_<n>, e.g. customize_1_14 (`cdpjob fields JOB` lists them)"
+        ));
     }
     let known = SCALAR_FIELDS.iter().chain(OTHER_FIELDS);
     // batch_create's spelling is the usual slip: the query answer says `whatsApp_phone`.
@@ -71,7 +84,8 @@ fn is_custom_field(name: &str) -> bool {
         return false;
     };
     let mut parts = rest.split('_');
-    let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
     digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
@@ -103,11 +117,11 @@ impl Encoder {
     /// Append one page of customers to `out`.
     pub fn encode(&self, customers: &[Value], out: &mut Vec<u8>) {
         match self {
-            Encoder::Csv { columns } => out.extend(csv_lines(
-                customers
-                    .iter()
-                    .map(|c| columns.iter().map(|col| cell(c, col)).collect::<Vec<_>>()),
-            )),
+            Encoder::Csv { columns } => {
+                out.extend(csv_lines(customers.iter().map(|c| {
+                    columns.iter().map(|col| cell(c, col)).collect::<Vec<_>>()
+                })))
+            }
             Encoder::Jsonl => {
                 for c in customers {
                     serde_json::to_writer(&mut *out, c).expect("a JSON value serializes");
@@ -124,7 +138,8 @@ fn csv_lines(records: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     for r in records {
-        w.write_record(&r).expect("writing CSV to memory cannot fail");
+        w.write_record(&r)
+            .expect("writing CSV to memory cannot fail");
     }
     w.into_inner().expect("writing CSV to memory cannot fail")
 }
@@ -209,7 +224,12 @@ mod tests {
     fn csv_quotes_what_needs_quoting() {
         let e = Encoder::new(
             OutputFormat::Csv,
-            &["id".into(), "full_name".into(), "tags".into(), "remark".into()],
+            &[
+                "id".into(),
+                "full_name".into(),
+                "tags".into(),
+                "remark".into(),
+            ],
         );
         let mut out = e.header();
         e.encode(&[customer()], &mut out);
@@ -241,7 +261,15 @@ mod tests {
             check_column("whats_app_phone").unwrap_err(),
             "unknown column `whats_app_phone`; did you mean `whatsApp_phone`?"
         );
-        assert!(check_column("full_nme").unwrap_err().contains("`full_name`"));
-        assert!(check_column("customize_x").unwrap_err().contains("custom field"));
+        assert!(
+            check_column("full_nme")
+                .unwrap_err()
+                .contains("`full_name`")
+        );
+        assert!(
+            check_column("customize_x")
+                .unwrap_err()
+                .contains("custom field")
+        );
     }
 }

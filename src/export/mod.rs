@@ -107,7 +107,10 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
     };
     let columns = match (&output_spec.format, &output_spec.columns) {
         (OutputFormat::Csv, Some(c)) => c.clone(),
-        (OutputFormat::Csv, None) => format::SCALAR_FIELDS.iter().map(|s| s.to_string()).collect(),
+        (OutputFormat::Csv, None) => format::SCALAR_FIELDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         (OutputFormat::Jsonl, _) => Vec::new(),
     };
     let max_records = job
@@ -226,8 +229,7 @@ async fn execute_async(
     let mut journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
         .map_err(|e| fail("cannot open the journal", e))?;
     let log = |j: &mut Journal, event: &Event| {
-        j.append(event)
-            .map_err(|e| fail("writing the journal", e))
+        j.append(event).map_err(|e| fail("writing the journal", e))
     };
     log(
         &mut journal,
@@ -293,11 +295,15 @@ async fn execute_async(
                 paging,
                 mut customer_list,
             } = reply.data.unwrap_or_default();
-            let room = rec.max_records.map_or(u64::MAX, |m| m.saturating_sub(cp.rows));
-            let mut capped = false;
-            if customer_list.len() as u64 >= room {
+            let room = rec
+                .max_records
+                .map_or(u64::MAX, |m| m.saturating_sub(cp.rows));
+            // Reaching max_records ends the export; it cut the query short when the page
+            // held more, or more pages were to come.
+            let reached = customer_list.len() as u64 >= room;
+            let dropped = customer_list.len() as u64 > room;
+            if reached {
                 customer_list.truncate(room as usize);
-                capped = true;
             }
             let mut buf = if cp.output_len == 0 {
                 encoder.header()
@@ -317,8 +323,8 @@ async fn execute_async(
             cp.rows += customer_list.len() as u64;
             cp.output_len += buf.len() as u64;
             cp.last_id = last_id.or(cp.last_id);
-            cp.capped = capped && more;
-            cp.complete = !more || capped;
+            cp.capped = reached && (dropped || more);
+            cp.complete = !more || reached;
             if !cp.complete && next_after == asked {
                 // Asking again would return the same page forever.
                 stop = Some(Stop(format!(
@@ -396,7 +402,12 @@ async fn execute_async(
         run_id: manifest.run_id.clone(),
         run_dir: dir.path.display().to_string(),
         kind: "query_export".into(),
-        status: if stop.is_none() { "finished" } else { "interrupted" }.into(),
+        status: if stop.is_none() {
+            "finished"
+        } else {
+            "interrupted"
+        }
+        .into(),
         rows: cp.rows,
         pages: cp.pages,
         requests,
@@ -443,7 +454,11 @@ fn finish_output(partial: &Path, output: &Path, len: u64, durable: bool) -> std:
 }
 
 /// The state the next run reads: the window this one covered and where it ended.
-fn next_state(rec: &ExportRecord, cp: &ExportCheckpoint, manifest: &Manifest) -> Map<String, Value> {
+fn next_state(
+    rec: &ExportRecord,
+    cp: &ExportCheckpoint,
+    manifest: &Manifest,
+) -> Map<String, Value> {
     let mut state = Map::new();
     state.insert("last_end_time".into(), Value::from(rec.window_end.clone()));
     // An empty window leaves the previous last id standing.
@@ -497,7 +512,8 @@ fn report(s: &ExportSummary, opts: &RunOptions) {
 
 /// The export part of `cdpjob status`.
 pub fn status_report(dir: &Path, manifest: &Manifest) -> std::io::Result<Value> {
-    let cp: ExportCheckpoint = run_dir::read_json(&dir.join(run_dir::CHECKPOINT)).unwrap_or_default();
+    let cp: ExportCheckpoint =
+        run_dir::read_json(&dir.join(run_dir::CHECKPOINT)).unwrap_or_default();
     let summary: Option<ExportSummary> = run_dir::read_json(&dir.join(run_dir::SUMMARY)).ok();
     let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))?;
     let mut last_error = None;

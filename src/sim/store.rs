@@ -558,11 +558,11 @@ fn ids_where(
 
 /// A customer as the query endpoint shows it (CDP-API §5 names: `whatsApp_phone`).
 fn load_customer(conn: &Connection, id: i64) -> rusqlite::Result<Value> {
-    let (tenant_id, data, created, updated): (i64, String, String, String) = conn.query_row(
-        "SELECT tenant_id, data, created_at, updated_at FROM customers WHERE id = ?",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let (tenant_id, data, created, updated): (i64, String, String, String) = conn
+        .prepare_cached(
+            "SELECT tenant_id, data, created_at, updated_at FROM customers WHERE id = ?",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let fields: Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
     let mut tag_stmt = conn.prepare_cached(
         "SELECT t.id, t.name FROM tags t JOIN customer_tags ct ON ct.tag_id = t.id WHERE ct.customer_id = ? ORDER BY t.id",

@@ -1,6 +1,7 @@
 //! Integration tests: the real `cdpjob` binary, driven the way a user drives it.
 
 mod common;
+mod export;
 mod plan;
 mod run;
 mod sign_and_sim;

@@ -1,0 +1,564 @@
+//! `cdpjob run`, `resume` and `status` of query_export jobs against a real `cdpjob sim`
+//! process: every customer exported exactly once, ids exact, across kills and resumes, and
+//! consecutive incremental runs covering adjacent windows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{SimProcess, Workspace, jsonl, read, run, with_sim_credentials};
+
+const DEFAULT_COLUMNS: &str = "id,first_name,last_name,full_name,whatsApp_phone,sms_phone,viber_phone,line,messenger,instagram,email,country,birthday,remark,gender,weight,source_type,source_channel_key,status,whatApp_subscribe,sms_subscribe,tenant_id,created_at,updated_at";
+
+fn phone(i: u64) -> String {
+    format!("86139{i:08}")
+}
+
+/// Import customers `from..=to` into the simulator with `cdpjob run`: customer i has the
+/// phone 86139<i>, the tag `even` when i is even and `third` when i is a multiple of 3, and
+/// a custom field `customize_1_14` = `level-<i mod 4>`.
+fn seed(sim: &SimProcess, from: u64, to: u64) {
+    let ws = Workspace::new();
+    let mut csv = String::from("n,phone,tags\n");
+    for i in from..=to {
+        let mut tags = Vec::new();
+        if i.is_multiple_of(2) {
+            tags.push("even");
+        }
+        if i.is_multiple_of(3) {
+            tags.push("third");
+        }
+        csv.push_str(&format!("{i},{},\"{}\"\n", phone(i), tags.join(",")));
+    }
+    ws.write("seed.csv", csv);
+    ws.write(
+        "seed.yaml",
+        format!(
+            "version: 1\nname: seed\nkind: batch_create\napi:\n  base_url: \"{}\"\n  tenant_id: 123\n  app_key: \"46oKF=os\"\n  concurrency: 4\n  max_retries: 8\nsource: {{type: csv, path: seed.csv}}\nmapping:\n  full_name: \"Customer {{{{ row.n }}}}\"\n  whats_app_phone: \"{{{{ row.phone }}}}\"\n  tagStr: \"{{{{ row.tags }}}}\"\n  customize_field:\n    customize_1_14: \"level-{{{{ row.n | int % 4 }}}}\"\n",
+            sim.url
+        ),
+    );
+    let out = run(cmd(&ws, &["run", "seed.yaml", "--json"]));
+    assert_eq!(out.code, 0, "seeding failed: {}{}", out.stdout, out.stderr);
+}
+
+/// An export job against `url`: `query` and `output` lines are added as given.
+fn export_job(url: &str, query: &str, output: &str) -> String {
+    format!(
+        "version: 1\nname: e\nkind: query_export\napi:\n  base_url: \"{url}\"\n  tenant_id: 123\n  app_key: \"46oKF=os\"\n  max_retries: 8\n  timeout_secs: 5\nquery:\n  page_size: 50\n{query}output:\n  path: \"out/customers-{{{{ run.id }}}}.{}\"\n{output}",
+        if output.contains("jsonl") {
+            "jsonl"
+        } else {
+            "csv"
+        }
+    )
+}
+
+fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
+    let mut c = ws.cmd(args);
+    with_sim_credentials(&mut c);
+    c
+}
+
+/// The summary `--json` printed.
+#[track_caller]
+fn summary(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A CSV file as its header and records.
+fn csv_records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(str::to_string).collect();
+    let records = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (header, records)
+}
+
+/// The simulator's customer ids, as their exact decimal text.
+fn sim_ids(sim: &SimProcess) -> Vec<String> {
+    sim.customers()
+        .iter()
+        .map(|c| c["id"].to_string())
+        .collect()
+}
+
+/// The first column of a CSV export, checked to hold no id twice.
+#[track_caller]
+fn exported_ids(path: &Path) -> Vec<String> {
+    let (header, records) = csv_records(path);
+    assert_eq!(header[0], "id");
+    let ids: Vec<String> = records.iter().map(|r| r[0].clone()).collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an id twice in {}", path.display());
+    ids
+}
+
+fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.path("runs/e"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().path())
+                .filter(|p| p.join("manifest.json").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+fn out_files(ws: &Workspace) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(ws.path("out"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn exports_2500_customers_exactly_once_to_csv_and_to_jsonl() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 2500);
+    let all = sim.customers();
+    assert_eq!(all.len(), 2500);
+
+    let ws = Workspace::new();
+    ws.write("csv.yaml", export_job(&sim.url, "", ""));
+    let out = run(cmd(&ws, &["run", "csv.yaml", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let s = summary(&out.stdout);
+    assert_eq!(
+        (
+            s["status"].as_str(),
+            s["rows"].as_u64(),
+            s["pages"].as_u64()
+        ),
+        (Some("finished"), Some(2500), Some(50))
+    );
+    let csv_path = PathBuf::from(s["output"].as_str().unwrap());
+    // Ids exact (they are all far above 2^53), in the API's order, each once.
+    assert_eq!(exported_ids(&csv_path), sim_ids(&sim));
+    let (header, records) = csv_records(&csv_path);
+    assert_eq!(header.join(","), DEFAULT_COLUMNS);
+    let phone_col = header.iter().position(|h| h == "whatsApp_phone").unwrap();
+    let phones: BTreeSet<String> = records.iter().map(|r| r[phone_col].clone()).collect();
+    assert_eq!(phones, (1..=2500).map(phone).collect());
+    // Only the finished file is left, readable by its owner only.
+    assert_eq!(out_files(&ws).len(), 1, "{:?}", out_files(&ws));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&csv_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // JSON Lines: each customer exactly as the API holds it.
+    ws.write(
+        "jsonl.yaml",
+        export_job(&sim.url, "", "  format: jsonl\n").replace("name: e", "name: j"),
+    );
+    let out = run(cmd(&ws, &["run", "jsonl.yaml", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let s = summary(&out.stdout);
+    let lines = jsonl(Path::new(s["output"].as_str().unwrap()));
+    assert_eq!(lines, all);
+    let text = read(Path::new(s["output"].as_str().unwrap()));
+    for c in all.iter().take(50) {
+        assert!(
+            text.contains(&format!("{{\"id\":{},", c["id"])),
+            "id text kept exactly"
+        );
+    }
+
+    // status reports pages and rows; resuming the finished export sends nothing.
+    let dir = ws.dir.path().join(s["run_dir"].as_str().unwrap());
+    let out = run(cmd(&ws, &["status", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let st = summary(&out.stdout);
+    assert_eq!(
+        (
+            st["status"].as_str(),
+            st["pages"].as_u64(),
+            st["rows"].as_u64()
+        ),
+        (Some("finished"), Some(50), Some(2500))
+    );
+    let out = run(cmd(&ws, &["status", dir.to_str().unwrap()]));
+    assert!(
+        out.stdout.contains("exported 2500 customers in 50 pages"),
+        "{}",
+        out.stdout
+    );
+    let before = read(Path::new(s["output"].as_str().unwrap()));
+    let requests_before = sim.get("/__sim/stats")["requests"].clone();
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("already finished"), "{}", out.stderr);
+    assert_eq!(read(Path::new(s["output"].as_str().unwrap())), before);
+    assert_eq!(sim.get("/__sim/stats")["requests"], requests_before);
+}
+
+#[test]
+fn columns_choose_and_order_the_csv_and_flatten_tags_and_custom_fields() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 12);
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        export_job(
+            &sim.url,
+            "",
+            "  columns: [whatsApp_phone, id, tags, customize_1_14, full_name, customize_field]\n",
+        ),
+    );
+    let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let path = PathBuf::from(summary(&out.stdout)["output"].as_str().unwrap());
+    let (header, records) = csv_records(&path);
+    assert_eq!(
+        header,
+        [
+            "whatsApp_phone",
+            "id",
+            "tags",
+            "customize_1_14",
+            "full_name",
+            "customize_field"
+        ]
+    );
+    assert_eq!(records.len(), 12);
+    let ids = sim_ids(&sim);
+    for (k, r) in records.iter().enumerate() {
+        let i = k as u64 + 1;
+        assert_eq!(r[0], phone(i));
+        assert_eq!(r[1], ids[k]);
+        let mut tags: Vec<&str> = r[2].split(',').filter(|t| !t.is_empty()).collect();
+        tags.sort();
+        let mut want = Vec::new();
+        if i.is_multiple_of(2) {
+            want.push("even");
+        }
+        if i.is_multiple_of(3) {
+            want.push("third");
+        }
+        assert_eq!(tags, want, "row {i}: {r:?}");
+        assert_eq!(r[3], format!("level-{}", i % 4));
+        assert_eq!(r[4], format!("Customer {i}"));
+        let custom: Value = serde_json::from_str(&r[5]).unwrap();
+        assert_eq!(custom["customize_1_14"], format!("level-{}", i % 4));
+    }
+}
+
+#[test]
+fn tag_filters_combine_with_and_and_with_or() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 60);
+    // Tag ids as the API shows them on customers.
+    let mut tag_ids = BTreeMap::new();
+    for c in sim.customers() {
+        for t in c["tags"].as_array().unwrap() {
+            tag_ids.insert(
+                t["tag_name"].as_str().unwrap().to_string(),
+                t["id"].as_i64().unwrap(),
+            );
+        }
+    }
+    let (even, third) = (tag_ids["even"], tag_ids["third"]);
+    let ws = Workspace::new();
+    for (logic, keep) in [
+        ("and", (|i: u64| i.is_multiple_of(6)) as fn(u64) -> bool),
+        ("or", |i: u64| i.is_multiple_of(2) || i.is_multiple_of(3)),
+    ] {
+        let name = format!("tags-{logic}");
+        ws.write(
+            &format!("{name}.yaml"),
+            export_job(
+                &sim.url,
+                &format!("  tags: [{{id: {even}, tag_name: even}}, {{id: \"{{{{ vars.third }}}}\", tag_name: third}}]\n  tags_logic_type: {logic}\n"),
+                "  columns: [whatsApp_phone, tags]\n",
+            )
+            .replace("name: e", &format!("name: {name}"))
+            .replace("query:", &format!("vars: {{third: \"{third}\"}}\nquery:")),
+        );
+        let out = run(cmd(&ws, &["run", &format!("{name}.yaml"), "--json"]));
+        assert_eq!(out.code, 0, "{logic}: {}{}", out.stdout, out.stderr);
+        let (_, records) = csv_records(Path::new(summary(&out.stdout)["output"].as_str().unwrap()));
+        let phones: BTreeSet<String> = records.iter().map(|r| r[0].clone()).collect();
+        let want: BTreeSet<String> = (1..=60).filter(|i| keep(*i)).map(phone).collect();
+        assert_eq!(phones, want, "tags_logic_type {logic}");
+    }
+}
+
+/// Two scheduled runs with customers added in between: the second exports exactly the new
+/// ones, and together they hold every customer once.
+#[test]
+fn consecutive_incremental_runs_cover_adjacent_windows() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 120);
+    // created_at has whole seconds and windows are half-open [start, end): the first run
+    // must start in a later second than the seeding for its window to hold all of it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        export_job(
+            &sim.url,
+            "  start_time: \"{{ state.last_end_time | default('2024-01-01 00:00:00') }}\"\n  end_time: \"{{ run.started_at | datetime }}\"\n",
+            "  columns: [id, whatsApp_phone]\n",
+        ),
+    );
+    let first = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let first = summary(&first.stdout);
+    assert_eq!(first["rows"], 120);
+    let state: Value = serde_json::from_str(&read(&ws.path("runs/e/state.json"))).unwrap();
+    let manifest: Value = serde_json::from_str(&read(
+        &ws.dir
+            .path()
+            .join(first["run_dir"].as_str().unwrap())
+            .join("manifest.json"),
+    ))
+    .unwrap();
+    assert_eq!(
+        manifest["export"]["request"]["start_time"],
+        "2024-01-01 00:00:00"
+    );
+    assert_eq!(
+        state["last_end_time"],
+        manifest["export"]["request"]["end_time"]
+    );
+    assert_eq!(state["last_id"].to_string(), *sim_ids(&sim).last().unwrap());
+
+    // plan shows the state it read and the window the next run would ask for.
+    let out = run(cmd(&ws, &["plan", "job.yaml", "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = summary(&out.stdout);
+    assert_eq!(plan["state"]["last_end_time"], state["last_end_time"]);
+    assert_eq!(plan["first_request"]["start_time"], state["last_end_time"]);
+
+    seed(&sim, 1001, 1080);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    let second = summary(&second.stdout);
+    let (_, records) = csv_records(Path::new(second["output"].as_str().unwrap()));
+    let phones: BTreeSet<String> = records.iter().map(|r| r[1].clone()).collect();
+    assert_eq!(phones, (1001..=1080).map(phone).collect());
+
+    let mut both = exported_ids(Path::new(first["output"].as_str().unwrap()));
+    both.extend(exported_ids(Path::new(second["output"].as_str().unwrap())));
+    assert_eq!(both, sim_ids(&sim), "no gap, no overlap");
+
+    // Nothing new: a header and no customers.
+    std::thread::sleep(Duration::from_millis(1100));
+    let third = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(third.code, 0, "{}{}", third.stdout, third.stderr);
+    let third = summary(&third.stdout);
+    assert_eq!(third["rows"], 0);
+    assert_eq!(
+        read(Path::new(third["output"].as_str().unwrap())),
+        "id,whatsApp_phone\n"
+    );
+}
+
+/// SIGKILL the real export at random moments (and sometimes its resume), then resume to
+/// the end: every customer is in the output exactly once.
+#[test]
+fn the_export_kill_test() {
+    let trials = 12;
+    let sim = SimProcess::start(&["--latency-ms", "15", "--drop", "0.03", "--seed", "7"]);
+    seed(&sim, 1, 1000);
+    let want = sim_ids(&sim);
+    let mut rng = fastrand::Rng::with_seed(2027);
+    let mut interrupted = 0;
+    for trial in 0..trials {
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_job(&sim.url, "", "  columns: [id, whatsApp_phone]\n"),
+        );
+        let spawn = |args: &[&str]| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"));
+            c.current_dir(ws.dir.path())
+                .args(args)
+                .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+                .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            c.spawn().unwrap()
+        };
+        let mut child = spawn(&["run", "job.yaml"]);
+        std::thread::sleep(Duration::from_millis(rng.u64(30..900)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let Some(dir) = run_dirs(&ws).pop() else {
+            continue; // killed before the run directory existed: nothing to resume
+        };
+        if status.success() {
+            continue; // it finished before the kill
+        }
+        interrupted += 1;
+        let d = dir.to_str().unwrap().to_string();
+        if rng.bool() {
+            let mut child = spawn(&["resume", &d]);
+            std::thread::sleep(Duration::from_millis(rng.u64(0..600)));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let out = run(cmd(&ws, &["resume", &d, "--json"]));
+        assert_eq!(out.code, 0, "trial {trial}: {}{}", out.stdout, out.stderr);
+        let s = summary(&out.stdout);
+        assert_eq!(s["rows"], 1000, "trial {trial}");
+        assert_eq!(
+            exported_ids(Path::new(s["output"].as_str().unwrap())),
+            want,
+            "trial {trial}"
+        );
+        assert_eq!(
+            out_files(&ws).len(),
+            1,
+            "trial {trial}: {:?}",
+            out_files(&ws)
+        );
+    }
+    assert!(
+        interrupted >= 8,
+        "only {interrupted} trials were killed mid-export"
+    );
+}
+
+/// Crash at each boundary of an export's write path, then resume: the same file as if
+/// nothing had happened, and the state written once the file is in place.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_at_every_export_boundary_is_followed_by_a_correct_resume() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 230);
+    let want = sim_ids(&sim);
+    for (point, nth) in [
+        ("export_before_checkpoint", "1"),
+        ("export_before_checkpoint", "3"),
+        // The first atomic write is the manifest; the next ones are checkpoints.
+        ("atomic_before_rename", "3"),
+        ("export_before_rename", "1"),
+        ("export_before_state", "1"),
+    ] {
+        let ws = Workspace::new();
+        ws.write("job.yaml", export_job(&sim.url, "", "  columns: [id]\n"));
+        let mut c = cmd(&ws, &["run", "job.yaml"]);
+        c.env("CDPJOB_FAILPOINT", format!("{point}:{nth}"));
+        let out = run(c);
+        assert_ne!(out.code, 0, "{point}:{nth} did not crash: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("failpoint {point} reached")),
+            "{point}:{nth}: {}",
+            out.stderr
+        );
+        assert!(
+            !ws.path("runs/e/state.json").exists(),
+            "{point}:{nth}: state before the end"
+        );
+        let dir = run_dirs(&ws).pop().unwrap();
+        let out = run(cmd(&ws, &["resume", dir.to_str().unwrap(), "--json"]));
+        assert_eq!(out.code, 0, "{point}:{nth}: {}{}", out.stdout, out.stderr);
+        let s = summary(&out.stdout);
+        assert_eq!(
+            exported_ids(Path::new(s["output"].as_str().unwrap())),
+            want,
+            "{point}:{nth}"
+        );
+        assert_eq!(out_files(&ws).len(), 1, "{point}:{nth}");
+        let state: Value = serde_json::from_str(&read(&ws.path("runs/e/state.json"))).unwrap();
+        assert_eq!(state["rows"], 230, "{point}:{nth}");
+    }
+}
+
+#[test]
+fn an_existing_output_is_never_overwritten_and_max_records_leaves_the_state_alone() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 30);
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        export_job(&sim.url, "  max_records: 12\n", "  columns: [id]\n")
+            .replace("customers-{{ run.id }}", "fixed"),
+    );
+    let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let s = summary(&out.stdout);
+    assert_eq!(s["rows"], 12);
+    assert_eq!(exported_ids(&ws.path("out/fixed.csv")), sim_ids(&sim)[..12]);
+    assert!(
+        !ws.path("runs/e/state.json").exists(),
+        "a capped export does not advance the state"
+    );
+
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("already exists") && out.stderr.contains("run.id"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(exported_ids(&ws.path("out/fixed.csv")).len(), 12);
+}
+
+#[test]
+fn unknown_columns_are_reported_where_they_are() {
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        export_job("sim", "", "  columns: [id, whats_app_phone, full_nme]\n"),
+    );
+    let out = run(ws.cmd(&["validate", "job.yaml"]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("job.yaml:14:")
+            && out.stderr.contains("did you mean `whatsApp_phone`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `full_name`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("2 problems found"), "{}", out.stderr);
+}
+
+#[test]
+fn a_refused_query_stops_the_export_resumably() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("job.yaml", export_job(&sim.url, "", ""));
+    let mut c = ws.cmd(&["run", "job.yaml"]);
+    c.env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "wrong");
+    let out = run(c);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("1003") && out.stdout.contains("cdpjob resume"),
+        "{}",
+        out.stdout
+    );
+    let dir = run_dirs(&ws).pop().unwrap();
+    let out = run(cmd(&ws, &["status", dir.to_str().unwrap()]));
+    assert!(
+        out.stdout.contains("interrupted") && out.stdout.contains("1003"),
+        "{}",
+        out.stdout
+    );
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("exported 0 customers"),
+        "{}",
+        out.stdout
+    );
+}
