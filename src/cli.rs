@@ -23,6 +23,10 @@ pub enum Command {
         /// Job files to check; each is reported.
         #[arg(required = true)]
         jobs: Vec<PathBuf>,
+        /// Also ask the job's API for the tenant's fields and check the custom fields the
+        /// job uses against them (needs the credentials a run needs).
+        #[arg(long)]
+        remote: bool,
         /// Override a template variable (repeatable): --var country_code=44
         #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
         vars: Vec<(String, String)>,
@@ -56,6 +60,16 @@ pub enum Command {
         /// Do not run: show the plan (the same as `cdpjob plan`).
         #[arg(long)]
         dry_run: bool,
+    },
+    /// List the tenant's customer fields (name, type, choice options) from the job's API.
+    Fields {
+        job: PathBuf,
+        /// Print the fields as a JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Override a template variable (repeatable): --var country_code=44
+        #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
     },
     /// Continue an interrupted run from its checkpoint.
     Resume {

@@ -6,14 +6,17 @@ use crate::cli::{AlgorithmArg, Cli, Command, SignArgs, SimArgs};
 use crate::error::{Error, Result};
 use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
 use crate::job::{self, schema};
-use crate::plan;
 use crate::run::start::{self, RunOptions};
 use crate::secret::Secret;
+use crate::{catalogue, plan};
 
 /// Run the parsed command line; returns the process exit code.
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Validate { jobs, vars } => validate(&jobs, &vars.into_iter().collect()),
+        Command::Validate { jobs, remote, vars } => {
+            validate(&jobs, remote, &vars.into_iter().collect())
+        }
+        Command::Fields { job, json, vars } => fields(&job, json, &vars.into_iter().collect()),
         Command::Plan {
             job,
             limit,
@@ -173,24 +176,49 @@ fn sim(a: SimArgs) -> Result<i32> {
     })
 }
 
-fn validate(paths: &[std::path::PathBuf], vars: &VarOverrides) -> Result<i32> {
+fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> Result<i32> {
     let mut failed = Vec::new();
     for path in paths {
-        match job::load(path, vars) {
-            Ok(job) => println!(
-                "{}: ok ({}, {})",
-                path.display(),
-                job.spec.name,
-                job.spec.kind.as_str()
-            ),
-            Err(errors) => failed.push(*errors),
+        let job = match job::load(path, vars) {
+            Ok(job) => job,
+            Err(errors) => {
+                failed.push(*errors);
+                continue;
+            }
+        };
+        let mut checked = "";
+        if remote {
+            let fields = catalogue::fetch(&job)?;
+            if let Some(errors) = catalogue::remote_errors(&job, &fields) {
+                failed.push(errors);
+                continue;
+            }
+            checked = ", custom fields checked against the tenant's";
         }
+        println!(
+            "{}: ok ({}, {}{checked})",
+            path.display(),
+            job.spec.name,
+            job.spec.kind.as_str()
+        );
     }
     if failed.is_empty() {
         Ok(0)
     } else {
         Err(Error::Job(failed))
     }
+}
+
+fn fields(path: &std::path::Path, json: bool, vars: &VarOverrides) -> Result<i32> {
+    let job = job::load(path, vars).map_err(|e| Error::Job(vec![*e]))?;
+    let fields = catalogue::fetch(&job)?;
+    let text = if json {
+        serde_json::to_string_pretty(&fields).map_err(|e| Error::Usage(e.to_string()))? + "\n"
+    } else {
+        catalogue::render_table(&job, &fields)
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
 }
 
 fn plan(path: &std::path::Path, limit: usize, json: bool, vars: &VarOverrides) -> Result<i32> {

@@ -5,6 +5,7 @@
 //! (`customer`), and are previewed by `plan`.
 
 pub mod api;
+pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod customer;

@@ -1,5 +1,6 @@
 //! Integration tests: the real `cdpjob` binary, driven the way a user drives it.
 
+mod catalogue;
 mod common;
 mod export;
 mod plan;
