@@ -210,7 +210,7 @@ async fn execute_async(
     resuming: bool,
 ) -> Result<i32> {
     let started = Instant::now();
-    let durable = start::durable();
+    let durable = crate::run::atomic::durable();
     let rec = manifest
         .export
         .as_ref()
@@ -226,7 +226,9 @@ async fn execute_async(
     };
     let partial = PathBuf::from(&rec.partial);
     let output = PathBuf::from(&rec.output);
-    let mut journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
+    // The checkpoint alone decides what is done in an export; its journal is a log for
+    // people and `status`, not worth an fsync a page.
+    let mut journal = Journal::open(&dir.file(run_dir::EVENTS), false)
         .map_err(|e| fail("cannot open the journal", e))?;
     let log = |j: &mut Journal, event: &Event| {
         j.append(event).map_err(|e| fail("writing the journal", e))

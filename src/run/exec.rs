@@ -406,7 +406,7 @@ async fn execute_async(
     resuming: bool,
 ) -> Result<i32> {
     let started = Instant::now();
-    let durable = start::durable();
+    let durable = crate::run::atomic::durable();
     let fail = |what: &str, e: std::io::Error| {
         Error::Stopped(format!("{what}: {e}; the run can be resumed"))
     };

@@ -167,11 +167,6 @@ pub fn reopen(path: &Path, opts: &RunOptions) -> Result<Reopened> {
     })
 }
 
-/// fsyncs can be switched off only to measure what they cost (`CDPJOB_UNSAFE_NO_FSYNC=1`).
-pub fn durable() -> bool {
-    std::env::var_os("CDPJOB_UNSAFE_NO_FSYNC").is_none()
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]

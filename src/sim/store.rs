@@ -482,7 +482,20 @@ type Params = Vec<rusqlite::types::Value>;
 
 fn filters(q: &QuerySpec) -> (String, Params) {
     use rusqlite::types::Value as Sql;
-    let mut sql = vec!["tenant_id = ?".to_string()];
+    // Paging walks the primary key (`id > cursor ORDER BY id LIMIT n`). Left to itself, SQLite
+    // answers `tenant_id = ?` from the (tenant_id, created_at) index and sorts every customer
+    // of the tenant for each page: O(n) a page. The unary `+` keeps the tenant test off the
+    // indexes, so the page is a range scan of the primary key — unless a phone or email
+    // filter names a row that the (tenant_id, …) indexes find directly.
+    let by_contact = q.sms_phone.is_some() || q.whats_app_phone.is_some() || q.email.is_some();
+    let mut sql = vec![
+        if by_contact {
+            "tenant_id = ?"
+        } else {
+            "+tenant_id = ?"
+        }
+        .to_string(),
+    ];
     let mut p: Params = vec![Sql::Integer(q.tenant_id)];
     if let Some(t) = &q.start_time {
         sql.push("created_at >= ?".into());
