@@ -562,3 +562,49 @@ fn a_refused_query_stops_the_export_resumably() {
         out.stdout
     );
 }
+
+#[test]
+fn sigterm_stops_the_export_resumably_and_resume_finishes_it() {
+    let sim = SimProcess::start(&["--latency-ms", "40"]);
+    seed(&sim, 1, 600);
+    let ws = Workspace::new();
+    ws.write("job.yaml", export_job(&sim.url, "", "  columns: [id]\n"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"))
+        .current_dir(ws.dir.path())
+        .args(["run", "job.yaml", "--json"])
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // 12 pages of 40 ms and more: stop it in the middle.
+    std::thread::sleep(Duration::from_millis(250));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = summary(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(s["status"], "interrupted");
+    assert_eq!(s["stopped_reason"], "interrupted by a signal");
+    assert!(s["rows"].as_u64().unwrap() < 600, "{s}");
+    assert!(!ws.path("runs/e/state.json").exists());
+    let dir = run_dirs(&ws).pop().unwrap();
+    let status = run(cmd(&ws, &["status", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(summary(&status.stdout)["status"], "interrupted");
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let s = summary(&out.stdout);
+    assert_eq!(
+        exported_ids(Path::new(s["output"].as_str().unwrap())),
+        sim_ids(&sim)
+    );
+}
