@@ -196,6 +196,16 @@ fn open_partial(path: &Path, len: u64) -> std::io::Result<File> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
+    let have = f.metadata()?.len();
+    if have < len {
+        // Extending it would fill the gap with zeros: the file was cut or replaced.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it holds {have} bytes, fewer than the {len} the checkpoint counts: it was changed or removed since; start a new run"
+            ),
+        ));
+    }
     // Whatever a crash left after the checkpointed length is asked for again.
     f.set_len(len)?;
     f.seek(SeekFrom::End(0))?;

@@ -608,3 +608,31 @@ fn sigterm_stops_the_export_resumably_and_resume_finishes_it() {
         sim_ids(&sim)
     );
 }
+
+/// A partial output cut short behind the runner's back is refused, not padded.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_partial_output_shorter_than_its_checkpoint_is_refused() {
+    let sim = SimProcess::start(&[]);
+    seed(&sim, 1, 200);
+    let ws = Workspace::new();
+    ws.write("job.yaml", export_job(&sim.url, "", "  columns: [id]\n"));
+    let mut c = cmd(&ws, &["run", "job.yaml"]);
+    c.env("CDPJOB_FAILPOINT", "export_before_checkpoint:3");
+    assert_ne!(run(c).code, 0);
+    let dir = run_dirs(&ws).pop().unwrap();
+    let partial = std::fs::read_dir(ws.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".partial"))
+        .unwrap();
+    std::fs::write(&partial, "id\n").unwrap();
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("fewer than the") && out.stderr.contains("start a new run"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(read(&partial), "id\n", "left as it was");
+}
