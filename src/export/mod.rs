@@ -508,8 +508,13 @@ fn report(s: &ExportSummary, opts: &RunOptions) {
     }
     println!("run {}: {} in {:.1}s", s.run_id, s.status, s.elapsed_secs);
     println!(
-        "exported {} customers in {} pages; requests {}, retries {}",
-        s.rows, s.pages, s.requests, s.retries
+        "exported {} customer{} in {} page{}; requests {}, retries {}",
+        s.rows,
+        plural(s.rows),
+        s.pages,
+        plural(s.pages),
+        s.requests,
+        s.retries
     );
     if let Some(r) = &s.stopped_reason {
         println!("stopped: {r}");
@@ -520,6 +525,10 @@ fn report(s: &ExportSummary, opts: &RunOptions) {
     if let Some(state) = &s.state_file {
         println!("state for the next run: {state}");
     }
+}
+
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// The export part of `cdpjob status`.

@@ -132,8 +132,13 @@ fn export_status(path: &Path, manifest: &Manifest, as_json: bool) -> Result<i32>
     let text = |k: &str| report[k].as_str().unwrap_or_default().to_string();
     println!("run {} ({}): {state}", manifest.run_id, manifest.job_path);
     println!(
-        "exported {} customers in {} pages ({} bytes written), retries {}",
-        report["rows"], report["pages"], report["output_bytes"], report["retries"]
+        "exported {} customer{} in {} page{} ({} bytes written), retries {}",
+        report["rows"],
+        crate::export::plural(report["rows"].as_u64().unwrap_or(0)),
+        report["pages"],
+        crate::export::plural(report["pages"].as_u64().unwrap_or(0)),
+        report["output_bytes"],
+        report["retries"]
     );
     if state == "finished" {
         println!("output: {}", text("output"));
