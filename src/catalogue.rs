@@ -64,9 +64,7 @@ impl Field {
 
 /// Ask the job's API for the tenant's fields.
 pub fn fetch(job: &Job) -> Result<Vec<Field>> {
-    let rt = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
+    crate::run::start::runtime()?.block_on(async {
         let conn = connect::connect(job).await.map_err(Error::Usage)?;
         let reply = conn
             .client

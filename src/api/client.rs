@@ -80,6 +80,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The message for a run this error stopped: what to do, then how to continue.
+    pub fn advice_for_a_run(&self) -> String {
+        match self {
+            ApiError::Refused { .. } => format!("{self}; fix it, then `cdpjob resume` the run"),
+            ApiError::Exhausted { .. } => {
+                format!("{self}; `cdpjob resume` the run when the API is reachable")
+            }
+            ApiError::Config(_) => self.to_string(),
+        }
+    }
+
     fn refused(code: i64, message: Option<String>) -> ApiError {
         let hint = match code {
             1001 => "a required header is missing: this is a bug in cdpjob, please report it",

@@ -10,8 +10,8 @@
 
 pub mod format;
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::client::ApiError;
 use crate::api::connect;
 use crate::api::wire::QueryResult;
 use crate::error::{Error, Result};
@@ -178,39 +177,11 @@ fn execute(
     _lock: JobLock,
     resuming: bool,
 ) -> Result<i32> {
-    let rt = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(execute_async(job, dir, manifest, opts, resuming))
+    start::runtime()?.block_on(execute_async(job, dir, manifest, opts, resuming))
 }
 
 /// Why an export stopped before its end.
 struct Stop(String);
-
-/// Open the partial output at its committed length (creating it on the first page).
-fn open_partial(path: &Path, len: u64) -> std::io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.create(true).write(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    let have = f.metadata()?.len();
-    if have < len {
-        // Extending it would fill the gap with zeros: the file was cut or replaced.
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "it holds {have} bytes, fewer than the {len} the checkpoint counts: it was changed or removed since; start a new run"
-            ),
-        ));
-    }
-    // Whatever a crash left after the checkpointed length is asked for again.
-    f.set_len(len)?;
-    f.seek(SeekFrom::End(0))?;
-    Ok(f)
-}
 
 async fn execute_async(
     job: &Job,
@@ -270,8 +241,8 @@ async fn execute_async(
     let rows_before = cp.rows;
 
     if !cp.complete {
-        let mut out = open_partial(&partial, cp.output_len)
-            .map_err(|e| fail(&format!("cannot open {}", partial.display()), e))?;
+        let mut out = atomic::open_at_length(&partial, cp.output_len)
+            .map_err(|e| fail("cannot open the partial output", e))?;
         while !cp.complete {
             let mut body = rec.request.clone();
             if let Some(after) = cp.after {
@@ -298,7 +269,7 @@ async fn execute_async(
                     break;
                 }
                 Err(e) => {
-                    stop = Some(Stop(describe_api_error(&e)));
+                    stop = Some(Stop(e.advice_for_a_run()));
                     break;
                 }
             };
@@ -485,16 +456,6 @@ fn next_state(
     state.insert("output".into(), Value::from(rec.output.clone()));
     state.insert("finished_at".into(), Value::from(now()));
     state
-}
-
-fn describe_api_error(e: &ApiError) -> String {
-    match e {
-        ApiError::Refused { .. } => format!("{e}; fix it, then `cdpjob resume` the run"),
-        ApiError::Exhausted { .. } => {
-            format!("{e}; `cdpjob resume` the run when the API is reachable")
-        }
-        ApiError::Config(_) => e.to_string(),
-    }
 }
 
 fn exit_code(s: &ExportSummary) -> i32 {

@@ -39,6 +39,33 @@ pub fn create_private(path: &Path) -> io::Result<File> {
     opts.open(path)
 }
 
+/// Open an append-only output (owner-only) for appending at `len`, the length a checkpoint
+/// counted: whatever a crash left after it is cut off, to be written again. A file shorter
+/// than that was cut or replaced behind our back, and is refused rather than padded.
+pub fn open_at_length(path: &Path, len: u64) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).write(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    let have = f.metadata()?.len();
+    if have < len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} holds {have} bytes, fewer than the {len} the checkpoint counts: it was changed or removed since; start a new run",
+                path.display()
+            ),
+        ));
+    }
+    f.set_len(len)?;
+    io::Seek::seek(&mut f, io::SeekFrom::End(0))?;
+    Ok(f)
+}
+
 /// Atomically replace `path` with `bytes`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path

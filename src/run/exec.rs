@@ -5,9 +5,8 @@
 //! from what the run directory says; both are this same code.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use super::lock::JobLock;
 use super::progress::Progress;
 use super::run_dir::{self, Checkpoint, Counts, Manifest, RunDir};
 use super::start::{self, DRAIN_TIMEOUT, Reopened, RunOptions};
-use crate::api::client::{ApiError, CODE_AGENT_MISSING};
+use crate::api::client::CODE_AGENT_MISSING;
 use crate::api::connect::{self, Connection};
 use crate::api::wire::BatchCreateRequest;
 use crate::error::{Error, Result};
@@ -176,7 +175,7 @@ impl Shared {
                 body,
             )
             .await
-            .map_err(|e| Stop(describe_api_error(&e)))?;
+            .map_err(|e| Stop(e.advice_for_a_run()))?;
         crate::failpoint!("after_send");
         let answer = if reply.code == CODE_AGENT_MISSING {
             Answer::WholeFailed {
@@ -231,16 +230,6 @@ impl Shared {
     }
 }
 
-fn describe_api_error(e: &ApiError) -> String {
-    match e {
-        ApiError::Refused { .. } => format!("{e}; fix it, then `cdpjob resume` the run"),
-        ApiError::Exhausted { .. } => {
-            format!("{e}; `cdpjob resume` the run when the API is reachable")
-        }
-        ApiError::Config(_) => e.to_string(),
-    }
-}
-
 /// A batch's lines for the result files.
 struct Materialized {
     seq: u64,
@@ -286,27 +275,12 @@ struct Results {
     rejected: File,
 }
 
-fn open_append(path: &Path, len: u64) -> std::io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.create(true).write(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    // Whatever a crash left after the checkpointed length is re-derived from the journal.
-    f.set_len(len)?;
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0))?;
-    Ok(f)
-}
-
 impl Results {
     fn open(dir: &RunDir, cp: &Checkpoint) -> std::io::Result<Results> {
         Ok(Results {
-            created: open_append(&dir.file(run_dir::CREATED), cp.created_len)?,
-            failed: open_append(&dir.file(run_dir::FAILED), cp.failed_len)?,
-            rejected: open_append(&dir.file(run_dir::REJECTED), cp.rejected_len)?,
+            created: super::atomic::open_at_length(&dir.file(run_dir::CREATED), cp.created_len)?,
+            failed: super::atomic::open_at_length(&dir.file(run_dir::FAILED), cp.failed_len)?,
+            rejected: super::atomic::open_at_length(&dir.file(run_dir::REJECTED), cp.rejected_len)?,
         })
     }
 
@@ -393,9 +367,7 @@ fn execute(
     _lock: JobLock,
     resuming: bool,
 ) -> Result<i32> {
-    let rt = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(execute_async(job, dir, manifest, opts, resuming))
+    start::runtime()?.block_on(execute_async(job, dir, manifest, opts, resuming))
 }
 
 async fn execute_async(

@@ -167,6 +167,12 @@ pub fn reopen(path: &Path, opts: &RunOptions) -> Result<Reopened> {
     })
 }
 
+/// The async runtime a command runs its network work on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
