@@ -170,3 +170,15 @@ pub fn write_state(path: &Path, state: &Map<String, Value>) -> std::io::Result<(
     }
     crate::run::run_dir::write_json_atomic(path, state)
 }
+
+/// The end of an export's window, which `state.last_end_time` records for the next run:
+/// the query's `end_time`. A query without one has no end — it also returns customers
+/// created while it pages — so it records none (a next run starting from the run's start
+/// would export those customers again).
+pub fn window_end(request: &Value) -> Option<String> {
+    request
+        .get("end_time")
+        .and_then(Value::as_str)
+        .filter(|end| !end.is_empty())
+        .map(str::to_string)
+}

@@ -20,6 +20,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::api::client::ApiError;
 use crate::api::connect;
 use crate::api::wire::QueryResult;
 use crate::error::{Error, Result};
@@ -60,12 +61,26 @@ pub struct ExportSummary {
 
 /// `cdpjob run JOB` for a query_export job.
 pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
+    let begun = start::begin(job, opts)?;
+    let manifest = match prepare(job, &begun) {
+        Ok(m) => m,
+        Err(e) => {
+            // Nothing was written in it yet: leave no empty run directory behind.
+            let _ = std::fs::remove_dir(&begun.dir.path);
+            return Err(e);
+        }
+    };
+    start::write_manifest(&begun.dir, &manifest, opts)?;
+    execute(job, &begun.dir, &manifest, opts, begun.lock, false)
+}
+
+/// Render the query and the output path for this run, and check the output is free.
+fn prepare(job: &Job, begun: &start::Begun) -> Result<Manifest> {
     let output_spec = job
         .spec
         .output
         .as_ref()
         .ok_or_else(|| Error::Usage("a query_export job needs an output".into()))?;
-    let begun = start::begin(job, opts)?;
     // Absolute: a resume may run from another working directory.
     let state_file = absolute(&query::state_path(job))?;
     let state = query::read_state(&state_file).map_err(Error::Usage)?;
@@ -94,16 +109,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
         .to_string_lossy()
         .into_owned();
     let partial = output.with_file_name(format!(".{file_name}.{}.partial", begun.run_id));
-    // The end of the window: what `state.last_end_time` will say for the next run. Without an
-    // end_time the window is open, and the run's start is the best honest bound.
-    let window_end = match request.get("end_time").and_then(Value::as_str) {
-        Some(end) if !end.is_empty() => end.to_string(),
-        _ => begun
-            .started_at
-            .parse::<jiff::Timestamp>()
-            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default(),
-    };
+    let window_end = query::window_end(&request);
     let columns = match (&output_spec.format, &output_spec.columns) {
         (OutputFormat::Csv, Some(c)) => c.clone(),
         (OutputFormat::Csv, None) => format::SCALAR_FIELDS
@@ -118,9 +124,13 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
         .as_ref()
         .and_then(|q| q.get("max_records"))
         .and_then(Value::as_u64);
+    if let Some(dir) = output.parent() {
+        run_dir::create_private_dir(dir)
+            .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let mut manifest = start::manifest(
         job,
-        &begun,
+        begun,
         run_dir::SourceFingerprint {
             path: String::new(),
             size: 0,
@@ -138,12 +148,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
         state_read: state,
         window_end,
     });
-    if let Some(dir) = output.parent() {
-        run_dir::create_private_dir(dir)
-            .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    start::write_manifest(&begun.dir, &manifest, opts)?;
-    execute(job, &begun.dir, &manifest, opts, begun.lock, false)
+    Ok(manifest)
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
@@ -241,8 +246,13 @@ async fn execute_async(
     let rows_before = cp.rows;
 
     if !cp.complete {
-        let mut out = atomic::open_at_length(&partial, cp.output_len)
-            .map_err(|e| fail("cannot open the partial output", e))?;
+        let mut out = atomic::open_at_length(&partial, cp.output_len).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                Error::Usage(e.to_string()) // cut behind our back: resuming cannot help
+            } else {
+                fail("cannot open the partial output", e)
+            }
+        })?;
         while !cp.complete {
             let mut body = rec.request.clone();
             if let Some(after) = cp.after {
@@ -261,11 +271,11 @@ async fn execute_async(
             let reply = match reply {
                 Ok(r) if r.code == 0 => r,
                 Ok(r) => {
-                    stop = Some(Stop(format!(
-                        "the API refused the query: code {}: {}; check the query block of the job",
-                        r.code,
-                        r.message.unwrap_or_default()
-                    )));
+                    stop = Some(Stop(query_refused(r.code, &r.message.unwrap_or_default())));
+                    break;
+                }
+                Err(ApiError::Refused { code, message, .. }) if code == 1002 => {
+                    stop = Some(Stop(query_refused(code, &message)));
                     break;
                 }
                 Err(e) => {
@@ -274,10 +284,26 @@ async fn execute_async(
                 }
             };
             let attempts = reply.attempts;
-            let QueryResult {
+            // An answer that makes no sense stops the export (resumable) rather than ending
+            // it early: ending would rename a short file and advance the state past
+            // customers never written.
+            let Some(QueryResult {
                 paging,
                 mut customer_list,
-            } = reply.data.unwrap_or_default();
+            }) = reply.data
+            else {
+                stop = Some(Stop(
+                    "the API answered the query without data; the export stopped and can be resumed".into(),
+                ));
+                break;
+            };
+            let more = paging.next.is_some();
+            if customer_list.is_empty() && more {
+                stop = Some(Stop(
+                    "the API answered an empty page that has a next page; the export stopped and can be resumed".into(),
+                ));
+                break;
+            }
             let room = rec
                 .max_records
                 .map_or(u64::MAX, |m| m.saturating_sub(cp.rows));
@@ -287,6 +313,23 @@ async fn execute_async(
             let dropped = customer_list.len() as u64 > room;
             if reached {
                 customer_list.truncate(room as usize);
+            }
+            let complete = !more || reached;
+            let asked = cp.after;
+            let last_id = customer_list.last().and_then(format::id_of);
+            let next_after = paging.after.or(last_id);
+            let moves_forward = match (next_after, asked) {
+                (Some(next), Some(asked)) => next > asked,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if !complete && !moves_forward {
+                // Ids ascend: a cursor that does not move forward would page forever, or
+                // back over customers already written.
+                stop = Some(Stop(format!(
+                    "the API's paging cursor did not move forward (asked after {asked:?}, got {next_after:?}); the export stopped to avoid a loop"
+                )));
+                break;
             }
             let mut buf = if cp.output_len == 0 {
                 encoder.header()
@@ -298,25 +341,13 @@ async fn execute_async(
                 .and_then(|()| if durable { out.sync_data() } else { Ok(()) })
                 .map_err(|e| fail(&format!("writing {}", partial.display()), e))?;
             crate::failpoint!("export_before_checkpoint");
-            let last_id = customer_list.last().and_then(format::id_of);
-            let asked = cp.after;
-            let next_after = paging.after.or(last_id).or(cp.after);
-            let more = paging.next.is_some() && !customer_list.is_empty();
             cp.pages += 1;
             cp.rows += customer_list.len() as u64;
             cp.output_len += buf.len() as u64;
             cp.last_id = last_id.or(cp.last_id);
             cp.capped = reached && (dropped || more);
-            cp.complete = !more || reached;
-            if !cp.complete && next_after == asked {
-                // Asking again would return the same page forever.
-                stop = Some(Stop(format!(
-                    "the API's paging cursor did not move past {asked:?}; the export stopped to avoid a loop"
-                )));
-                cp.complete = false;
-                break;
-            }
-            cp.after = next_after;
+            cp.complete = complete;
+            cp.after = next_after.or(cp.after);
             run_dir::write_json_atomic(&checkpoint_path, &cp)
                 .map_err(|e| fail("writing the checkpoint", e))?;
             log(
@@ -346,10 +377,14 @@ async fn execute_async(
     let mut state_written = None;
     if stop.is_none() {
         crate::failpoint!("export_before_rename");
-        finish_output(&partial, &output, cp.output_len, durable)
-            .map_err(|e| fail(&format!("moving the export into {}", output.display()), e))?;
+        finish_output(&partial, &output, cp.output_len, durable)?;
         crate::failpoint!("export_before_state");
-        if cp.capped {
+        let moved_on = state_moved_on(rec, &manifest.run_id)?;
+        if let Some(why) = &moved_on {
+            if !opts.json {
+                eprintln!("note: {why}");
+            }
+        } else if cp.capped {
             if !opts.json {
                 eprintln!(
                     "note: max_records ({}) ended the export before the end of the query; {} is left as it was, so the next run covers the same window",
@@ -415,25 +450,112 @@ async fn execute_async(
     Ok(exit_code(&summary))
 }
 
-/// Move the complete partial file into place. Idempotent: after a crash between the rename
-/// and the state, the partial file is gone and the output is already there.
-fn finish_output(partial: &Path, output: &Path, len: u64, durable: bool) -> std::io::Result<()> {
-    match OpenOptions::new().write(true).open(partial) {
-        Ok(f) => {
-            f.set_len(len)?;
+/// A refused query: the request was rendered when the run started and is kept in its
+/// manifest, so resuming sends it again unchanged — a new run is what a fixed job needs.
+fn query_refused(code: i64, message: &str) -> String {
+    format!(
+        "the API refused the query: code {code}: {message}; the query was rendered when this run started and a resume sends it unchanged: fix the job's query block and start a new run"
+    )
+}
+
+/// Move the complete partial file into place, never over another file: a hard link fails
+/// when the target exists (a plain rename would replace it silently), then the partial name
+/// goes. Idempotent across a crash at any point in between.
+fn finish_output(partial: &Path, output: &Path, len: u64, durable: bool) -> Result<()> {
+    let taken = |what: &str| {
+        Error::Usage(format!(
+            "{} {what}; this export's file is kept as {}: move one of them, then `cdpjob resume` again",
+            output.display(),
+            partial.display()
+        ))
+    };
+    let io = |e: std::io::Error| {
+        Error::Stopped(format!(
+            "moving the export into {}: {e}; the run can be resumed",
+            output.display()
+        ))
+    };
+    match std::fs::metadata(partial) {
+        Ok(meta) => {
+            if meta.len() < len {
+                return Err(Error::Usage(format!(
+                    "{} holds {} bytes, fewer than the {len} the checkpoint counts: it was changed since; start a new run",
+                    partial.display(),
+                    meta.len()
+                )));
+            }
+            let f = OpenOptions::new().write(true).open(partial).map_err(io)?;
+            f.set_len(len).map_err(io)?;
             if durable {
-                f.sync_all()?;
+                f.sync_all().map_err(io)?;
             }
             drop(f);
-            std::fs::rename(partial, output)?;
+            match std::fs::hard_link(partial, output) {
+                Ok(()) => {
+                    crate::failpoint!("export_after_link");
+                    std::fs::remove_file(partial).map_err(io)?;
+                }
+                // A crash after the link and before the unlink leaves both names on one file.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !same_file(partial, output).map_err(io)? {
+                        return Err(taken("appeared since this export started"));
+                    }
+                    std::fs::remove_file(partial).map_err(io)?;
+                }
+                // A file system without hard links: rename, having just looked.
+                Err(_) if !output.exists() => std::fs::rename(partial, output).map_err(io)?,
+                Err(_) => return Err(taken("appeared since this export started")),
+            }
             if let Some(d) = output.parent() {
-                atomic::sync_dir(d)?;
+                atomic::sync_dir(d).map_err(io)?;
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && output.exists() => Ok(()),
-        Err(e) => Err(e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::metadata(output) {
+            // Already moved by an earlier attempt that stopped before the state.
+            Ok(meta) if meta.len() == len => Ok(()),
+            Ok(_) => Err(taken(
+                "is not the file this export wrote (its length differs)",
+            )),
+            Err(e) => Err(Error::Usage(format!(
+                "neither {} nor {} can be read ({e}): the export's file was removed; start a new run",
+                partial.display(),
+                output.display()
+            ))),
+        },
+        Err(e) => Err(io(e)),
     }
+}
+
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &Path, _: &Path) -> std::io::Result<bool> {
+    Ok(false)
+}
+
+/// Whether this export may write the state: not when another run has advanced it since
+/// this one read it (a late resume must not move the window backwards).
+fn state_moved_on(rec: &ExportRecord, run_id: &str) -> Result<Option<String>> {
+    let now = query::read_state(Path::new(&rec.state_file)).map_err(Error::Usage)?;
+    // Unchanged, or changed by this very run (a resume after a crash that followed the
+    // state's write): write it (again).
+    if now == rec.state_read || now.get("run_id").and_then(Value::as_str) == Some(run_id) {
+        return Ok(None);
+    }
+    let theirs = now
+        .get("last_end_time")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Ok(Some(format!(
+        "{} changed since this export started (another run recorded last_end_time {theirs:?}); it is left as it is, so this late export does not move the next window backwards",
+        rec.state_file
+    )))
 }
 
 /// The state the next run reads: the window this one covered and where it ended.
@@ -443,7 +565,15 @@ fn next_state(
     manifest: &Manifest,
 ) -> Map<String, Value> {
     let mut state = Map::new();
-    state.insert("last_end_time".into(), Value::from(rec.window_end.clone()));
+    // Without an end_time the window had no end: keep the previous end rather than claim one.
+    if let Some(end) = rec
+        .window_end
+        .clone()
+        .map(Value::from)
+        .or_else(|| rec.state_read.get("last_end_time").cloned())
+    {
+        state.insert("last_end_time".into(), end);
+    }
     // An empty window leaves the previous last id standing.
     let last_id = cp
         .last_id

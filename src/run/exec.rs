@@ -408,8 +408,13 @@ async fn execute_async(
             _ => {}
         }
     }
-    let mut results =
-        Results::open(dir, &checkpoint).map_err(|e| fail("cannot open the result files", e))?;
+    let mut results = Results::open(dir, &checkpoint).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            Error::Usage(e.to_string()) // cut behind our back: resuming cannot help
+        } else {
+            fail("cannot open the result files", e)
+        }
+    })?;
     let journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
         .map_err(|e| fail("cannot open the journal", e))?;
     let conn = connect::connect(job).await.map_err(Error::Usage)?;

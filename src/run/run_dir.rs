@@ -51,8 +51,10 @@ pub struct ExportRecord {
     /// The state file read at the start, and what it held.
     pub state_file: String,
     pub state_read: serde_json::Map<String, serde_json::Value>,
-    /// The end of the window this export covers: `last_end_time` in the next state.
-    pub window_end: String,
+    /// The end of the window this export covers (the query's `end_time`): `last_end_time`
+    /// in the next state. None for a query without an end.
+    #[serde(default)]
+    pub window_end: Option<String>,
 }
 
 /// What an export has written: the cursor to continue from and the output's committed
