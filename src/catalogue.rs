@@ -27,8 +27,20 @@ pub struct Field {
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChoiceOption {
+    /// Sent as text in a record; some tenants' definitions give it as a number.
+    #[serde(deserialize_with = "text_or_number")]
     pub id: String,
     pub name: String,
+}
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    match <Value as serde::Deserialize>::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "an option id must be text or a number, not {other}"
+        ))),
+    }
 }
 
 pub fn type_name(field_type: i64) -> &'static str {
@@ -261,7 +273,11 @@ fn unknown(
         },
         message,
     )
-    .with_hint(format!("the tenant's custom fields: {known}"))
+    .with_hint(if known.is_empty() {
+        "the tenant has no custom fields".to_string()
+    } else {
+        format!("the tenant's custom fields: {known}")
+    })
 }
 
 /// Whether a literal value fits its field; `None` when it does.
@@ -285,7 +301,7 @@ fn check_literal(field: &Field, text: &str) -> Option<String> {
                 None => format!("{text:?} is not an option of this field (options: {listed})"),
             })
         }
-        2 if text.trim().parse::<f64>().is_err() => Some(format!(
+        2 if !text.trim().parse::<f64>().is_ok_and(f64::is_finite) => Some(format!(
             "{text:?} is not a number, and this is a number field"
         )),
         5 if !is_date(text) => Some(format!("{text:?} is not a date yyyy-MM-dd")),
@@ -348,6 +364,14 @@ mod tests {
         let number = field("customize_2_3", 2, None);
         assert_eq!(check_literal(&number, "12.5"), None);
         assert!(check_literal(&number, "many").is_some());
+        assert!(check_literal(&number, "NaN").is_some() && check_literal(&number, "inf").is_some());
+        let numeric_ids = field(
+            "customize_3_8",
+            3,
+            Some(r#"[{"id":1,"name":"a"},{"id":"2","name":"b"}]"#),
+        );
+        assert_eq!(check_literal(&numeric_ids, "1"), None);
+        assert_eq!(numeric_ids.options[1].id, "2");
         let date = field("customize_5_3", 5, None);
         assert_eq!(check_literal(&date, "2024-02-29"), None);
         assert!(check_literal(&date, "2023-02-29").is_some());

@@ -178,6 +178,7 @@ fn sim(a: SimArgs) -> Result<i32> {
 
 fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> Result<i32> {
     let mut failed = Vec::new();
+    let mut unreachable_api = None;
     for path in paths {
         let job = match job::load(path, vars) {
             Ok(job) => job,
@@ -188,7 +189,15 @@ fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> 
         };
         let mut checked = "";
         if remote {
-            let fields = catalogue::fetch(&job)?;
+            // One file's API failure must not hide the other files' results.
+            let fields = match catalogue::fetch(&job) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    unreachable_api = Some(e);
+                    continue;
+                }
+            };
             if let Some(errors) = catalogue::remote_errors(&job, &fields) {
                 failed.push(errors);
                 continue;
@@ -202,10 +211,13 @@ fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> 
             job.spec.kind.as_str()
         );
     }
-    if failed.is_empty() {
-        Ok(0)
-    } else {
+    if !failed.is_empty() {
         Err(Error::Job(failed))
+    } else if let Some(e) = unreachable_api {
+        // Printed above, next to its file; the exit code is the API failure's.
+        Ok(e.exit_code())
+    } else {
+        Ok(0)
     }
 }
 

@@ -157,3 +157,32 @@ fn fields_with_a_wrong_secret_says_what_to_check() {
     );
     assert!(!out.stderr.contains("not-the-secret"));
 }
+
+#[test]
+fn validate_remote_reports_every_file_even_when_one_api_is_unreachable() {
+    let sim = SimProcess::start(&[]);
+    let ws = workspace(&sim.url, "    customize_1_41: x\n");
+    ws.write(
+        "down.yaml",
+        job("http://127.0.0.1:9", "    customize_1_14: x\n").replace(
+            "app_key: \"46oKF=os\"",
+            "app_key: \"46oKF=os\"\n  max_retries: 0",
+        ),
+    );
+    let mut c = ws.cmd(&["validate", "--remote", "down.yaml", "job.yaml"]);
+    with_sim_credentials(&mut c);
+    let out = run(c);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("down.yaml: cannot read the field catalogue"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("`customize_1_41` is not a custom field"),
+        "{}",
+        out.stderr
+    );
+}
