@@ -373,18 +373,24 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         };
         accepted.push((index, Incoming { fields, tags }));
     }
-    let records: Vec<Incoming> = accepted.iter().map(|(_, r)| r.clone()).collect();
+    // What the answer needs of each record, taken before the records move into the store.
+    let answered: Vec<(usize, Value)> = accepted
+        .iter()
+        .map(|(index, rec)| {
+            let phone = rec.fields.get("whats_app_phone").cloned();
+            (*index, phone.unwrap_or(Value::Null))
+        })
+        .collect();
+    let records: Vec<Incoming> = accepted.into_iter().map(|(_, r)| r).collect();
     let ids = app
         .store
-        .upsert(app.cfg.tenant_id, mode, &records)
+        .upsert(app.cfg.tenant_id, mode, records)
         .map_err(|e| Answer::err(1002, format!("storage error: {e}")))?;
     app.stats.lock().expect("stats lock").customers_written += ids.len() as u64;
-    let success_items: Vec<Value> = accepted
-        .iter()
+    let success_items: Vec<Value> = answered
+        .into_iter()
         .zip(&ids)
-        .map(|((index, rec), id)| {
-            json!({"index": index, "customerId": id, "whatsAppPhone": rec.fields.get("whats_app_phone").cloned().unwrap_or(Value::Null)})
-        })
+        .map(|((index, phone), id)| json!({"index": index, "customerId": id, "whatsAppPhone": phone}))
         .collect();
     Ok(Answer::ok(json!({
         "totalCount": customers.len(),
