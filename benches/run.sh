@@ -17,7 +17,8 @@ export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret
 one_run() {  # $1: label, rest: env
   local label=$1; shift
   rm -rf bench-data/runs bench-data/sim.sqlite*
-  target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms 20 --state bench-data/sim.sqlite >/dev/null 2>&1 &
+  # As the issue states it: an in-memory simulator (no --state).
+  target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms 20 >/dev/null 2>&1 &
   local sim=$!
   sleep 1
   env "$@" /usr/bin/time -v target/release/cdpjob run --json benches/run-bench.yaml >bench-data/summary.json 2>bench-data/time.txt || true
