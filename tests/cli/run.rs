@@ -613,3 +613,34 @@ fn a_crash_at_every_boundary_is_followed_by_a_correct_resume() {
         }
     }
 }
+
+/// On a terminal, a progress bar (percent, ETA, rows/s); without one, none of that.
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_pipe_does_not() {
+    let sim = SimProcess::start(&["--latency-ms", "60"]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(300));
+    ws.write(
+        "job.yaml",
+        job(&sim.url, 10, "", "").replace("concurrency: 4", "concurrency: 1"),
+    );
+    // `script` (util-linux, always on Debian) runs the command on a pseudo-terminal and
+    // copies what it draws to its own standard output.
+    let bin = env!("CARGO_BIN_EXE_cdpjob");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{bin} run job.yaml"), "/dev/null"])
+        .current_dir(ws.dir.path())
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{screen}");
+    assert!(
+        screen.contains("% eta ") && screen.contains("rows/s") && screen.contains("batches"),
+        "no progress bar on a terminal: {screen}"
+    );
+    let piped = run(cmd(&ws, &["run", "job.yaml", "--run-dir", "runs/t/piped"]));
+    assert_eq!(piped.code, 1, "{}", piped.stderr);
+    assert!(!piped.stderr.contains("% eta "), "{}", piped.stderr);
+}
