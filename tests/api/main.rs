@@ -300,6 +300,7 @@ async fn dropped_connections_are_retried_and_counted() {
     }
     let dropped = stats(&sim).await["dropped"].as_u64().unwrap();
     let reasons = retries.lock().unwrap().clone();
+    assert!(dropped > 0, "the seed injects drops");
     assert_eq!(reasons.len() as u64, dropped);
     assert!(
         reasons.iter().all(|r| r.contains("connection closed")),
