@@ -71,7 +71,36 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
         }
     };
     start::write_manifest(&begun.dir, &manifest, opts)?;
+    // On stderr even with --json: a scheduler's log is where this must be seen.
+    for dir in unfinished_exports(&start::job_root(job), &begun.dir.path) {
+        eprintln!(
+            "warning: the export {} did not finish; until it is resumed its window is not in the state, and this run covers it again (`cdpjob resume {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
     execute(job, &begun.dir, &manifest, opts, begun.lock, false)
+}
+
+/// Earlier export runs of this job that stopped and were never resumed to the end.
+fn unfinished_exports(root: &Path, this: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| d != this && d.join(run_dir::MANIFEST).exists())
+        .filter(|d| {
+            run_dir::read_json::<Manifest>(&d.join(run_dir::MANIFEST))
+                .is_ok_and(|m| m.export.is_some())
+        })
+        .filter(|d| {
+            !run_dir::read_json::<ExportSummary>(&d.join(run_dir::SUMMARY))
+                .is_ok_and(|s| s.status == "finished")
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// Render the query and the output path for this run, and check the output is free.
@@ -253,6 +282,12 @@ async fn execute_async(
                 fail("cannot open the partial output", e)
             }
         })?;
+        if cp.output_len == 0
+            && let Some(d) = partial.parent()
+        {
+            // The new file's name must outlive a power cut as surely as its first page.
+            atomic::sync_dir(d).map_err(|e| fail("syncing the output directory", e))?;
+        }
         while !cp.complete {
             let mut body = rec.request.clone();
             if let Some(after) = cp.after {

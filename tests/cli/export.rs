@@ -672,6 +672,14 @@ fn a_late_resume_never_overwrites_a_newer_export_nor_moves_the_state_back() {
         std::thread::sleep(Duration::from_millis(1100));
         let newer = run(cmd(&ws, &["run", "job.yaml", "--json"]));
         assert_eq!(newer.code, 0, "{}{}", newer.stdout, newer.stderr);
+        assert!(
+            newer.stderr.contains(&format!(
+                "warning: the export {} did not finish",
+                old.strip_prefix(ws.dir.path()).unwrap().display()
+            )),
+            "{}",
+            newer.stderr
+        );
         let newer = summary(&newer.stdout);
         let state_after_newer = read(&ws.path("runs/e/state.json"));
         let newer_file = read(Path::new(newer["output"].as_str().unwrap()));
