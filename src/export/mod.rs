@@ -188,15 +188,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 /// `cdpjob resume RUN_DIR` for an export.
 pub fn resume(run: Reopened, opts: &RunOptions) -> Result<i32> {
-    if let Ok(summary) = run_dir::read_json::<ExportSummary>(&run.dir.file(run_dir::SUMMARY))
-        && summary.status == "finished"
-    {
-        if !opts.json {
-            eprintln!(
-                "the run {} has already finished: nothing to do",
-                run.manifest.run_id
-            );
-        }
+    if let Some(summary) = start::already_finished::<ExportSummary>(&run, opts, |s| &s.status) {
         report(&summary, opts);
         return Ok(exit_code(&summary));
     }
@@ -230,9 +222,7 @@ async fn execute_async(
         .export
         .as_ref()
         .ok_or_else(|| Error::Usage("this run directory holds no export".into()))?;
-    let fail = |what: &str, e: std::io::Error| {
-        Error::Stopped(format!("{what}: {e}; the run can be resumed"))
-    };
+    let fail = start::stopped;
     let checkpoint_path = dir.file(run_dir::CHECKPOINT);
     let mut cp: ExportCheckpoint = match run_dir::read_json(&checkpoint_path) {
         Ok(c) => c,
@@ -275,13 +265,8 @@ async fn execute_async(
     let rows_before = cp.rows;
 
     if !cp.complete {
-        let mut out = atomic::open_at_length(&partial, cp.output_len).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                Error::Usage(e.to_string()) // cut behind our back: resuming cannot help
-            } else {
-                fail("cannot open the partial output", e)
-            }
-        })?;
+        let mut out = atomic::open_at_length(&partial, cp.output_len)
+            .map_err(|e| start::reopen_failed("cannot open the partial output", e))?;
         if cp.output_len == 0
             && let Some(d) = partial.parent()
         {

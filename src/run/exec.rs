@@ -344,15 +344,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<i32> {
 
 /// `cdpjob resume RUN_DIR` for a batch_create run.
 pub fn resume(run: Reopened, opts: &RunOptions) -> Result<i32> {
-    if let Ok(summary) = run_dir::read_json::<Summary>(&run.dir.file(run_dir::SUMMARY))
-        && summary.status == "finished"
-    {
-        if !opts.json {
-            eprintln!(
-                "the run {} has already finished: nothing to do",
-                run.manifest.run_id
-            );
-        }
+    if let Some(summary) = start::already_finished::<Summary>(&run, opts, |s| &s.status) {
         report(&summary, opts);
         return Ok(exit_code(&summary));
     }
@@ -379,9 +371,7 @@ async fn execute_async(
 ) -> Result<i32> {
     let started = Instant::now();
     let durable = crate::run::atomic::durable();
-    let fail = |what: &str, e: std::io::Error| {
-        Error::Stopped(format!("{what}: {e}; the run can be resumed"))
-    };
+    let fail = start::stopped;
     let mut checkpoint: Checkpoint = match run_dir::read_json(&dir.file(run_dir::CHECKPOINT)) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoint::default(),
@@ -408,13 +398,8 @@ async fn execute_async(
             _ => {}
         }
     }
-    let mut results = Results::open(dir, &checkpoint).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::InvalidData {
-            Error::Usage(e.to_string()) // cut behind our back: resuming cannot help
-        } else {
-            fail("cannot open the result files", e)
-        }
-    })?;
+    let mut results = Results::open(dir, &checkpoint)
+        .map_err(|e| start::reopen_failed("cannot open the result files", e))?;
     let journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
         .map_err(|e| fail("cannot open the journal", e))?;
     let conn = connect::connect(job).await.map_err(Error::Usage)?;

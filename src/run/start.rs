@@ -167,6 +167,41 @@ pub fn reopen(path: &Path, opts: &RunOptions) -> Result<Reopened> {
     })
 }
 
+/// The summary of a run that has already finished, if it has (saying so on stderr): a
+/// resume of it changes nothing and reports that summary again.
+pub fn already_finished<S: serde::de::DeserializeOwned>(
+    run: &Reopened,
+    opts: &RunOptions,
+    status: impl Fn(&S) -> &str,
+) -> Option<S> {
+    let summary: S = run_dir::read_json(&run.dir.file(run_dir::SUMMARY)).ok()?;
+    if status(&summary) != "finished" {
+        return None;
+    }
+    if !opts.json {
+        eprintln!(
+            "the run {} has already finished: nothing to do",
+            run.manifest.run_id
+        );
+    }
+    Some(summary)
+}
+
+/// A failed read or write of the run's files: the run stops, and can be resumed.
+pub fn stopped(what: &str, e: std::io::Error) -> Error {
+    Error::Stopped(format!("{what}: {e}; the run can be resumed"))
+}
+
+/// Reopening an append-only output failed: as [`stopped`], except for an output shorter
+/// than its checkpoint (cut behind our back), which no resume can mend.
+pub fn reopen_failed(what: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        Error::Usage(e.to_string())
+    } else {
+        stopped(what, e)
+    }
+}
+
 /// The async runtime a command runs its network work on.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new()

@@ -68,6 +68,14 @@ fn summary(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// `cdpjob run JOB --json`, which must exit 0: its summary.
+#[track_caller]
+fn export(ws: &Workspace, job: &str) -> Value {
+    let out = run(cmd(ws, &["run", job, "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    summary(&out.stdout)
+}
+
 /// A CSV file as its header and records.
 fn csv_records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();
@@ -130,9 +138,7 @@ fn exports_2500_customers_exactly_once_to_csv_and_to_jsonl() {
 
     let ws = Workspace::new();
     ws.write("csv.yaml", export_job(&sim.url, "", ""));
-    let out = run(cmd(&ws, &["run", "csv.yaml", "--json"]));
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let s = summary(&out.stdout);
+    let s = export(&ws, "csv.yaml");
     assert_eq!(
         (
             s["status"].as_str(),
@@ -163,9 +169,7 @@ fn exports_2500_customers_exactly_once_to_csv_and_to_jsonl() {
         "jsonl.yaml",
         export_job(&sim.url, "", "  format: jsonl\n").replace("name: e", "name: j"),
     );
-    let out = run(cmd(&ws, &["run", "jsonl.yaml", "--json"]));
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let s = summary(&out.stdout);
+    let s = export(&ws, "jsonl.yaml");
     let lines = jsonl(Path::new(s["output"].as_str().unwrap()));
     assert_eq!(lines, all);
     let text = read(Path::new(s["output"].as_str().unwrap()));
@@ -313,9 +317,7 @@ fn consecutive_incremental_runs_cover_adjacent_windows() {
             "  columns: [id, whatsApp_phone]\n",
         ),
     );
-    let first = run(cmd(&ws, &["run", "job.yaml", "--json"]));
-    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
-    let first = summary(&first.stdout);
+    let first = export(&ws, "job.yaml");
     assert_eq!(first["rows"], 120);
     let state: Value = serde_json::from_str(&read(&ws.path("runs/e/state.json"))).unwrap();
     let manifest: Value = serde_json::from_str(&read(
@@ -344,9 +346,7 @@ fn consecutive_incremental_runs_cover_adjacent_windows() {
 
     seed(&sim, 1001, 1080);
     std::thread::sleep(Duration::from_millis(1100));
-    let second = run(cmd(&ws, &["run", "job.yaml", "--json"]));
-    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
-    let second = summary(&second.stdout);
+    let second = export(&ws, "job.yaml");
     let (_, records) = csv_records(Path::new(second["output"].as_str().unwrap()));
     let phones: BTreeSet<String> = records.iter().map(|r| r[1].clone()).collect();
     assert_eq!(phones, (1001..=1080).map(phone).collect());
@@ -357,9 +357,7 @@ fn consecutive_incremental_runs_cover_adjacent_windows() {
 
     // Nothing new: a header and no customers.
     std::thread::sleep(Duration::from_millis(1100));
-    let third = run(cmd(&ws, &["run", "job.yaml", "--json"]));
-    assert_eq!(third.code, 0, "{}{}", third.stdout, third.stderr);
-    let third = summary(&third.stdout);
+    let third = export(&ws, "job.yaml");
     assert_eq!(third["rows"], 0);
     assert_eq!(
         read(Path::new(third["output"].as_str().unwrap())),
@@ -497,9 +495,7 @@ fn an_existing_output_is_never_overwritten_and_max_records_leaves_the_state_alon
         export_job(&sim.url, "  max_records: 12\n", "  columns: [id]\n")
             .replace("customers-{{ run.id }}", "fixed"),
     );
-    let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let s = summary(&out.stdout);
+    let s = export(&ws, "job.yaml");
     assert_eq!(s["rows"], 12);
     assert_eq!(exported_ids(&ws.path("out/fixed.csv")), sim_ids(&sim)[..12]);
     assert!(
@@ -726,9 +722,7 @@ fn a_query_without_end_time_records_no_window_end() {
     seed(&sim, 1, 10);
     let ws = Workspace::new();
     ws.write("job.yaml", export_job(&sim.url, "", "  columns: [id]\n"));
-    let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let s = summary(&out.stdout);
+    let s = export(&ws, "job.yaml");
     assert_eq!(
         exported_ids(Path::new(s["output"].as_str().unwrap())),
         sim_ids(&sim)
@@ -755,9 +749,7 @@ fn max_records_on_a_page_boundary() {
                 "  columns: [id]\n",
             ),
         );
-        let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
-        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-        let s = summary(&out.stdout);
+        let s = export(&ws, "job.yaml");
         let n = cap.min(120);
         assert_eq!(
             exported_ids(Path::new(s["output"].as_str().unwrap())),
