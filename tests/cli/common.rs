@@ -148,3 +148,17 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
         .collect()
 }
+
+/// Run `cmd` with the failpoint `point` armed at its `nth` hit, and check it crashed there.
+#[cfg(feature = "failpoints")]
+#[track_caller]
+pub fn crash_at(mut cmd: Command, point: &str, nth: &str) {
+    cmd.env("CDPJOB_FAILPOINT", format!("{point}:{nth}"));
+    let out = run(cmd);
+    assert_ne!(out.code, 0, "{point}:{nth} did not crash: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("failpoint {point} reached")),
+        "{point}:{nth}: {}",
+        out.stderr
+    );
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+#[cfg(feature = "failpoints")]
+use crate::common::crash_at;
 use crate::common::{SimProcess, Workspace, jsonl, read, run, with_sim_credentials};
 
 const DEFAULT_COLUMNS: &str = "id,first_name,last_name,full_name,whatsApp_phone,sms_phone,viber_phone,line,messenger,instagram,email,country,birthday,remark,gender,weight,source_type,source_channel_key,status,whatApp_subscribe,sms_subscribe,tenant_id,created_at,updated_at";
@@ -457,15 +459,7 @@ fn a_crash_at_every_export_boundary_is_followed_by_a_correct_resume() {
     ] {
         let ws = Workspace::new();
         ws.write("job.yaml", export_job(&sim.url, "", "  columns: [id]\n"));
-        let mut c = cmd(&ws, &["run", "job.yaml"]);
-        c.env("CDPJOB_FAILPOINT", format!("{point}:{nth}"));
-        let out = run(c);
-        assert_ne!(out.code, 0, "{point}:{nth} did not crash: {}", out.stderr);
-        assert!(
-            out.stderr.contains(&format!("failpoint {point} reached")),
-            "{point}:{nth}: {}",
-            out.stderr
-        );
+        crash_at(cmd(&ws, &["run", "job.yaml"]), point, nth);
         assert!(
             !ws.path("runs/e/state.json").exists(),
             "{point}:{nth}: state before the end"

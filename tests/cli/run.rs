@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[cfg(feature = "failpoints")]
+use crate::common::crash_at;
 use crate::common::{SimProcess, Workspace, jsonl, repo, run, with_sim_credentials};
 
 /// `rows` leads; every 10th has no contact channel (rejected), every 15th is inactive
@@ -173,16 +175,19 @@ fn a_dirty_file_is_partitioned_exactly() {
     );
     assert_eq!(sim.customers().len(), created.len());
     // Resuming a finished run changes nothing.
-    let before: Vec<Vec<u8>> = [
-        "created.jsonl",
-        "failed.jsonl",
-        "rejected.jsonl",
-        "checkpoint.json",
-        "events.jsonl",
-    ]
-    .iter()
-    .map(|f| std::fs::read(dir.join(f)).unwrap())
-    .collect();
+    let snapshot = || -> Vec<Vec<u8>> {
+        [
+            "created.jsonl",
+            "failed.jsonl",
+            "rejected.jsonl",
+            "checkpoint.json",
+            "events.jsonl",
+        ]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect()
+    };
+    let before = snapshot();
     let requests = sim.get("/__sim/stats")["requests"].clone();
     let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
     assert_eq!(out.code, 1);
@@ -191,16 +196,7 @@ fn a_dirty_file_is_partitioned_exactly() {
         "{}",
         out.stderr
     );
-    let after: Vec<Vec<u8>> = [
-        "created.jsonl",
-        "failed.jsonl",
-        "rejected.jsonl",
-        "checkpoint.json",
-        "events.jsonl",
-    ]
-    .iter()
-    .map(|f| std::fs::read(dir.join(f)).unwrap())
-    .collect();
+    let after = snapshot();
     assert!(before == after, "a finished run's files are untouched");
     assert_eq!(
         sim.get("/__sim/stats")["requests"],
@@ -595,15 +591,7 @@ fn a_crash_at_every_boundary_is_followed_by_a_correct_resume() {
             let ws = Workspace::new();
             ws.write("leads.csv", leads(60));
             ws.write("job.yaml", job(&sim.url, 10, "", ""));
-            let mut c = cmd(&ws, &["run", "job.yaml"]);
-            c.env("CDPJOB_FAILPOINT", format!("{point}:{nth}"));
-            let out = run(c);
-            assert_ne!(out.code, 0, "{point}:{nth} did not crash: {}", out.stderr);
-            assert!(
-                out.stderr.contains(&format!("failpoint {point} reached")),
-                "{point}:{nth}: {}",
-                out.stderr
-            );
+            crash_at(cmd(&ws, &["run", "job.yaml"]), point, nth);
             let dir = the_run_dir(&ws);
             let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
             assert_eq!(out.code, 1, "{point}:{nth}: {}{}", out.stdout, out.stderr);
