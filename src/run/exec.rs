@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::batches::{BatchUnit, Batcher};
 use super::events::{Answer, CreatedRow, Event, FailedRow, Part, now};
-use super::journal::{self, Journal};
+use super::journal::{self, GroupJournal, Journal};
 use super::lock::JobLock;
 use super::progress::Progress;
 use super::run_dir::{self, Checkpoint, Counts, Manifest, RunDir};
@@ -47,7 +47,7 @@ pub struct Summary {
 
 /// Everything the request tasks share.
 struct Shared {
-    journal: Mutex<Journal>,
+    journal: GroupJournal,
     /// Outcomes already journaled (from before a crash), by part.
     known: Mutex<HashMap<Part, Answer>>,
     /// Payload hashes of journaled intents, to check a resume re-derived the same batch,
@@ -61,6 +61,9 @@ struct Shared {
     strict: bool,
     requests: AtomicU64,
 }
+
+/// A commit of answered batches on a blocking thread; it hands the ledger back.
+type Committing = tokio::task::JoinHandle<(Ledger, std::io::Result<()>)>;
 
 /// Created and failed rows of a part of a batch.
 type Resolved = (Vec<CreatedRow>, Vec<FailedRow>);
@@ -79,11 +82,11 @@ fn io_stop(what: &str, e: std::io::Error) -> Stop {
 }
 
 impl Shared {
-    fn log(&self, event: &Event) -> std::result::Result<(), Stop> {
+    /// Append to the journal; returns once the event is durable.
+    async fn log(&self, event: &Event) -> std::result::Result<(), Stop> {
         self.journal
-            .lock()
-            .expect("journal lock")
             .append(event)
+            .await
             .map_err(|e| io_stop("writing the journal", e))
     }
 
@@ -108,7 +111,8 @@ impl Shared {
                         part,
                         code,
                         at: now(),
-                    })?;
+                    })
+                    .await?;
                     let mid = lo + (hi - lo) / 2;
                     let (mut c1, mut f1) = self.resolve(unit, lo, mid).await?;
                     let (c2, f2) = self.resolve(unit, mid, hi).await?;
@@ -162,7 +166,8 @@ impl Shared {
             last_row: slice.last().map_or(0, |c| c.0),
             payload_sha256: hash,
             at: now(),
-        })?;
+        })
+        .await?;
         crate::failpoint!("after_intent");
         self.requests.fetch_add(1, Ordering::Relaxed);
         let reply = self
@@ -225,7 +230,8 @@ impl Shared {
             answer: answer.clone(),
             attempts: reply.attempts,
             at: now(),
-        })?;
+        })
+        .await?;
         Ok(answer)
     }
 }
@@ -273,6 +279,38 @@ struct Results {
     created: File,
     failed: File,
     rejected: File,
+    /// Which of them were written since the last sync.
+    unsynced: [bool; 3],
+}
+
+/// The result files and the checkpoint that counts them. Commits run on a blocking thread,
+/// off the scheduler loop, so that a request slot is free again as soon as its answer is
+/// journaled; batches answered while a commit runs wait and go into the next one together
+/// (one fsync per file and one checkpoint for all of them).
+struct Ledger {
+    results: Results,
+    checkpoint: Checkpoint,
+    checkpoint_path: std::path::PathBuf,
+    durable: bool,
+}
+
+impl Ledger {
+    /// Append the batches' lines, make them durable, then replace the checkpoint that
+    /// counts them. A failure leaves the checkpoint as it was on disk: the run must stop.
+    fn commit(&mut self, batches: &[Materialized]) -> std::io::Result<()> {
+        for m in batches {
+            // Counted per batch, so that `before_results:N` is the N-th batch's.
+            crate::failpoint!("before_results");
+            self.results.write(m, &mut self.checkpoint)?;
+        }
+        self.results.sync(self.durable)?;
+        for m in batches {
+            crate::failpoint!("before_checkpoint");
+            self.checkpoint.mark_done(m.seq);
+            add(&mut self.checkpoint.counts, &m.counts);
+        }
+        run_dir::write_json_atomic(&self.checkpoint_path, &self.checkpoint)
+    }
 }
 
 impl Results {
@@ -281,19 +319,17 @@ impl Results {
             created: super::atomic::open_at_length(&dir.file(run_dir::CREATED), cp.created_len)?,
             failed: super::atomic::open_at_length(&dir.file(run_dir::FAILED), cp.failed_len)?,
             rejected: super::atomic::open_at_length(&dir.file(run_dir::REJECTED), cp.rejected_len)?,
+            unsynced: [false; 3],
         })
     }
 
-    fn append(
-        &mut self,
-        m: &Materialized,
-        cp: &mut Checkpoint,
-        durable: bool,
-    ) -> std::io::Result<()> {
-        for (file, lines, len) in [
-            (&mut self.created, &m.created, &mut cp.created_len),
-            (&mut self.failed, &m.failed, &mut cp.failed_len),
-            (&mut self.rejected, &m.rejected, &mut cp.rejected_len),
+    /// Append a batch's lines (not yet durable: see `sync`).
+    fn write(&mut self, m: &Materialized, cp: &mut Checkpoint) -> std::io::Result<()> {
+        let [c, f, r] = &mut self.unsynced;
+        for (file, lines, len, unsynced) in [
+            (&mut self.created, &m.created, &mut cp.created_len, c),
+            (&mut self.failed, &m.failed, &mut cp.failed_len, f),
+            (&mut self.rejected, &m.rejected, &mut cp.rejected_len, r),
         ] {
             if lines.is_empty() {
                 continue;
@@ -301,10 +337,21 @@ impl Results {
             let mut buf = lines.join("\n");
             buf.push('\n');
             file.write_all(buf.as_bytes())?;
-            if durable {
+            *len += buf.len() as u64;
+            *unsynced = true;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, durable: bool) -> std::io::Result<()> {
+        for (file, unsynced) in [&self.created, &self.failed, &self.rejected]
+            .into_iter()
+            .zip(&mut self.unsynced)
+        {
+            if durable && *unsynced {
                 file.sync_data()?;
             }
-            *len += buf.len() as u64;
+            *unsynced = false;
         }
         Ok(())
     }
@@ -372,7 +419,7 @@ async fn execute_async(
     let started = Instant::now();
     let durable = crate::run::atomic::durable();
     let fail = start::stopped;
-    let mut checkpoint: Checkpoint = match run_dir::read_json(&dir.file(run_dir::CHECKPOINT)) {
+    let checkpoint: Checkpoint = match run_dir::read_json(&dir.file(run_dir::CHECKPOINT)) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoint::default(),
         Err(e) => return Err(fail("cannot read the checkpoint", e)),
@@ -398,14 +445,14 @@ async fn execute_async(
             _ => {}
         }
     }
-    let mut results = Results::open(dir, &checkpoint)
+    let results = Results::open(dir, &checkpoint)
         .map_err(|e| start::reopen_failed("cannot open the result files", e))?;
     let journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
         .map_err(|e| fail("cannot open the journal", e))?;
     let conn = connect::connect(job).await.map_err(Error::Usage)?;
     let retries = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Shared {
-        journal: Mutex::new(journal),
+        journal: GroupJournal::start(journal).map_err(|e| fail("cannot start the journal", e))?,
         known: Mutex::new(known),
         intents,
         attempts: Mutex::new(attempts),
@@ -422,7 +469,8 @@ async fn execute_async(
         shared.conn.client.on_retry(move |n| {
             retries.fetch_add(1, Ordering::Relaxed);
             if let Some(s) = weak.upgrade() {
-                let _ = s.log(&Event::Retry {
+                // A log entry nothing depends on: written in order, not waited for.
+                let _ = s.journal.append_detached(&Event::Retry {
                     path: n.path.to_string(),
                     attempt: n.attempt,
                     reason: n.reason.clone(),
@@ -441,6 +489,7 @@ async fn execute_async(
                 at: now(),
             }
         })
+        .await
         .map_err(|s| Error::Stopped(s.0))?;
 
     // The reader: a thread streaming units in order; stops when the receiver goes away.
@@ -488,8 +537,25 @@ async fn execute_async(
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut progress = Progress::new(opts.json, source_size, Some(Arc::clone(&bytes_read)));
     let rows_before = checkpoint.counts.rows;
+    // Batches answered and not yet committed, and the commit running (it holds the ledger).
+    let mut answered: Vec<Materialized> = Vec::new();
+    let mut ledger = Some(Ledger {
+        results,
+        checkpoint: checkpoint.clone(),
+        checkpoint_path: dir.file(run_dir::CHECKPOINT),
+        durable,
+    });
+    let mut committing: Option<Committing> = None;
     loop {
-        if (source_done || stop_reason.is_some()) && in_flight.is_empty() {
+        if committing.is_none() && !answered.is_empty() {
+            let mut l = ledger.take().expect("the ledger is home between commits");
+            let batches = std::mem::take(&mut answered);
+            committing = Some(tokio::task::spawn_blocking(move || {
+                let result = l.commit(&batches);
+                (l, result)
+            }));
+        }
+        if (source_done || stop_reason.is_some()) && in_flight.is_empty() && committing.is_none() {
             break;
         }
         let deadline = drain_deadline
@@ -504,30 +570,28 @@ async fn execute_async(
                     eprintln!("stopping: waiting up to {}s for {} request(s) in flight", DRAIN_TIMEOUT.as_secs(), in_flight.len());
                 }
             }
-            _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() => {
+            _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() && !in_flight.is_empty() => {
                 // Requests still in flight stay "in doubt" and are resent on resume.
                 in_flight.abort_all();
                 while in_flight.join_next().await.is_some() {}
-                break;
+            }
+            done = async { committing.as_mut().expect("checked").await }, if committing.is_some() => {
+                committing = None;
+                let (l, result) = done.expect("a commit does not panic");
+                result.map_err(|e| fail("writing the result files and the checkpoint", e))?;
+                let c = l.checkpoint.counts;
+                let batches = l.checkpoint.done_below + l.checkpoint.done_above.len() as u64;
+                ledger = Some(l);
+                let rate = progress.rate(c.rows - rows_before);
+                let retries = retries.load(Ordering::Relaxed);
+                progress.tick(|| format!(
+                    "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
+                    c.rows, c.created, c.failed, c.rejected, c.skipped
+                ));
             }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 match joined {
-                    Ok(Ok(m)) => {
-                        crate::failpoint!("before_results");
-                        results.append(&m, &mut checkpoint, durable).map_err(|e| fail("writing the result files", e))?;
-                        crate::failpoint!("before_checkpoint");
-                        checkpoint.mark_done(m.seq);
-                        add(&mut checkpoint.counts, &m.counts);
-                        run_dir::write_json_atomic(&dir.file(run_dir::CHECKPOINT), &checkpoint).map_err(|e| fail("writing the checkpoint", e))?;
-                        let c = checkpoint.counts;
-                        let batches = checkpoint.done_below + checkpoint.done_above.len() as u64;
-                        let rate = progress.rate(c.rows - rows_before);
-                        let retries = retries.load(Ordering::Relaxed);
-                        progress.tick(|| format!(
-                            "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
-                            c.rows, c.created, c.failed, c.rejected, c.skipped
-                        ));
-                    }
+                    Ok(Ok(m)) => answered.push(m),
                     Ok(Err(Stop(reason))) => {
                         if stop_reason.is_none() {
                             stop_reason = Some(reason);
@@ -553,6 +617,7 @@ async fn execute_async(
             }
         }
     }
+    let checkpoint = ledger.expect("no commit runs after the loop").checkpoint;
     progress.finish();
     drop(rx);
     let reader_result = tokio::task::spawn_blocking(move || reader.join()).await;
@@ -570,14 +635,22 @@ async fn execute_async(
     };
     let at = now();
     let _ = match &stop_reason {
-        Some(r) => shared.log(&Event::Stopped {
-            reason: r.clone(),
-            at: at.clone(),
-        }),
-        None => shared.log(&Event::RunFinished {
-            counts: checkpoint.counts,
-            at: at.clone(),
-        }),
+        Some(r) => {
+            shared
+                .log(&Event::Stopped {
+                    reason: r.clone(),
+                    at: at.clone(),
+                })
+                .await
+        }
+        None => {
+            shared
+                .log(&Event::RunFinished {
+                    counts: checkpoint.counts,
+                    at: at.clone(),
+                })
+                .await
+        }
     };
     let summary = Summary {
         run_id: manifest.run_id.clone(),

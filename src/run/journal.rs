@@ -88,9 +88,12 @@ impl Journal {
 
     /// Append one record as a line and make it durable.
     pub fn append<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
+        self.append_lines(&line_of(record)?)
+    }
+
+    /// Append whole lines (each ending in a newline) with one write and one fsync.
+    fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.file.write_all(lines)?;
         if self.durable {
             self.file.sync_data()?;
         }
@@ -99,6 +102,114 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+fn line_of<T: Serialize>(record: &T) -> io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// A write that failed, as every later caller is told it (`io::Error` is not `Clone`).
+type Failure = (io::ErrorKind, String);
+
+/// A line waiting for the writer, and who waits for it to be durable.
+struct Waiting {
+    line: Vec<u8>,
+    durable: Option<tokio::sync::oneshot::Sender<Result<(), Failure>>>,
+}
+
+/// A journal shared by concurrent request tasks, with group commit: a writer thread takes
+/// every line waiting, writes them with one `write` and makes them durable with one fsync,
+/// then answers each caller. With 8 requests in flight that is one fsync for several
+/// intents and outcomes instead of one each, and no async worker ever waits on the disk.
+/// After a failed write every later append fails too: the file's end is unknown then, and
+/// the run must stop (resumably), never go on.
+pub struct GroupJournal {
+    tx: Option<std::sync::mpsc::Sender<Waiting>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupJournal {
+    pub fn start(journal: Journal) -> io::Result<GroupJournal> {
+        let (tx, rx) = std::sync::mpsc::channel::<Waiting>();
+        let writer = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || write_groups(journal, rx))?;
+        Ok(GroupJournal {
+            tx: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    /// Append one record; returns once it is durable (written and fsynced, with the lines
+    /// before it).
+    pub async fn append<T: Serialize>(&self, record: &T) -> io::Result<()> {
+        let (done, durable) = tokio::sync::oneshot::channel();
+        self.send(Waiting {
+            line: line_of(record)?,
+            durable: Some(done),
+        })?;
+        match durable.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((kind, message))) => Err(io::Error::new(kind, message)),
+            Err(_) => Err(io::Error::other("the journal writer stopped")),
+        }
+    }
+
+    /// Append one record without waiting for it (a log entry nothing depends on); it is
+    /// still written in order with the others.
+    pub fn append_detached<T: Serialize>(&self, record: &T) -> io::Result<()> {
+        self.send(Waiting {
+            line: line_of(record)?,
+            durable: None,
+        })
+    }
+
+    fn send(&self, waiting: Waiting) -> io::Result<()> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(waiting).ok())
+            .ok_or_else(|| io::Error::other("the journal writer stopped"))
+    }
+}
+
+impl Drop for GroupJournal {
+    /// Every line sent is written before the journal is gone.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn write_groups(mut journal: Journal, rx: std::sync::mpsc::Receiver<Waiting>) {
+    let mut broken: Option<Failure> = None;
+    let mut lines = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        group.extend(rx.try_iter());
+        let result = match &broken {
+            Some(failure) => Err(failure.clone()),
+            None => {
+                lines.clear();
+                for w in &group {
+                    lines.extend_from_slice(&w.line);
+                }
+                journal.append_lines(&lines).map_err(|e| {
+                    let failure = (e.kind(), e.to_string());
+                    broken = Some(failure.clone());
+                    failure
+                })
+            }
+        };
+        for w in group {
+            if let Some(done) = w.durable {
+                let _ = done.send(result.clone());
+            }
+        }
     }
 }
 
@@ -135,6 +246,66 @@ mod tests {
                 "{\"a\":1}\n{\"a\":3}\n"
             );
         }
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_written_whole_and_in_the_order_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let journal = GroupJournal::start(Journal::open(&p, true).unwrap()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let journal = std::sync::Arc::new(journal);
+            let mut tasks = tokio::task::JoinSet::new();
+            for task in 0..8 {
+                let journal = std::sync::Arc::clone(&journal);
+                tasks.spawn(async move {
+                    for i in 0..50 {
+                        journal
+                            .append(&json!({"task": task, "i": i}))
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.unwrap();
+            }
+            journal.append_detached(&json!({"last": true})).unwrap();
+        });
+        drop(rt); // the journal is dropped with the last task: its writer has finished
+        let (v, len) = read_all::<Value>(&p).unwrap();
+        assert_eq!(len, std::fs::metadata(&p).unwrap().len());
+        assert_eq!(v.len(), 8 * 50 + 1);
+        assert_eq!(v.last().unwrap(), &json!({"last": true}));
+        for task in 0..8 {
+            let seen: Vec<i64> = v
+                .iter()
+                .filter(|r| r["task"] == task)
+                .map(|r| r["i"].as_i64().unwrap())
+                .collect();
+            assert_eq!(seen, (0..50).collect::<Vec<_>>(), "task {task}");
+        }
+    }
+
+    #[test]
+    fn after_a_failed_write_every_append_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut inner = Journal::open(&p, true).unwrap();
+        // A read-only handle in place of the file: the next write fails.
+        inner.file = File::open(&p).unwrap();
+        let journal = GroupJournal::start(inner).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(journal.append(&json!({"a": 1})).await.is_err());
+            assert!(journal.append(&json!({"a": 2})).await.is_err());
+        });
     }
 
     #[test]
