@@ -528,6 +528,10 @@ async fn execute_async(
         Ok(())
     });
 
+    // Twice as many batches in progress as requests allowed in flight (the client's own
+    // limit): while `concurrency` requests wait on the API, as many more batches serialize,
+    // journal their intent and wait for a request slot, or journal an outcome — a slot
+    // never idles while a batch gets ready.
     let concurrency = job.spec.api.concurrency.max(1);
     let mut in_flight: JoinSet<std::result::Result<Materialized, Stop>> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
@@ -601,7 +605,7 @@ async fn execute_async(
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 }
             }
-            unit = rx.recv(), if !source_done && stop_reason.is_none() && in_flight.len() < concurrency => {
+            unit = rx.recv(), if !source_done && stop_reason.is_none() && in_flight.len() < 2 * concurrency => {
                 match unit {
                     None => source_done = true,
                     Some(unit) if checkpoint.is_done(unit.seq) => {}
