@@ -16,9 +16,9 @@ mkdir -p bench-data
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 target/release/examples/gen_leads "$rows" bench-data/leads.csv
 export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret
-rm -rf bench-data/runs bench-data/exports bench-data/sim.sqlite*
+rm -rf bench-data/runs bench-data/exports bench-data/sim.jsonl*
 start_sim() {  # $1: latency in ms
-  target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms "$1" --state bench-data/sim.sqlite >/dev/null 2>&1 &
+  target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms "$1" --state bench-data/sim.jsonl >/dev/null 2>&1 &
   sim=$!
   sleep 1
 }

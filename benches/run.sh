@@ -16,7 +16,7 @@ target/release/examples/gen_leads "$rows" bench-data/leads.csv
 export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret
 one_run() {  # $1: label, rest: env
   local label=$1; shift
-  rm -rf bench-data/runs bench-data/sim.sqlite*
+  rm -rf bench-data/runs
   # As the issue states it: an in-memory simulator (no --state).
   target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms 20 >/dev/null 2>&1 &
   local sim=$!

@@ -127,7 +127,7 @@ pub struct SimArgs {
     /// Address to listen on; port 0 picks a free port (printed on start).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: std::net::SocketAddr,
-    /// SQLite file holding the customers (kept between runs); in memory when absent.
+    /// File the customers are logged to (JSON lines, kept between runs); in memory when absent.
     #[arg(long)]
     pub state: Option<PathBuf>,
     #[arg(long, default_value = crate::sim::SIM_ACCESS_KEY)]

@@ -23,7 +23,7 @@ pub struct Connection {
 pub fn sim_state_path(job: &Job) -> PathBuf {
     job.resolve(&job.spec.run.root)
         .join(".sim")
-        .join("state.sqlite")
+        .join("state.jsonl")
 }
 
 /// Credentials: the environment variables the job names; the simulator's built-in ones when

@@ -80,9 +80,15 @@ impl Sim {
         cfg: SimConfig,
         state: Option<&Path>,
     ) -> std::io::Result<Sim> {
-        let store = Store::open(state).map_err(|e| {
-            std::io::Error::other(format!("cannot open the simulator state {state:?}: {e}"))
-        })?;
+        // Off the async threads: opening waits while a simulator shutting down in this
+        // process still holds the state file.
+        let owned = state.map(Path::to_path_buf);
+        let store = tokio::task::spawn_blocking(move || Store::open(owned.as_deref()))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| {
+                std::io::Error::other(format!("cannot open the simulator state {state:?}: {e}"))
+            })?;
         if let Some(start) = cfg.id_start {
             store.use_sequential_ids(start);
         }

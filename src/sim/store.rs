@@ -1,38 +1,25 @@
-//! The simulator's customers, tags and their links in SQLite: an embedded database that stays
-//! fast at a million customers and persists to a file (`--state`, or the in-process
-//! simulator's state under the run root) so that an export after an import sees the import.
+//! The simulator's customers and tags, held in memory behind one lock (a 100-record batch is
+//! applied in well under a millisecond, so the requests in flight barely wait on each
+//! other), and — with a state file (`--state`, or the in-process simulator's state under
+//! the run root) — logged to it as JSON lines, so that a later simulator (an export after an
+//! import) sees them. The log is replayed on open and compacted when most of it is
+//! superseded. It is written, not fsynced: the state must outlive the simulator process,
+//! not a crash of the machine.
 
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use std::collections::HashMap;
-
-use rusqlite::{Connection, params, params_from_iter};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-/// Creates and queries customers; one connection behind a lock (the simulator serializes
-/// writes anyway, as one batch is one transaction).
-pub struct Store {
-    conn: Mutex<Connection>,
-    /// Tag ids by (tenant, name): tags are few and looked up for every customer.
-    tag_ids: Mutex<std::collections::HashMap<(i64, String), i64>>,
-    last_id: Mutex<i64>,
-    sequential: std::sync::atomic::AtomicBool,
-    /// (tenant, match key, hash of the value) → the lowest id of a customer holding it.
-    /// Records are matched through this map rather than SQLite indexes on the contact
-    /// columns: at a million customers each random-key index insert dirtied its own pages,
-    /// and every commit copied them all (commit 0.3 → 3.9 ms a request). A hit is checked
-    /// against the customer's stored value, so a hash collision costs a scan, never a wrong
-    /// match; a miss means no customer holds the value.
-    keys: Mutex<HashMap<(i64, u8, u64), i64>>,
-}
+use crate::api::wire::Paging;
 
-fn key_hash(value: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // SipHash with fixed keys: stable within the process, which is all the map needs.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    value.hash(&mut h);
-    h.finish()
+/// Creates and queries customers.
+pub struct Store {
+    inner: Mutex<Inner>,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,657 +67,550 @@ pub struct QuerySpec {
 /// far above 2^53 — the test of whether a client keeps them exact.
 const ID_EPOCH_MS: i64 = 1_288_834_974_657;
 
+/// The keys an incoming record is matched by, in priority order.
+const MATCH_KEYS: [&str; 3] = ["whats_app_phone", "sms_phone", "email"];
+
+/// One customer as stored, and as one line of the state file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    id: i64,
+    tenant: i64,
+    /// batch_create names, `tagStr` excluded.
+    fields: Map<String, Value>,
+    /// Tag ids, ascending.
+    tags: Vec<i64>,
+    /// `yyyy-MM-dd HH:mm:ss`, UTC.
+    created_at: String,
+    updated_at: String,
+}
+
+/// A line of the state file: a tag as it is created, a customer each time it is written
+/// (the last line for an id wins).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Line {
+    Tag { id: i64, tenant: i64, name: String },
+    Customer(Stored),
+}
+
+#[derive(Default)]
+struct Inner {
+    /// By id: ids are unique across tenants and paging walks them in order.
+    customers: BTreeMap<i64, Stored>,
+    /// Per tenant and match key: value → the ids holding it, ascending. A record matches
+    /// the lowest.
+    keys: HashMap<i64, [HashMap<String, Vec<i64>>; 3]>,
+    /// Per tenant: tag name → id; and id → name.
+    tag_ids: HashMap<i64, HashMap<String, i64>>,
+    tag_names: HashMap<i64, String>,
+    last_tag: i64,
+    last_id: i64,
+    sequential: bool,
+    /// Each second customers were created in, with the first id created in it. Creation
+    /// times never decrease with the id (a clock that steps back is not followed), so a
+    /// time window is a range of ids, found by binary search.
+    created: Vec<(String, i64)>,
+    log: Option<Log>,
+}
+
+/// The state file, open for appending.
+struct Log {
+    path: PathBuf,
+    file: File,
+    lines: u64,
+}
+
+/// How long opening a state file waits for a simulator that is shutting down to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn lock_within(file: &File, path: &Path, wait: std::time::Duration) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::other(format!(
+                    "{} is in use by another simulator: stop it, or give this one another state file",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
 fn now_text() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
+fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    fields.get(key).and_then(Value::as_str)
+}
+
 impl Store {
-    /// `None`: in memory. A path: created if missing, kept between runs.
-    pub fn open(path: Option<&Path>) -> rusqlite::Result<Store> {
-        // The store's own mutex serializes access: SQLite's per-call mutex is not needed.
-        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match path {
-            Some(p) => Connection::open_with_flags(p, flags)?,
-            None => Connection::open_in_memory_with_flags(flags)?,
-        };
-        conn.execute_batch(
-            // A large page cache: the indexes of a million customers do not fit SQLite's
-            // default 2 MB. No fsync and rare WAL checkpoints: the simulator's state must
-            // outlive the simulator process, not a crash of the machine, and the fsyncs of
-            // checkpoints were most of its write cost.
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = OFF;
-             PRAGMA wal_autocheckpoint = 20000;
-             PRAGMA cache_size = -262144;
-             PRAGMA temp_store = MEMORY;
-             CREATE TABLE IF NOT EXISTS customers (
-                 id INTEGER PRIMARY KEY,
-                 tenant_id INTEGER NOT NULL,
-                 whats_app_phone TEXT, sms_phone TEXT, email TEXT, full_name TEXT,
-                 data TEXT NOT NULL,
-                 created_at TEXT NOT NULL,
-                 updated_at TEXT NOT NULL);
-             DROP INDEX IF EXISTS customers_wa;
-             DROP INDEX IF EXISTS customers_sms;
-             DROP INDEX IF EXISTS customers_email;
-             CREATE INDEX IF NOT EXISTS customers_created ON customers(tenant_id, created_at);
-             CREATE TABLE IF NOT EXISTS tags (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 tenant_id INTEGER NOT NULL,
-                 name TEXT NOT NULL,
-                 UNIQUE(tenant_id, name));
-             CREATE TABLE IF NOT EXISTS customer_tags (
-                 customer_id INTEGER NOT NULL,
-                 tag_id INTEGER NOT NULL,
-                 PRIMARY KEY (customer_id, tag_id)) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS customer_tags_tag ON customer_tags(tag_id, customer_id);",
-        )?;
-        // Every statement is prepared once and reused; the default cache of 16 is too small
-        // for the query endpoint's filter combinations.
-        conn.set_prepared_statement_cache_capacity(256);
-        let last_id: i64 =
-            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM customers", [], |r| {
-                r.get(0)
-            })?;
-        let mut keys = HashMap::new();
-        {
-            let mut stmt = conn.prepare(
-                "SELECT id, tenant_id, whats_app_phone, sms_phone, email FROM customers ORDER BY id",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let (id, tenant): (i64, i64) = (r.get(0)?, r.get(1)?);
-                for k in 0..MATCH_KEYS.len() {
-                    if let Some(v) = r.get::<_, Option<String>>(k + 2)? {
-                        // Ascending ids: the first holder is the lowest.
-                        keys.entry((tenant, k as u8, key_hash(&v))).or_insert(id);
-                    }
-                }
+    /// `None`: in memory. A path: created if missing, kept between runs; one simulator
+    /// process at a time (the file is locked).
+    pub fn open(path: Option<&Path>) -> io::Result<Store> {
+        let mut inner = Inner::default();
+        if let Some(path) = path {
+            let file = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(path)?;
+            lock_within(&file, path, LOCK_WAIT)?;
+            let lines = inner.replay(&file)?;
+            let mut log = Log {
+                path: path.to_path_buf(),
+                file,
+                lines,
+            };
+            let live = inner.customers.len() as u64 + inner.tag_names.len() as u64;
+            if log.lines > 2 * live + 1000 {
+                log = inner.compact(log)?;
             }
+            inner.log = Some(log);
         }
         Ok(Store {
-            conn: Mutex::new(conn),
-            tag_ids: Mutex::new(Default::default()),
-            last_id: Mutex::new(last_id),
-            sequential: std::sync::atomic::AtomicBool::new(false),
-            keys: Mutex::new(keys),
+            inner: Mutex::new(inner),
         })
     }
 
     /// From now on, ids are `start`, `start + 1`, … (above any id already held).
     pub fn use_sequential_ids(&self, start: i64) {
-        let mut last = self.last_id.lock().expect("id lock");
-        *last = (*last).max(start - 1);
-        self.sequential
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut inner = self.inner.lock().expect("store lock");
+        inner.last_id = inner.last_id.max(start - 1);
+        inner.sequential = true;
     }
 
-    fn next_id(&self) -> i64 {
-        let mut last = self.last_id.lock().expect("id lock");
-        let candidate = if self.sequential.load(std::sync::atomic::Ordering::SeqCst) {
-            0
-        } else {
-            (jiff::Timestamp::now().as_millisecond() - ID_EPOCH_MS) << 22
-        };
-        *last = candidate.max(*last + 1);
-        *last
-    }
-
-    /// Write accepted records in one transaction; returns each one's customer id.
+    /// Apply the records in order, as if one by one (a later record sees an earlier one's
+    /// customer); returns each one's customer id. With a state file, the customers written
+    /// are logged to it before the answer.
     pub fn upsert(
         &self,
         tenant_id: i64,
         mode: MergeMode,
         records: Vec<Incoming>,
-    ) -> rusqlite::Result<Vec<i64>> {
-        let result = self.upsert_in_transaction(tenant_id, mode, records);
-        if result.is_err() {
-            // The transaction rolled back: tags it created may be in the cache, not the table.
-            self.tag_ids.lock().expect("tag cache lock").clear();
-        }
-        result
-    }
-
-    fn upsert_in_transaction(
-        &self,
-        tenant_id: i64,
-        mode: MergeMode,
-        records: Vec<Incoming>,
-    ) -> rusqlite::Result<Vec<i64>> {
-        let mut conn = self.conn.lock().expect("store lock");
-        let tx = conn.transaction()?;
-        // 1. The existing customers any record could match, found through the key map and
-        //    loaded by id.
-        let mut by_key: [HashMap<String, i64>; 3] = Default::default();
-        let mut state: HashMap<i64, Pending> = HashMap::new();
-        let mut hits: Vec<(usize, String, i64)> = Vec::new();
-        {
-            let keys = self.keys.lock().expect("key map lock");
-            for (k, key) in MATCH_KEYS.iter().enumerate() {
-                let mut values: Vec<String> = records
-                    .iter()
-                    .filter_map(|r| text(&r.fields, key))
-                    .collect();
-                values.sort();
-                values.dedup();
-                for v in values {
-                    if let Some(id) = keys.get(&(tenant_id, k as u8, key_hash(&v))) {
-                        hits.push((k, v, *id));
-                    }
-                }
-            }
-        }
-        let mut ids: Vec<i64> = hits.iter().map(|h| h.2).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        load_pending(&tx, &ids, &mut state)?;
-        for (k, v, id) in hits {
-            let key = MATCH_KEYS[k];
-            let holder = if state.get(&id).and_then(|p| text(&p.fields, key)).as_deref()
-                == Some(v.as_str())
-            {
-                Some(id)
-            } else {
-                // The slot is stale (its customer's value changed since) or a hash collision:
-                // find the value's holder the slow way, and repair the slot for next time.
-                let found: Option<i64> = tx
-                    .prepare_cached(&format!(
-                        "SELECT MIN(id) FROM customers WHERE tenant_id = ? AND {key} = ?"
-                    ))?
-                    .query_row(params![tenant_id, v], |r| r.get(0))?;
-                let slot = (tenant_id, k as u8, key_hash(&v));
-                let mut keys = self.keys.lock().expect("key map lock");
-                match found {
-                    Some(f) => {
-                        keys.insert(slot, f);
-                        drop(keys);
-                        load_pending(&tx, &[f], &mut state)?;
-                    }
-                    None => {
-                        keys.remove(&slot);
-                    }
-                }
-                found
-            };
-            if let Some(h) = holder {
-                by_key[k].insert(v, h);
-            }
-        }
-        // 2. Apply the records in order, as if one by one: a later record sees an earlier
-        //    one's customer.
-        let now = now_text();
+    ) -> io::Result<Vec<i64>> {
+        let mut inner = self.inner.lock().expect("store lock");
+        let now = inner.now_created();
         let mut ids = Vec::with_capacity(records.len());
+        let mut written = Vec::new();
+        let mut new_tags = Vec::new();
         for rec in records {
-            let found = MATCH_KEYS.iter().enumerate().find_map(|(k, key)| {
-                text(&rec.fields, key).and_then(|v| by_key[k].get(&v).copied())
-            });
-            let id = match found {
+            let id = match inner.holder(tenant_id, &rec.fields) {
                 None => {
-                    let id = self.next_id();
-                    state.insert(
+                    let id = inner.next_id();
+                    let tags = inner.tag_ids_for(tenant_id, &rec.tags, &mut new_tags);
+                    inner.insert(Stored {
                         id,
-                        Pending {
-                            fields: rec.fields,
-                            new: true,
-                            dirty: true,
-                            replace_tags: false,
-                            tags: rec.tags,
-                        },
-                    );
+                        tenant: tenant_id,
+                        fields: rec.fields,
+                        tags,
+                        created_at: now.clone(),
+                        updated_at: now.clone(),
+                    });
+                    written.push(id);
                     id
                 }
+                Some(id) if mode == MergeMode::Keep => id,
                 Some(id) => {
-                    let p = state.get_mut(&id).expect("a matched customer is loaded");
-                    match mode {
-                        MergeMode::Keep => {}
-                        MergeMode::Replace => {
-                            p.fields = rec.fields;
-                            p.tags = rec.tags;
-                            p.replace_tags = !p.new;
-                            p.dirty = true;
-                        }
-                        MergeMode::Update => {
-                            p.fields.extend(rec.fields);
-                            p.tags.extend(rec.tags);
-                            p.dirty = true;
-                        }
+                    let tags = inner.tag_ids_for(tenant_id, &rec.tags, &mut new_tags);
+                    let mut c = inner.remove(id);
+                    if mode == MergeMode::Replace {
+                        c.fields = rec.fields;
+                        c.tags = tags;
+                    } else {
+                        c.fields.extend(rec.fields);
+                        c.tags.extend(tags);
+                        c.tags.sort_unstable();
+                        c.tags.dedup();
                     }
+                    c.updated_at = now.clone();
+                    inner.insert(c);
+                    written.push(id);
                     id
                 }
             };
-            let fields = &state[&id].fields;
-            for (k, key) in MATCH_KEYS.iter().enumerate() {
-                if let Some(v) = text(fields, key) {
-                    by_key[k].entry(v).or_insert(id);
-                }
-            }
             ids.push(id);
         }
-        // 3. Write what changed: new customers in multi-row INSERTs, the others one by one.
-        let mut new_rows: Vec<(i64, &Pending)> = state
-            .iter()
-            .filter(|(_, p)| p.new)
-            .map(|(id, p)| (*id, p))
-            .collect();
-        new_rows.sort_by_key(|(id, _)| *id);
-        for chunk in new_rows.chunks(INSERT_CHUNK) {
-            insert_rows(&tx, tenant_id, chunk, &now)?;
-        }
-        for (id, p) in state.iter().filter(|(_, p)| p.dirty && !p.new) {
-            update_row(&tx, *id, &p.fields, &now)?;
-        }
-        let mut links = Vec::new();
-        for (id, p) in &state {
-            if p.dirty && (!p.tags.is_empty() || p.replace_tags) {
-                self.tag_links(&tx, tenant_id, *id, &p.tags, p.replace_tags, &mut links)?;
+        if inner.log.is_some() {
+            written.sort_unstable();
+            written.dedup();
+            let mut lines = Vec::new();
+            for (id, name) in new_tags {
+                push_line(
+                    &mut lines,
+                    &Line::Tag {
+                        id,
+                        tenant: tenant_id,
+                        name,
+                    },
+                )?;
             }
+            for id in &written {
+                push_line(&mut lines, &Line::Customer(inner.customers[id].clone()))?;
+            }
+            inner.log.as_mut().expect("checked").append(&lines)?;
         }
-        links.sort_unstable();
-        links.dedup();
-        for chunk in links.chunks(INSERT_CHUNK) {
-            insert_links(&tx, chunk)?;
-        }
-        tx.commit()?;
-        self.update_keys(tenant_id, &state);
         Ok(ids)
     }
 
-    /// After a commit: the key map learns the written customers' keys. A key a customer no
-    /// longer holds stays in its slot (finding its next holder would need a scan); the
-    /// lookup that meets it checks, scans and repairs it.
-    fn update_keys(&self, tenant_id: i64, state: &HashMap<i64, Pending>) {
-        let mut keys = self.keys.lock().expect("key map lock");
-        for (id, p) in state.iter().filter(|(_, p)| p.dirty) {
-            for (k, key) in MATCH_KEYS.iter().enumerate() {
-                if let Some(v) = text(&p.fields, key) {
-                    let e = keys
-                        .entry((tenant_id, k as u8, key_hash(&v)))
-                        .or_insert(*id);
-                    *e = (*e).min(*id);
-                }
-            }
-        }
-    }
-
-    /// The (customer, tag) links for tags named `names` (tags are created on first use);
-    /// `replace` first drops the customer's other tags. The caller inserts the links.
-    fn tag_links(
-        &self,
-        conn: &Connection,
-        tenant_id: i64,
-        customer: i64,
-        names: &[String],
-        replace: bool,
-        links: &mut Vec<(i64, i64)>,
-    ) -> rusqlite::Result<()> {
-        if replace {
-            conn.prepare_cached("DELETE FROM customer_tags WHERE customer_id = ?")?
-                .execute([customer])?;
-        }
-        let mut cache = self.tag_ids.lock().expect("tag cache lock");
-        for name in names {
-            let key = (tenant_id, name.clone());
-            let tag = match cache.get(&key) {
-                Some(id) => *id,
-                None => {
-                    conn.prepare_cached(
-                        "INSERT OR IGNORE INTO tags (tenant_id, name) VALUES (?, ?)",
-                    )?
-                    .execute(params![tenant_id, name])?;
-                    let id: i64 = conn
-                        .prepare_cached("SELECT id FROM tags WHERE tenant_id = ? AND name = ?")?
-                        .query_row(params![tenant_id, name], |r| r.get(0))?;
-                    cache.insert(key, id);
-                    id
-                }
-            };
-            links.push((customer, tag));
-        }
-        Ok(())
-    }
-
     /// One page of customers as the query endpoint returns them, and its paging.
-    pub fn query(
-        &self,
-        q: &QuerySpec,
-    ) -> rusqlite::Result<(Vec<Value>, super::super::api::wire::Paging)> {
-        let conn = self.conn.lock().expect("store lock");
-        let (filter_sql, filter_params) = filters(q);
-        let page_ids: Vec<i64> = if let Some(before) = q.before {
-            let mut ids = ids_where(
-                &conn,
-                &filter_sql,
-                &filter_params,
-                "id < ?",
-                before,
-                "DESC",
-                q.limit,
-            )?;
-            ids.reverse();
-            ids
-        } else {
-            ids_where(
-                &conn,
-                &filter_sql,
-                &filter_params,
-                "id > ?",
-                q.after.unwrap_or(i64::MIN),
-                "ASC",
-                q.limit,
-            )?
+    pub fn query(&self, q: &QuerySpec) -> io::Result<(Vec<Value>, Paging)> {
+        let inner = self.inner.lock().expect("store lock");
+        let (lo, hi) = inner.window(q);
+        // The matching customers with ids in lo..=hi, in id order (either way).
+        let matching = |lo: i64, hi: i64| {
+            (lo <= hi)
+                .then(|| inner.customers.range(lo..=hi))
+                .into_iter()
+                .flatten()
+                .map(|(_, c)| c)
+                .filter(|c| inner.matches(c, q))
         };
-        let mut paging = super::super::api::wire::Paging::default();
-        if let (Some(first), Some(last)) = (page_ids.first(), page_ids.last()) {
-            paging.before = Some(*first);
-            paging.after = Some(*last);
-            paging.next = ids_where(
-                &conn,
-                &filter_sql,
-                &filter_params,
-                "id > ?",
-                *last,
-                "ASC",
-                1,
-            )?
-            .first()
-            .copied();
-            paging.previous = ids_where(
-                &conn,
-                &filter_sql,
-                &filter_params,
-                "id < ?",
-                *first,
-                "DESC",
-                q.limit,
-            )?
-            .last()
-            .copied();
+        let limit = q.limit.max(0) as usize;
+        let page: Vec<&Stored> = match q.before {
+            Some(before) => {
+                let mut page: Vec<&Stored> = matching(lo, hi.min(before.saturating_sub(1)))
+                    .rev()
+                    .take(limit)
+                    .collect();
+                page.reverse();
+                page
+            }
+            None => {
+                let lo = q.after.map_or(lo, |after| lo.max(after.saturating_add(1)));
+                matching(lo, hi).take(limit).collect()
+            }
+        };
+        let mut paging = Paging::default();
+        if let (Some(first), Some(last)) = (page.first(), page.last()) {
+            paging.before = Some(first.id);
+            paging.after = Some(last.id);
+            paging.next = matching(lo.max(last.id + 1), hi).next().map(|c| c.id);
+            paging.previous = matching(lo, hi.min(first.id - 1))
+                .rev()
+                .take(limit)
+                .last()
+                .map(|c| c.id);
         }
-        let mut customers = Vec::with_capacity(page_ids.len());
-        for id in page_ids {
-            customers.push(load_customer(&conn, id)?);
-        }
-        Ok((customers, paging))
+        let list = page.into_iter().map(|c| inner.shown(c)).collect();
+        Ok((list, paging))
     }
 
     /// Every customer of a tenant (for tests and demos), in id order.
-    pub fn all(&self, tenant_id: i64) -> rusqlite::Result<Vec<Value>> {
-        let conn = self.conn.lock().expect("store lock");
-        let ids: Vec<i64> = conn
-            .prepare("SELECT id FROM customers WHERE tenant_id = ? ORDER BY id")?
-            .query_map([tenant_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        ids.into_iter().map(|id| load_customer(&conn, id)).collect()
-    }
-
-    pub fn count(&self, tenant_id: i64) -> rusqlite::Result<i64> {
-        let conn = self.conn.lock().expect("store lock");
-        conn.query_row(
-            "SELECT COUNT(*) FROM customers WHERE tenant_id = ?",
-            [tenant_id],
-            |r| r.get(0),
-        )
+    pub fn all(&self, tenant_id: i64) -> io::Result<Vec<Value>> {
+        let inner = self.inner.lock().expect("store lock");
+        Ok(inner
+            .customers
+            .values()
+            .filter(|c| c.tenant == tenant_id)
+            .map(|c| inner.shown(c))
+            .collect())
     }
 }
 
-fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
-    fields.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-/// Link customers to tags in multi-row statements (one statement per link made the tags
-/// a quarter of the simulator's write time).
-fn insert_links(conn: &Connection, links: &[(i64, i64)]) -> rusqlite::Result<()> {
-    let sql = format!(
-        "INSERT OR IGNORE INTO customer_tags (customer_id, tag_id) VALUES {}",
-        vec!["(?, ?)"; links.len()].join(", ")
-    );
-    let params = links.iter().flat_map(|(c, t)| {
-        [
-            rusqlite::types::Value::Integer(*c),
-            rusqlite::types::Value::Integer(*t),
-        ]
-    });
-    conn.prepare_cached(&sql)?
-        .execute(params_from_iter(params))?;
+fn push_line(buf: &mut Vec<u8>, line: &Line) -> io::Result<()> {
+    serde_json::to_writer(&mut *buf, line).map_err(io::Error::other)?;
+    buf.push(b'\n');
     Ok(())
 }
 
-/// Rewrite an existing customer (new ones are written by `insert_rows`).
-fn update_row(
-    conn: &Connection,
-    id: i64,
-    fields: &Map<String, Value>,
-    now: &str,
-) -> rusqlite::Result<()> {
-    let data = Value::Object(fields.clone()).to_string();
-    let (wa, sms, email, name) = (
-        text(fields, "whats_app_phone"),
-        text(fields, "sms_phone"),
-        text(fields, "email"),
-        text(fields, "full_name"),
-    );
-    conn.prepare_cached(
-        "UPDATE customers SET whats_app_phone = ?, sms_phone = ?, email = ?, full_name = ?, data = ?, updated_at = ?
-         WHERE id = ?",
-    )?
-    .execute(params![wa, sms, email, name, data, now, id])?;
-    Ok(())
+impl Log {
+    fn append(&mut self, lines: &[u8]) -> io::Result<()> {
+        // One write: a simulator killed mid-way leaves at most a torn last line, which the
+        // replay drops.
+        self.file.write_all(lines)?;
+        self.lines += lines.iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(())
+    }
 }
 
-/// A customer touched by the current request.
-struct Pending {
-    fields: Map<String, Value>,
-    new: bool,
-    dirty: bool,
-    replace_tags: bool,
-    tags: Vec<String>,
-}
+impl Inner {
+    /// Read the state file's lines; a torn last line (a simulator killed while writing) is
+    /// cut off. Returns the number of lines kept.
+    fn replay(&mut self, file: &File) -> io::Result<u64> {
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        let (mut lines, mut good) = (0u64, 0u64);
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            let parsed = match line.last() {
+                Some(b'\n') => serde_json::from_slice::<Line>(&line).ok(),
+                _ => None,
+            };
+            match parsed {
+                Some(Line::Tag { id, tenant, name }) => {
+                    self.last_tag = self.last_tag.max(id);
+                    self.tag_ids
+                        .entry(tenant)
+                        .or_default()
+                        .insert(name.clone(), id);
+                    self.tag_names.insert(id, name);
+                }
+                Some(Line::Customer(c)) => {
+                    self.last_id = self.last_id.max(c.id);
+                    if self.customers.contains_key(&c.id) {
+                        self.remove(c.id);
+                    }
+                    self.insert(c);
+                }
+                None => {
+                    let mut rest = Vec::new();
+                    io::Read::read_to_end(&mut reader, &mut rest)?;
+                    if !rest.is_empty() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("the simulator state is corrupt at line {}", lines + 1),
+                        ));
+                    }
+                    file.set_len(good)?;
+                    break;
+                }
+            }
+            lines += 1;
+            good += n as u64;
+        }
+        Ok(lines)
+    }
 
-/// Load customers by id (the primary key) into `state`, unless already there.
-fn load_pending(
-    conn: &Connection,
-    ids: &[i64],
-    state: &mut HashMap<i64, Pending>,
-) -> rusqlite::Result<()> {
-    for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let sql = format!(
-            "SELECT id, data FROM customers WHERE id IN ({})",
-            vec!["?"; chunk.len()].join(", ")
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(chunk.iter()))?;
-        while let Some(r) = rows.next()? {
-            let (id, data): (i64, String) = (r.get(0)?, r.get(1)?);
-            state.entry(id).or_insert_with(|| Pending {
-                fields: serde_json::from_str(&data).unwrap_or_default(),
-                new: false,
-                dirty: false,
-                replace_tags: false,
-                tags: Vec::new(),
-            });
+    /// Rewrite the state file with one line per tag and customer (replacing it atomically).
+    fn compact(&self, old: Log) -> io::Result<Log> {
+        let tmp = old.path.with_extension("compacting");
+        let mut out = io::BufWriter::new(File::create(&tmp)?);
+        let mut lines = 0;
+        let mut tags: Vec<(&i64, &String)> = self.tag_names.iter().collect();
+        tags.sort();
+        let tenant_of: HashMap<i64, i64> = self
+            .tag_ids
+            .iter()
+            .flat_map(|(t, m)| m.values().map(move |id| (*id, *t)))
+            .collect();
+        let mut buf = Vec::new();
+        for (id, name) in tags {
+            let line = Line::Tag {
+                id: *id,
+                tenant: tenant_of[id],
+                name: name.clone(),
+            };
+            push_line(&mut buf, &line)?;
+            lines += 1;
+        }
+        out.write_all(&buf)?;
+        for c in self.customers.values() {
+            buf.clear();
+            push_line(&mut buf, &Line::Customer(c.clone()))?;
+            out.write_all(&buf)?;
+            lines += 1;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        drop(file);
+        // The new file is locked before it replaces the old one, which holds its lock until
+        // it is dropped here.
+        let file = OpenOptions::new().read(true).append(true).open(&tmp)?;
+        file.try_lock()
+            .map_err(|_| io::Error::other("cannot lock the compacted state"))?;
+        std::fs::rename(&tmp, &old.path)?;
+        let path = old.path.clone();
+        drop(old);
+        Ok(Log { path, file, lines })
+    }
+
+    /// The creation time of customers written now: the clock, but never before the last
+    /// customer's (ids and creation times ascend together; see `created`).
+    fn now_created(&self) -> String {
+        let now = now_text();
+        match self.created.last() {
+            Some((last, _)) if *last > now => last.clone(),
+            _ => now,
         }
     }
-    Ok(())
-}
 
-/// The keys an incoming record is matched by, in priority order.
-const MATCH_KEYS: [&str; 3] = ["whats_app_phone", "sms_phone", "email"];
-const LOOKUP_CHUNK: usize = 100;
-const INSERT_CHUNK: usize = 100;
-
-fn insert_rows(
-    conn: &Connection,
-    tenant_id: i64,
-    rows: &[(i64, &Pending)],
-    now: &str,
-) -> rusqlite::Result<()> {
-    use rusqlite::types::Value as Sql;
-    let opt = |v: Option<String>| v.map_or(Sql::Null, Sql::Text);
-    let mut params: Vec<Sql> = Vec::with_capacity(rows.len() * 9);
-    for (id, p) in rows {
-        params.extend([
-            Sql::Integer(*id),
-            Sql::Integer(tenant_id),
-            opt(text(&p.fields, "whats_app_phone")),
-            opt(text(&p.fields, "sms_phone")),
-            opt(text(&p.fields, "email")),
-            opt(text(&p.fields, "full_name")),
-            Sql::Text(Value::Object(p.fields.clone()).to_string()),
-            Sql::Text(now.to_string()),
-            Sql::Text(now.to_string()),
-        ]);
-    }
-    let sql = format!(
-        "INSERT INTO customers (id, tenant_id, whats_app_phone, sms_phone, email, full_name, data, created_at, updated_at) VALUES {}",
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
-    );
-    conn.prepare_cached(&sql)?
-        .execute(params_from_iter(params))?;
-    Ok(())
-}
-
-type Params = Vec<rusqlite::types::Value>;
-
-fn filters(q: &QuerySpec) -> (String, Params) {
-    use rusqlite::types::Value as Sql;
-    // Paging walks the primary key (`id > cursor ORDER BY id LIMIT n`). Left to itself, SQLite
-    // answers `tenant_id = ?` from the (tenant_id, created_at) index and sorts every customer
-    // of the tenant for each page: O(n) a page. The unary `+` keeps the tenant test off the
-    // indexes, so the page is a range scan of the primary key — unless a phone or email
-    // filter names a row that the (tenant_id, …) indexes find directly.
-    let by_contact = q.sms_phone.is_some() || q.whats_app_phone.is_some() || q.email.is_some();
-    let mut sql = vec![
-        if by_contact {
-            "tenant_id = ?"
+    fn next_id(&mut self) -> i64 {
+        let candidate = if self.sequential {
+            0
         } else {
-            "+tenant_id = ?"
-        }
-        .to_string(),
-    ];
-    let mut p: Params = vec![Sql::Integer(q.tenant_id)];
-    if let Some(t) = &q.start_time {
-        sql.push("created_at >= ?".into());
-        p.push(Sql::Text(t.clone()));
-    }
-    if let Some(t) = &q.end_time {
-        sql.push("created_at < ?".into());
-        p.push(Sql::Text(t.clone()));
-    }
-    for (col, v) in [
-        ("sms_phone", &q.sms_phone),
-        ("whats_app_phone", &q.whats_app_phone),
-        ("email", &q.email),
-    ] {
-        if let Some(v) = v {
-            sql.push(format!("{col} = ?"));
-            p.push(Sql::Text(v.clone()));
-        }
-    }
-    if let Some(v) = &q.viber_phone {
-        sql.push("json_extract(data, '$.viber_phone') = ?".into());
-        p.push(Sql::Text(v.clone()));
-    }
-    if let Some(name) = &q.name {
-        sql.push("(full_name LIKE ? OR json_extract(data, '$.first_name') = ? OR json_extract(data, '$.last_name') = ?)".into());
-        p.push(Sql::Text(format!("%{name}%")));
-        p.push(Sql::Text(name.clone()));
-        p.push(Sql::Text(name.clone()));
-    }
-    if let Some(st) = q.source_type {
-        // Everything the simulator holds came through the API: source type 6.
-        sql.push("? = 6".into());
-        p.push(Sql::Integer(st));
-    }
-    if !q.tag_ids.is_empty() {
-        let marks = vec!["?"; q.tag_ids.len()].join(", ");
-        let having = if q.tags_all {
-            format!(
-                " GROUP BY customer_id HAVING COUNT(DISTINCT tag_id) = {}",
-                q.tag_ids.len()
-            )
-        } else {
-            String::new()
+            (jiff::Timestamp::now().as_millisecond() - ID_EPOCH_MS) << 22
         };
-        sql.push(format!(
-            "id IN (SELECT customer_id FROM customer_tags WHERE tag_id IN ({marks}){having})"
-        ));
-        p.extend(q.tag_ids.iter().map(|t| Sql::Integer(*t)));
+        self.last_id = candidate.max(self.last_id + 1);
+        self.last_id
     }
-    (sql.join(" AND "), p)
-}
 
-fn ids_where(
-    conn: &Connection,
-    filter_sql: &str,
-    filter_params: &Params,
-    cursor_sql: &str,
-    cursor: i64,
-    order: &str,
-    limit: i64,
-) -> rusqlite::Result<Vec<i64>> {
-    let sql = format!(
-        "SELECT id FROM customers WHERE {filter_sql} AND {cursor_sql} ORDER BY id {order} LIMIT {limit}"
-    );
-    let mut params = filter_params.clone();
-    params.push(rusqlite::types::Value::Integer(cursor));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let ids: Vec<i64> = stmt
-        .query_map(params_from_iter(params), |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(ids)
-}
+    /// The customer an incoming record matches: the lowest id holding its `whats_app_phone`,
+    /// else its `sms_phone`, else its `email`.
+    fn holder(&self, tenant: i64, fields: &Map<String, Value>) -> Option<i64> {
+        let keys = self.keys.get(&tenant)?;
+        MATCH_KEYS.iter().zip(keys).find_map(|(key, index)| {
+            text(fields, key)
+                .and_then(|v| index.get(v))
+                .and_then(|ids| ids.first().copied())
+        })
+    }
 
-/// A customer as the query endpoint shows it (CDP-API §5 names: `whatsApp_phone`).
-fn load_customer(conn: &Connection, id: i64) -> rusqlite::Result<Value> {
-    let (tenant_id, data, created, updated): (i64, String, String, String) = conn
-        .prepare_cached(
-            "SELECT tenant_id, data, created_at, updated_at FROM customers WHERE id = ?",
-        )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    let fields: Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
-    let mut tag_stmt = conn.prepare_cached(
-        "SELECT t.id, t.name FROM tags t JOIN customer_tags ct ON ct.tag_id = t.id WHERE ct.customer_id = ? ORDER BY t.id",
-    )?;
-    let tags: Vec<Value> = tag_stmt
-        .query_map([id], |r| {
-            Ok(json!({"id": r.get::<_, i64>(0)?, "tag_name": r.get::<_, String>(1)?}))
-        })?
-        .collect::<Result<_, _>>()?;
-    let get = |k: &str| fields.get(k).cloned().unwrap_or(Value::Null);
-    Ok(json!({
-        "id": id,
-        "first_name": get("first_name"),
-        "last_name": get("last_name"),
-        "full_name": get("full_name"),
-        "sms_phone": get("sms_phone"),
-        "whatsApp_phone": get("whats_app_phone"),
-        "viber_phone": get("viber_phone"),
-        "line": get("line"),
-        "messenger": get("messenger"),
-        "instagram": get("instagram"),
-        "zalo": get("zalo"),
-        "email": get("email"),
-        "country": get("country"),
-        "address": get("address"),
-        "birthday": get("birthday"),
-        "remark": get("remark"),
-        "time_zone": get("time_zone"),
-        "source_type": 6,
-        "source_channel_key": "",
-        "gender": get("gender"),
-        "belong_seat_user": get("belong_seat_user"),
-        "created_at": created.replace(' ', "T"),
-        "updated_at": updated.replace(' ', "T"),
-        "status": 1,
-        "tags": tags,
-        "whatApp_subscribe": 1,
-        "sms_subscribe": 1,
-        "customize_field": get("customize_field"),
-        "tenant_id": tenant_id,
-        "weight": get("weight"),
-    }))
+    /// Ids of the tags named (created on first use, reported in `created`), ascending.
+    fn tag_ids_for(
+        &mut self,
+        tenant: i64,
+        names: &[String],
+        created: &mut Vec<(i64, String)>,
+    ) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(names.len());
+        for name in names {
+            let by_name = self.tag_ids.entry(tenant).or_default();
+            let id = match by_name.get(name) {
+                Some(id) => *id,
+                None => {
+                    self.last_tag += 1;
+                    let id = self.last_tag;
+                    by_name.insert(name.clone(), id);
+                    self.tag_names.insert(id, name.clone());
+                    created.push((id, name.clone()));
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Store a customer (not held now) and index its keys.
+    fn insert(&mut self, c: Stored) {
+        let keys = self.keys.entry(c.tenant).or_default();
+        for (key, index) in MATCH_KEYS.iter().zip(keys.iter_mut()) {
+            if let Some(v) = text(&c.fields, key) {
+                let ids = index.entry(v.to_string()).or_default();
+                if let Err(at) = ids.binary_search(&c.id) {
+                    ids.insert(at, c.id);
+                }
+            }
+        }
+        if self.created.last().is_none_or(|(t, _)| *t < c.created_at) {
+            self.created.push((c.created_at.clone(), c.id));
+        }
+        self.customers.insert(c.id, c);
+    }
+
+    /// Take a customer out, and out of the key index (its keys may change).
+    fn remove(&mut self, id: i64) -> Stored {
+        let c = self
+            .customers
+            .remove(&id)
+            .expect("a matched customer is held");
+        if let Some(keys) = self.keys.get_mut(&c.tenant) {
+            for (key, index) in MATCH_KEYS.iter().zip(keys.iter_mut()) {
+                if let Some(v) = text(&c.fields, key)
+                    && let Some(ids) = index.get_mut(v)
+                {
+                    ids.retain(|i| *i != id);
+                    if ids.is_empty() {
+                        index.remove(v);
+                    }
+                }
+            }
+        }
+        c
+    }
+
+    /// The ids a query's time window allows, `lo..=hi` (creation times ascend with the id;
+    /// an empty window has `lo > hi`).
+    fn window(&self, q: &QuerySpec) -> (i64, i64) {
+        let first_at_or_after = |t: &str| {
+            let i = self.created.partition_point(|(at, _)| at.as_str() < t);
+            self.created.get(i).map(|(_, id)| *id)
+        };
+        let lo = match q.start_time.as_deref().map(first_at_or_after) {
+            None => i64::MIN,
+            Some(Some(id)) => id,
+            Some(None) => return (1, 0),
+        };
+        let hi = match q.end_time.as_deref().and_then(first_at_or_after) {
+            Some(id) => id - 1,
+            None => i64::MAX,
+        };
+        (lo, hi)
+    }
+
+    fn matches(&self, c: &Stored, q: &QuerySpec) -> bool {
+        let equal = |key: &str, want: &Option<String>| {
+            want.as_deref()
+                .is_none_or(|w| text(&c.fields, key) == Some(w))
+        };
+        c.tenant == q.tenant_id
+            && equal("sms_phone", &q.sms_phone)
+            && equal("whats_app_phone", &q.whats_app_phone)
+            && equal("email", &q.email)
+            && equal("viber_phone", &q.viber_phone)
+            // Everything the simulator holds came through the API: source type 6.
+            && q.source_type.is_none_or(|s| s == 6)
+            && q.name.as_deref().is_none_or(|n| {
+                // The API's name filter: a part of the full name (ASCII case ignored), or
+                // the whole first or last name.
+                text(&c.fields, "full_name")
+                    .is_some_and(|f| f.to_ascii_lowercase().contains(&n.to_ascii_lowercase()))
+                    || text(&c.fields, "first_name") == Some(n)
+                    || text(&c.fields, "last_name") == Some(n)
+            })
+            && (q.tag_ids.is_empty()
+                || if q.tags_all {
+                    q.tag_ids.iter().all(|t| c.tags.binary_search(t).is_ok())
+                } else {
+                    q.tag_ids.iter().any(|t| c.tags.binary_search(t).is_ok())
+                })
+    }
+
+    /// A customer as the query endpoint shows it (CDP-API §5 names: `whatsApp_phone`).
+    fn shown(&self, c: &Stored) -> Value {
+        let get = |k: &str| c.fields.get(k).cloned().unwrap_or(Value::Null);
+        let tags: Vec<Value> = c
+            .tags
+            .iter()
+            .map(|id| json!({"id": id, "tag_name": self.tag_names.get(id).cloned().unwrap_or_default()}))
+            .collect();
+        json!({
+            "id": c.id,
+            "first_name": get("first_name"),
+            "last_name": get("last_name"),
+            "full_name": get("full_name"),
+            "sms_phone": get("sms_phone"),
+            "whatsApp_phone": get("whats_app_phone"),
+            "viber_phone": get("viber_phone"),
+            "line": get("line"),
+            "messenger": get("messenger"),
+            "instagram": get("instagram"),
+            "zalo": get("zalo"),
+            "email": get("email"),
+            "country": get("country"),
+            "address": get("address"),
+            "birthday": get("birthday"),
+            "remark": get("remark"),
+            "time_zone": get("time_zone"),
+            "source_type": 6,
+            "source_channel_key": "",
+            "gender": get("gender"),
+            "belong_seat_user": get("belong_seat_user"),
+            "created_at": c.created_at.replace(' ', "T"),
+            "updated_at": c.updated_at.replace(' ', "T"),
+            "status": 1,
+            "tags": tags,
+            "whatApp_subscribe": 1,
+            "sms_subscribe": 1,
+            "customize_field": get("customize_field"),
+            "tenant_id": c.tenant,
+            "weight": get("weight"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -747,10 +627,210 @@ mod tests {
         }
     }
 
+    fn tagged(name: &str, phone: &str, tags: &[&str]) -> Incoming {
+        let mut r = rec(&[("full_name", name), ("whats_app_phone", phone)]);
+        r.tags = tags.iter().map(|t| t.to_string()).collect();
+        r
+    }
+
+    fn query(store: &Store, f: impl FnOnce(&mut QuerySpec)) -> (Vec<i64>, Paging) {
+        let mut q = QuerySpec {
+            tenant_id: 1,
+            limit: 50,
+            ..QuerySpec::default()
+        };
+        f(&mut q);
+        let (list, paging) = store.query(&q).unwrap();
+        (
+            list.iter().map(|c| c["id"].as_i64().unwrap()).collect(),
+            paging,
+        )
+    }
+
+    #[test]
+    fn a_reopened_state_file_holds_customers_tags_and_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let ids = {
+            let store = Store::open(Some(&path)).unwrap();
+            store.use_sequential_ids(10);
+            store
+                .upsert(
+                    1,
+                    MergeMode::Update,
+                    vec![
+                        tagged("A", "111", &["vip", "new"]),
+                        tagged("B", "222", &["new"]),
+                    ],
+                )
+                .unwrap()
+        };
+        assert_eq!(ids, vec![10, 11]);
+        // While one simulator holds the file, another may not open it.
+        let store = Store::open(Some(&path)).unwrap();
+        let file = OpenOptions::new().read(true).open(&path).unwrap();
+        let second = lock_within(&file, &path, std::time::Duration::ZERO).unwrap_err();
+        assert!(
+            second.to_string().contains("in use by another simulator"),
+            "{second}"
+        );
+        // Update merges into A: fields kept and added, tags added.
+        let again = store
+            .upsert(
+                1,
+                MergeMode::Update,
+                vec![{
+                    let mut r = tagged("A", "111", &["late"]);
+                    r.fields.insert("email".into(), "a@x.io".into());
+                    r
+                }],
+            )
+            .unwrap();
+        assert_eq!(again, vec![10]);
+        drop(store);
+        let store = Store::open(Some(&path)).unwrap();
+        let all = store.all(1).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0]["email"], "a@x.io");
+        let names: Vec<&str> = all[0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["vip", "new", "late"]);
+        // New ids continue above the stored ones; tag ids are not reused.
+        let c = store
+            .upsert(1, MergeMode::Update, vec![tagged("C", "333", &["other"])])
+            .unwrap();
+        assert!(c[0] > 11);
+        let tag_ids: Vec<i64> = store.all(1).unwrap()[2]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(tag_ids, vec![4]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_a_superseded_log_is_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        {
+            let store = Store::open(Some(&path)).unwrap();
+            store
+                .upsert(1, MergeMode::Update, vec![tagged("A", "111", &["t"])])
+                .unwrap();
+            for i in 0..1500 {
+                let name = format!("A{i}");
+                store
+                    .upsert(1, MergeMode::Replace, vec![tagged(&name, "111", &["t"])])
+                    .unwrap();
+            }
+        }
+        // A simulator killed in the middle of a line.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1 + 1501);
+        text.push_str("{\"t\":\"customer\",\"id\":");
+        std::fs::write(&path, text).unwrap();
+        let store = Store::open(Some(&path)).unwrap();
+        let all = store.all(1).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0]["full_name"], "A1499");
+        assert_eq!(all[0]["tags"][0]["tag_name"], "t");
+        // Compacted on open: one line for the tag, one for the customer.
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        store
+            .upsert(1, MergeMode::Update, vec![tagged("B", "222", &[])])
+            .unwrap();
+        drop(store);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+        assert_eq!(Store::open(Some(&path)).unwrap().all(1).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_time_window_is_a_range_of_ids_and_paging_stays_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        // Customers 1..=9 created in three seconds, three in each.
+        let lines: String = (1..=9)
+            .map(|id| {
+                let at = format!("2026-01-01 00:00:0{}", (id - 1) / 3);
+                format!(
+                    "{{\"t\":\"customer\",\"id\":{id},\"tenant\":1,\"fields\":{{\"full_name\":\"C{id}\"}},\"tags\":[],\"created_at\":\"{at}\",\"updated_at\":\"{at}\"}}\n"
+                )
+            })
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let store = Store::open(Some(&path)).unwrap();
+        let window = |q: &mut QuerySpec| {
+            q.start_time = Some("2026-01-01 00:00:01".into());
+            q.end_time = Some("2026-01-01 00:00:02".into());
+        };
+        assert_eq!(query(&store, window).0, vec![4, 5, 6]);
+        let (page, paging) = query(&store, |q| {
+            window(q);
+            q.limit = 2;
+        });
+        assert_eq!(page, vec![4, 5]);
+        assert_eq!((paging.next, paging.previous), (Some(6), None));
+        let (page, paging) = query(&store, |q| {
+            window(q);
+            q.limit = 2;
+            q.after = Some(5);
+        });
+        assert_eq!(page, vec![6]);
+        assert_eq!((paging.next, paging.previous), (None, Some(4)));
+        let (page, _) = query(&store, |q| {
+            window(q);
+            q.before = Some(6);
+        });
+        assert_eq!(page, vec![4, 5]);
+        // Windows before, between and after the customers.
+        let times = |s: &str, e: &str| {
+            let (s, e) = (s.to_string(), e.to_string());
+            query(&store, move |q| {
+                q.start_time = Some(s);
+                q.end_time = Some(e);
+            })
+            .0
+        };
+        assert_eq!(
+            times("2025-01-01 00:00:00", "2026-01-01 00:00:00"),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            times("2026-01-01 00:00:02", "2027-01-01 00:00:00"),
+            vec![7, 8, 9]
+        );
+        assert_eq!(
+            times("2026-01-01 00:00:03", "2027-01-01 00:00:00"),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            query(&store, |q| q.start_time =
+                Some("2026-01-01 00:00:01".into()))
+            .0
+            .len(),
+            6
+        );
+        assert_eq!(
+            query(&store, |q| q.after = Some(i64::MAX)).0,
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            query(&store, |q| q.before = Some(i64::MIN)).0,
+            Vec::<i64>::new()
+        );
+        // Name: part of the full name, ASCII case ignored.
+        assert_eq!(query(&store, |q| q.name = Some("c7".into())).0, vec![7]);
+    }
+
     #[test]
     fn matching_survives_a_reopen_and_follows_changed_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.sqlite");
+        let path = dir.path().join("state.jsonl");
         let (a, b) = {
             let store = Store::open(Some(&path)).unwrap();
             let ids = store
@@ -765,7 +845,7 @@ mod tests {
                 .unwrap();
             (ids[0], ids[1])
         };
-        // A new process: the key map is rebuilt from the table.
+        // A new process: the customers and their keys are read back from the state file.
         let store = Store::open(Some(&path)).unwrap();
         let again = store
             .upsert(

@@ -735,7 +735,7 @@ async fn the_fields_endpoint_lists_preset_and_custom_fields() {
 #[tokio::test]
 async fn state_persists_in_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sim.sqlite");
+    let path = dir.path().join("sim.jsonl");
     {
         let sim = Sim::start(
             "127.0.0.1:0".parse().unwrap(),
@@ -785,7 +785,7 @@ async fn a_sim_job_connects_with_built_in_credentials_and_keeps_state_under_the_
         customers: &[c],
     };
     assert_eq!(conn.client.batch_create(&req).await.unwrap().code, 0);
-    assert!(dir.path().join("out/.sim/state.sqlite").exists());
+    assert!(dir.path().join("out/.sim/state.jsonl").exists());
     drop(conn);
     // A second connection (an export after the import) sees the customer.
     let conn = cdpjob::api::connect::connect(&job).await.unwrap();

@@ -86,7 +86,7 @@ impl Drop for Child {
 #[test]
 fn sim_serves_on_an_ephemeral_port_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.sqlite");
+    let state = dir.path().join("state.jsonl");
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_cdpjob"))
             .args(["sim", "--listen", "127.0.0.1:0", "--state"])
