@@ -142,7 +142,7 @@ pub struct SimArgs {
     /// An agent that exists (repeatable); default agent-1 and agent-2.
     #[arg(long = "agent", value_name = "NAME")]
     pub agents: Vec<String>,
-    /// Delay before every answer.
+    /// Response time: every answer leaves N ms after its request arrived (the handling included).
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Probability of an injected HTTP 503.

@@ -10,6 +10,7 @@
 pub mod faults;
 mod routes;
 pub mod store;
+mod timer;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -100,6 +101,7 @@ impl Sim {
             cfg,
             store: Arc::clone(&store),
             stats: Default::default(),
+            timer: timer::Timer::start()?,
         }));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -26,6 +26,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub faults: Faults,
     pub stats: Mutex<Stats>,
+    /// Times the injected latency.
+    pub timer: super::timer::Timer,
 }
 
 /// Request counters, served at `/__sim/stats`.
@@ -42,7 +44,7 @@ pub struct Stats {
     /// Requests being handled right now, and the most at any moment.
     pub in_flight: u64,
     pub max_in_flight: u64,
-    /// Time spent handling requests (after any injected latency), in microseconds.
+    /// Time spent handling requests (the injected latency excluded), in microseconds.
     pub busy_us: u64,
 }
 
@@ -161,19 +163,21 @@ async fn gate(
         *s.by_path.entry(path.to_string()).or_default() += 1;
     }
     let _in_flight = InFlight::enter(&app.stats);
-    let latency = app.faults.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    // The injected latency is the API's response time: every answer leaves `latency` after
+    // its request arrived, the simulator's own handling included (as a real API's does) —
+    // so the handling is done first, and a request a client gives up on is still applied.
+    let answer_at = std::time::Instant::now() + app.faults.latency();
     let started = std::time::Instant::now();
     let fault = app.faults.roll();
     match fault {
         Fault::ServerError => {
             app.stats.lock().expect("stats lock").injected_5xx += 1;
+            app.timer.sleep_until(answer_at).await;
             return (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response();
         }
         Fault::TooManyRequests => {
             app.stats.lock().expect("stats lock").injected_429 += 1;
+            app.timer.sleep_until(answer_at).await;
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(header::RETRY_AFTER, "1")],
@@ -186,23 +190,20 @@ async fn gate(
     let answer = match authenticate(&app, &headers, &body) {
         Err(a) => a,
         Ok(()) if app.faults.expire_now() => Answer::err(1004, "timestamp expired (injected)"),
-        Ok(()) => {
-            let app2 = Arc::clone(&app);
-            // SQLite work is blocking: keep it off the async workers.
-            tokio::task::spawn_blocking(move || match endpoint {
-                Endpoint::BatchCreate => handle_batch_create(&app2, &body),
-                Endpoint::Query => handle_query(&app2, &body),
-                Endpoint::Fields => handle_fields(&app2, query.as_deref().unwrap_or_default()),
-            })
-            .await
-            .unwrap_or_else(|e| Answer::err(1002, format!("internal error: {e}")))
-        }
+        // Handled right here, not on the blocking pool: the store is in memory and a
+        // request takes about a millisecond.
+        Ok(()) => match endpoint {
+            Endpoint::BatchCreate => handle_batch_create(&app, &body),
+            Endpoint::Query => handle_query(&app, &body),
+            Endpoint::Fields => handle_fields(&app, query.as_deref().unwrap_or_default()),
+        },
     };
     {
         let mut s = app.stats.lock().expect("stats lock");
         *s.codes.entry(answer.code).or_default() += 1;
         s.busy_us += started.elapsed().as_micros() as u64;
     }
+    app.timer.sleep_until(answer_at).await;
     if fault == Fault::DropAfterApply {
         app.stats.lock().expect("stats lock").dropped += 1;
         // The request is applied; the answer never arrives: the body breaks mid-stream.
