@@ -17,6 +17,9 @@ export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret
 one_run() {  # $1: label, rest: env
   local label=$1; shift
   rm -rf bench-data/runs
+  # Write back the generated input and the previous run's deletions now: left to the
+  # kernel, that writeback lands in the middle of the measured run and delays its fsyncs.
+  sync
   # As the issue states it: an in-memory simulator (no --state).
   target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms 20 >/dev/null 2>&1 &
   local sim=$!
