@@ -373,6 +373,34 @@ async fn a_slow_answer_times_out_and_is_retried() {
     }
 }
 
+/// The injected latency is the API's response time: a request is applied when it arrives,
+/// so one whose answer the client gave up on is still there (the client is in doubt).
+#[tokio::test]
+async fn a_request_answered_too_late_for_the_client_is_still_applied() {
+    let sim = sim(faulty(FaultConfig {
+        latency: Duration::from_millis(600),
+        ..Default::default()
+    }))
+    .await;
+    let c = client(&sim, |c| {
+        c.timeout = Duration::from_millis(100);
+        c.max_retries = 0;
+    });
+    let started = std::time::Instant::now();
+    let err = c
+        .batch_create(&request(&[customer("A", "8613900000001", &[])], 1, false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiError::Exhausted { attempts: 1, .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(600));
+    let customers = sim_customers(&sim).await;
+    assert_eq!(customers.len(), 1, "{customers:?}");
+    assert_eq!(customers[0]["whatsApp_phone"], "8613900000001");
+}
+
 #[tokio::test]
 async fn merge_modes_replace_update_keep() {
     let sim = sim(SimConfig::default()).await;

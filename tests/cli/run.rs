@@ -445,6 +445,22 @@ fn a_second_run_is_refused_while_the_lock_is_held_and_a_stale_lock_is_taken_over
     );
 }
 
+/// Batches get ready (serialized, intent journaled) while others are in flight, yet the API
+/// never sees more than `concurrency` requests at once — and sees that many.
+#[test]
+fn requests_in_flight_reach_the_concurrency_and_never_exceed_it() {
+    let sim = SimProcess::start(&["--latency-ms", "40"]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(600));
+    ws.write("job.yaml", job(&sim.url, 10, "", ""));
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let (created, _, _) = assert_partition(&the_run_dir(&ws), 600);
+    assert_eq!(created, expected_valid(600));
+    let stats = sim.get("/__sim/stats");
+    assert_eq!(stats["max_in_flight"], 4, "{stats}");
+}
+
 #[test]
 fn sigterm_stops_sending_records_outcomes_and_resume_finishes() {
     let sim = SimProcess::start(&["--latency-ms", "150"]);
