@@ -25,8 +25,8 @@ start_sim() {  # $1: latency in ms
 start_sim 0
 trap 'kill $sim 2>/dev/null || true' EXIT
 target/release/cdpjob run --json benches/run-bench.yaml >bench-data/import.json || true
-# A fresh simulator for the export: the import leaves a large SQLite WAL behind (the store
-# checkpoints rarely, for import speed) that slows its reads ~2.5x until it is folded in.
+# A fresh simulator for the export: it reads the import back from its state file, as the
+# export that follows an import in another process would.
 kill $sim; wait $sim 2>/dev/null || true
 start_sim "$latency"
 # Generated leads repeat a phone now and then, and the API merges those: count customers.
