@@ -70,6 +70,11 @@ pub enum Event {
         attempts: u32,
         at: String,
     },
+    /// An intent whose request was never sent: the run was stopping when its turn came.
+    Withdrawn {
+        part: Part,
+        at: String,
+    },
     Retry {
         path: String,
         attempt: u32,

@@ -60,6 +60,11 @@ struct Shared {
     merge_type: u8,
     strict: bool,
     requests: AtomicU64,
+    /// Request slots: `concurrency` of them. More batches than that are in progress, so a
+    /// batch takes a slot only once its intent is durable, right before it is sent.
+    slots: tokio::sync::Semaphore,
+    /// Set when the run stops (a signal, a final error): a batch not sent yet is not sent.
+    stopping: AtomicBool,
 }
 
 /// A commit of answered batches on a blocking thread; it hands the ledger back.
@@ -158,6 +163,9 @@ impl Shared {
             *n += 1;
             *n
         };
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Stop("the run is stopping".into()));
+        }
         crate::failpoint!("before_intent");
         self.log(&Event::Intent {
             part,
@@ -169,6 +177,12 @@ impl Shared {
         })
         .await?;
         crate::failpoint!("after_intent");
+        let _slot = self.slots.acquire().await.expect("never closed");
+        if self.stopping.load(Ordering::SeqCst) {
+            // Journaled, never sent: not in doubt.
+            self.log(&Event::Withdrawn { part, at: now() }).await?;
+            return Err(Stop("the run is stopping".into()));
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let reply = self
             .conn
@@ -442,6 +456,12 @@ async fn execute_async(
             Event::Outcome { part, answer, .. } => {
                 known.insert(part, answer);
             }
+            Event::Withdrawn { part, .. } => {
+                // That intent was never sent: its attempt number is free again.
+                if let Some(n) = attempts.get_mut(&part) {
+                    *n = n.saturating_sub(1);
+                }
+            }
             _ => {}
         }
     }
@@ -462,6 +482,8 @@ async fn execute_async(
         merge_type: job.spec.merge.wire_type(),
         strict: job.spec.strict_binding,
         requests: AtomicU64::new(0),
+        slots: tokio::sync::Semaphore::new(job.spec.api.concurrency.max(1)),
+        stopping: AtomicBool::new(false),
     });
     {
         let weak = Arc::downgrade(&shared);
@@ -536,7 +558,6 @@ async fn execute_async(
     let mut in_flight: JoinSet<std::result::Result<Materialized, Stop>> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
     let mut source_done = false;
-    let interrupted = Arc::new(AtomicBool::new(false));
     let mut shutdown = Box::pin(start::shutdown_signal());
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut progress = Progress::new(opts.json, source_size, Some(Arc::clone(&bytes_read)));
@@ -567,7 +588,7 @@ async fn execute_async(
         tokio::select! {
             biased;
             _ = &mut shutdown, if stop_reason.is_none() => {
-                interrupted.store(true, Ordering::SeqCst);
+                shared.stopping.store(true, Ordering::SeqCst);
                 stop_reason = Some("interrupted by a signal".into());
                 drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                 if !opts.json {
@@ -597,6 +618,7 @@ async fn execute_async(
                 match joined {
                     Ok(Ok(m)) => answered.push(m),
                     Ok(Err(Stop(reason))) => {
+                        shared.stopping.store(true, Ordering::SeqCst);
                         if stop_reason.is_none() {
                             stop_reason = Some(reason);
                         }

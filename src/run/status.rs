@@ -22,18 +22,23 @@ pub fn status(path: &Path, as_json: bool) -> Result<i32> {
     let summary: Option<Summary> = run_dir::read_json(&path.join(run_dir::SUMMARY)).ok();
     let (events, _) = journal::read_all::<Event>(&path.join(run_dir::EVENTS))
         .map_err(|e| Error::Input(format!("cannot read the journal: {e}")))?;
-    let mut intents: HashSet<Part> = HashSet::new();
-    let mut outcomes: HashSet<Part> = HashSet::new();
+    // Parts sent and not answered, in journal order (a part may be sent again on resume).
+    let mut open: HashSet<Part> = HashSet::new();
     let (mut retries, mut requests, mut last_error, mut last_event) = (0u64, 0u64, None, None);
     for e in &events {
         match e {
             Event::Intent { part, at, .. } => {
-                intents.insert(*part);
+                open.insert(*part);
                 requests += 1;
                 last_event = Some(at.clone());
             }
             Event::Outcome { part, at, .. } => {
-                outcomes.insert(*part);
+                open.remove(part);
+                last_event = Some(at.clone());
+            }
+            Event::Withdrawn { part, at } => {
+                open.remove(part);
+                requests = requests.saturating_sub(1);
                 last_event = Some(at.clone());
             }
             Event::Retry { reason, at, .. } => {
@@ -55,8 +60,8 @@ pub fn status(path: &Path, as_json: bool) -> Result<i32> {
             }
         }
     }
-    let mut in_doubt: Vec<u64> = intents
-        .difference(&outcomes)
+    let mut in_doubt: Vec<u64> = open
+        .iter()
         .filter(|p| !checkpoint.is_done(p.seq))
         .map(|p| p.seq)
         .collect();

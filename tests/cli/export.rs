@@ -576,8 +576,20 @@ fn sigterm_stops_the_export_resumably_and_resume_finishes_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // 12 pages of 40 ms and more: stop it in the middle.
-    std::thread::sleep(Duration::from_millis(250));
+    // 12 pages of 40 ms and more: stop it in the middle, once the first page is in (not
+    // by the clock alone: on a loaded machine the process may not be up after 250 ms).
+    let started = std::time::Instant::now();
+    while !run_dirs(&ws)
+        .first()
+        .is_some_and(|d| d.join("checkpoint.json").exists())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no page came in"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(60));
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[cfg(feature = "failpoints")]
 use crate::common::crash_at;
-use crate::common::{SimProcess, Workspace, jsonl, repo, run, with_sim_credentials};
+use crate::common::{SimProcess, Workspace, jsonl, read, repo, run, with_sim_credentials};
 
 /// `rows` leads; every 10th has no contact channel (rejected), every 15th is inactive
 /// (skipped by the filter).
@@ -461,14 +461,17 @@ fn requests_in_flight_reach_the_concurrency_and_never_exceed_it() {
     assert_eq!(stats["max_in_flight"], 4, "{stats}");
 }
 
+/// One request in flight and the next batch ready for its slot (intent journaled) when the
+/// signal comes: the request in flight is waited for and its outcome recorded; the ready
+/// one is never sent (withdrawn, so nothing is in doubt); resume finishes the rest.
 #[test]
 fn sigterm_stops_sending_records_outcomes_and_resume_finishes() {
-    let sim = SimProcess::start(&["--latency-ms", "150"]);
+    let sim = SimProcess::start(&["--latency-ms", "1000"]);
     let ws = Workspace::new();
-    ws.write("leads.csv", leads(200));
+    ws.write("leads.csv", leads(40));
     ws.write(
         "job.yaml",
-        job(&sim.url, 10, "", "").replace("concurrency: 4", "concurrency: 2"),
+        job(&sim.url, 10, "", "").replace("concurrency: 4", "concurrency: 1"),
     );
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"));
     c.current_dir(ws.dir.path())
@@ -478,11 +481,31 @@ fn sigterm_stops_sending_records_outcomes_and_resume_finishes() {
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Batch 0 is answered at ~1 s and committed; batch 1 is sent then, and batch 2 waits
+    // for the slot until ~2 s. Signal in between (waiting for the commit, not by the clock
+    // alone: on a loaded machine the process may not even have its signal handler yet).
+    let started = std::time::Instant::now();
+    while !std::fs::read_dir(ws.path("runs/t"))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.path().join("checkpoint.json").exists())
+        })
+        .unwrap_or(false)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no batch was committed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
+    // Whatever was sent before the signal has reached the simulator by now.
+    std::thread::sleep(Duration::from_millis(50));
+    let sent_by_then = sim.get("/__sim/stats")["requests"].as_u64().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -490,20 +513,29 @@ fn sigterm_stops_sending_records_outcomes_and_resume_finishes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        sim.get("/__sim/stats")["requests"].as_u64().unwrap(),
+        sent_by_then,
+        "a request was sent after the signal"
+    );
     let dir = the_run_dir(&ws);
+    let events = read(&dir.join("events.jsonl"));
+    assert!(events.contains("\"withdrawn\""), "{events}");
     let status = run(ws.cmd(&["status", "--json", dir.to_str().unwrap()]));
     let s: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(s["status"], "interrupted");
+    // Requests are the intents sent: the withdrawn one is not one.
+    assert_eq!(s["requests"].as_u64().unwrap(), sent_by_then);
     assert_eq!(
         s["batches_in_doubt"],
         serde_json::json!([]),
         "in-flight requests were waited for"
     );
-    assert!(s["counts"]["rows"].as_u64().unwrap() < 200);
+    assert!(s["counts"]["rows"].as_u64().unwrap() < 40);
     let out = run(cmd(&ws, &["resume", dir.to_str().unwrap()]));
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let (created, _, _) = assert_partition(&dir, 200);
-    assert_eq!(created, expected_valid(200));
+    let (created, _, _) = assert_partition(&dir, 40);
+    assert_eq!(created, expected_valid(40));
     assert_eq!(sim.customers().len(), created.len());
 }
 
