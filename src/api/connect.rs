@@ -53,7 +53,13 @@ pub async fn connect(job: &Job) -> Result<Connection, String> {
     let sim = if is_sim {
         let state = sim_state_path(job);
         if let Some(dir) = state.parent() {
-            std::fs::create_dir_all(dir)
+            // Private, like a run directory: the state holds phones and e-mails.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let cfg = SimConfig {

@@ -592,13 +592,19 @@ async fn execute_async(
                 stop_reason = Some("interrupted by a signal".into());
                 drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                 if !opts.json {
-                    eprintln!("stopping: waiting up to {}s for {} request(s) in flight", DRAIN_TIMEOUT.as_secs(), in_flight.len());
+                    let sending = concurrency - shared.slots.available_permits();
+                    eprintln!("stopping: waiting up to {}s for {sending} request(s) in flight", DRAIN_TIMEOUT.as_secs());
                 }
             }
             _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() && !in_flight.is_empty() => {
                 // Requests still in flight stay "in doubt" and are resent on resume.
                 in_flight.abort_all();
-                while in_flight.join_next().await.is_some() {}
+                while let Some(joined) = in_flight.join_next().await {
+                    // One that finished just now still gets committed.
+                    if let Ok(Ok(m)) = joined {
+                        answered.push(m);
+                    }
+                }
             }
             done = async { committing.as_mut().expect("checked").await }, if committing.is_some() => {
                 committing = None;

@@ -132,11 +132,18 @@ pub struct GroupJournal {
 }
 
 impl GroupJournal {
-    pub fn start(journal: Journal) -> io::Result<GroupJournal> {
+    pub fn start(mut journal: Journal) -> io::Result<GroupJournal> {
+        GroupJournal::start_with(move |lines: &[u8]| journal.append_lines(lines))
+    }
+
+    /// With any way of appending lines durably (a test's failing disk, say).
+    fn start_with(
+        append: impl FnMut(&[u8]) -> io::Result<()> + Send + 'static,
+    ) -> io::Result<GroupJournal> {
         let (tx, rx) = std::sync::mpsc::channel::<Waiting>();
         let writer = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || write_groups(journal, rx))?;
+            .spawn(move || write_groups(append, rx))?;
         Ok(GroupJournal {
             tx: Some(tx),
             writer: Some(writer),
@@ -185,7 +192,10 @@ impl Drop for GroupJournal {
     }
 }
 
-fn write_groups(mut journal: Journal, rx: std::sync::mpsc::Receiver<Waiting>) {
+fn write_groups(
+    mut append: impl FnMut(&[u8]) -> io::Result<()>,
+    rx: std::sync::mpsc::Receiver<Waiting>,
+) {
     let mut broken: Option<Failure> = None;
     let mut lines = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -198,7 +208,7 @@ fn write_groups(mut journal: Journal, rx: std::sync::mpsc::Receiver<Waiting>) {
                 for w in &group {
                     lines.extend_from_slice(&w.line);
                 }
-                journal.append_lines(&lines).map_err(|e| {
+                append(&lines).map_err(|e| {
                     let failure = (e.kind(), e.to_string());
                     broken = Some(failure.clone());
                     failure
@@ -292,20 +302,31 @@ mod tests {
     }
 
     #[test]
-    fn after_a_failed_write_every_append_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut inner = Journal::open(&p, true).unwrap();
-        // A read-only handle in place of the file: the next write fails.
-        inner.file = File::open(&p).unwrap();
-        let journal = GroupJournal::start(inner).unwrap();
+    fn after_a_failed_write_every_append_fails_and_nothing_more_is_written() {
+        // A disk that fails the first write and would take the later ones.
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let mut calls = 0;
+        let sink = std::sync::Arc::clone(&written);
+        let journal = GroupJournal::start_with(move |lines: &[u8]| {
+            calls += 1;
+            if calls == 1 {
+                return Err(io::Error::other("disk full"));
+            }
+            sink.lock().unwrap().extend_from_slice(lines);
+            Ok(())
+        })
+        .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         rt.block_on(async {
-            assert!(journal.append(&json!({"a": 1})).await.is_err());
-            assert!(journal.append(&json!({"a": 2})).await.is_err());
+            let first = journal.append(&json!({"a": 1})).await.unwrap_err();
+            assert!(first.to_string().contains("disk full"), "{first}");
+            let later = journal.append(&json!({"a": 2})).await.unwrap_err();
+            assert!(later.to_string().contains("disk full"), "{later}");
         });
+        drop(journal);
+        assert!(written.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -178,6 +178,46 @@ struct Log {
     path: PathBuf,
     file: File,
     lines: u64,
+    /// Why a write failed: the file no longer follows the store, so every later write is
+    /// refused (the request answered 1002) rather than logged after a gap.
+    broken: Option<String>,
+}
+
+/// The state file, private (it holds phones and e-mails): created 0600.
+fn state_options() -> OpenOptions {
+    let mut opts = OpenOptions::new();
+    opts.create(true).read(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts
+}
+
+/// Open and lock the state file at `path`. A simulator compacting the file renames a new one
+/// over the path and lets go of the old: whoever got the lock on the old one must open the
+/// path again, or it would write to a file nobody will read.
+fn open_locked(path: &Path) -> io::Result<File> {
+    loop {
+        let file = state_options().open(path)?;
+        lock_within(&file, path, LOCK_WAIT)?;
+        if same_file(&file, path)? {
+            return Ok(file);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (open, named) = (file.metadata()?, std::fs::metadata(path)?);
+    Ok((open.dev(), open.ino()) == (named.dev(), named.ino()))
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, _: &Path) -> io::Result<bool> {
+    Ok(true)
 }
 
 /// How long opening a state file waits for a simulator that is shutting down to let go.
@@ -218,17 +258,13 @@ impl Store {
     pub fn open(path: Option<&Path>) -> io::Result<Store> {
         let mut inner = Inner::default();
         if let Some(path) = path {
-            let file = OpenOptions::new()
-                .create(true)
-                .read(true)
-                .append(true)
-                .open(path)?;
-            lock_within(&file, path, LOCK_WAIT)?;
+            let file = open_locked(path)?;
             let lines = inner.replay(&file)?;
             let mut log = Log {
                 path: path.to_path_buf(),
                 file,
                 lines,
+                broken: None,
             };
             let live = inner.customers.len() as u64 + inner.tag_names.len() as u64;
             if log.lines > 2 * live + 1000 {
@@ -258,6 +294,10 @@ impl Store {
         records: Vec<Incoming>,
     ) -> io::Result<Vec<i64>> {
         let mut inner = self.inner.lock().expect("store lock");
+        if let Some(log) = &inner.log {
+            // Nothing is applied that could not be logged.
+            log.check()?;
+        }
         let now = inner.now_created();
         let mut ids = Vec::with_capacity(records.len());
         let mut written = Vec::new();
@@ -383,10 +423,26 @@ fn push_line(buf: &mut Vec<u8>, line: &Line) -> io::Result<()> {
 }
 
 impl Log {
+    fn check(&self) -> io::Result<()> {
+        match &self.broken {
+            Some(why) => Err(io::Error::other(format!(
+                "the simulator's state file {} could not be written ({why}); restart the simulator",
+                self.path.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn append(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.check()?;
         // One write: a simulator killed mid-way leaves at most a torn last line, which the
-        // replay drops.
-        self.file.write_all(lines)?;
+        // replay drops. A failed write is cut back, and the log refuses any more.
+        let len = self.file.metadata()?.len();
+        if let Err(e) = self.file.write_all(lines) {
+            let _ = self.file.set_len(len);
+            self.broken = Some(e.to_string());
+            return Err(e);
+        }
         self.lines += lines.iter().filter(|b| **b == b'\n').count() as u64;
         Ok(())
     }
@@ -447,7 +503,13 @@ impl Inner {
     /// Rewrite the state file with one line per tag and customer (replacing it atomically).
     fn compact(&self, old: Log) -> io::Result<Log> {
         let tmp = old.path.with_extension("compacting");
-        let mut out = io::BufWriter::new(File::create(&tmp)?);
+        let mut out = io::BufWriter::new(
+            state_options()
+                .append(false)
+                .write(true)
+                .truncate(true)
+                .open(&tmp)?,
+        );
         let mut lines = 0;
         let mut tags: Vec<(&i64, &String)> = self.tag_names.iter().collect();
         tags.sort();
@@ -483,7 +545,12 @@ impl Inner {
         std::fs::rename(&tmp, &old.path)?;
         let path = old.path.clone();
         drop(old);
-        Ok(Log { path, file, lines })
+        Ok(Log {
+            path,
+            file,
+            lines,
+            broken: None,
+        })
     }
 
     /// The creation time of customers written now: the clock, but never before the last
@@ -818,6 +885,81 @@ mod tests {
         drop(store);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
         assert_eq!(Store::open(Some(&path)).unwrap().all(1).unwrap().len(), 2);
+    }
+
+    /// Two simulators wait for one state file; the first to get it compacts it (a new file
+    /// renamed over the path, the old one let go). The second must not take the old one.
+    #[test]
+    fn a_simulator_waiting_for_a_compacted_state_file_reads_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        {
+            let store = Store::open(Some(&path)).unwrap();
+            for i in 0..1500 {
+                let name = format!("A{i}");
+                store
+                    .upsert(1, MergeMode::Replace, vec![tagged(&name, "111", &[])])
+                    .unwrap();
+            }
+        }
+        let holder = OpenOptions::new().read(true).open(&path).unwrap();
+        holder.lock().unwrap();
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open(Some(&path)).unwrap())
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(holder);
+        let (first, second) = loop {
+            if let Some(i) = waiting.iter().position(|t| t.is_finished()) {
+                let mut waiting = waiting;
+                let first = waiting.remove(i).join().unwrap();
+                break (first, waiting.pop().unwrap());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        first
+            .upsert(1, MergeMode::Update, vec![tagged("X", "999", &[])])
+            .unwrap();
+        drop(first);
+        let second = second.join().unwrap();
+        let names: Vec<String> = second
+            .all(1)
+            .unwrap()
+            .iter()
+            .map(|c| c["full_name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, vec!["A1499", "X"]);
+    }
+
+    #[test]
+    fn a_failed_state_write_is_cut_back_and_later_writes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let store = Store::open(Some(&path)).unwrap();
+        store
+            .upsert(1, MergeMode::Update, vec![tagged("A", "111", &[])])
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // A handle that cannot write, as a full disk would refuse.
+        store.inner.lock().unwrap().log.as_mut().unwrap().file = File::open(&path).unwrap();
+        assert!(
+            store
+                .upsert(1, MergeMode::Update, vec![tagged("B", "222", &[])])
+                .is_err()
+        );
+        let refused = store
+            .upsert(1, MergeMode::Update, vec![tagged("C", "333", &[])])
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("restart the simulator"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Nothing after the refusal was applied.
+        assert_eq!(store.all(1).unwrap().len(), 2);
     }
 
     #[test]

@@ -122,7 +122,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn tasks_wake_at_their_instants_in_order() {
+    fn tasks_never_wake_before_their_instants() {
         let timer = Arc::new(Timer::start().unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -814,6 +814,19 @@ async fn a_sim_job_connects_with_built_in_credentials_and_keeps_state_under_the_
     };
     assert_eq!(conn.client.batch_create(&req).await.unwrap().code, 0);
     assert!(dir.path().join("out/.sim/state.jsonl").exists());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        // It holds phones and e-mails: private, like a run directory.
+        assert_eq!(mode("out/.sim"), 0o700);
+        assert_eq!(mode("out/.sim/state.jsonl"), 0o600);
+    }
     drop(conn);
     // A second connection (an export after the import) sees the customer.
     let conn = cdpjob::api::connect::connect(&job).await.unwrap();

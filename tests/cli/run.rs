@@ -445,8 +445,9 @@ fn a_second_run_is_refused_while_the_lock_is_held_and_a_stale_lock_is_taken_over
     );
 }
 
-/// Batches get ready (serialized, intent journaled) while others are in flight, yet the API
-/// never sees more than `concurrency` requests at once — and sees that many.
+/// More batches are in progress than requests allowed (they get ready while others are in
+/// flight), yet the API never sees more than `concurrency` requests at once — and sees
+/// that many.
 #[test]
 fn requests_in_flight_reach_the_concurrency_and_never_exceed_it() {
     let sim = SimProcess::start(&["--latency-ms", "40"]);
