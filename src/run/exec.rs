@@ -177,7 +177,7 @@ impl Shared {
         })
         .await?;
         crate::failpoint!("after_intent");
-        let _slot = self.slots.acquire().await.expect("never closed");
+        let slot = self.slots.acquire().await.expect("never closed");
         if self.stopping.load(Ordering::SeqCst) {
             // Journaled, never sent: not in doubt.
             self.log(&Event::Withdrawn { part, at: now() }).await?;
@@ -195,6 +195,8 @@ impl Shared {
             )
             .await
             .map_err(|e| Stop(e.advice_for_a_run()))?;
+        // The request is answered: its slot is free while the outcome is journaled.
+        drop(slot);
         crate::failpoint!("after_send");
         let answer = if reply.code == CODE_AGENT_MISSING {
             Answer::WholeFailed {
