@@ -77,7 +77,7 @@ impl Field {
 /// Ask the job's API for the tenant's fields.
 pub fn fetch(job: &Job) -> Result<Vec<Field>> {
     crate::run::start::runtime()?.block_on(async {
-        let conn = connect::connect(job).await.map_err(Error::Usage)?;
+        let conn = connect::connect(job).await?;
         let reply = conn
             .client
             .fields(job.spec.api.tenant_id, &job.spec.api.app_key, None)

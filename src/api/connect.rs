@@ -46,10 +46,13 @@ fn credentials(job: &Job, sim: bool) -> Result<(String, Secret), String> {
 }
 
 /// Connect a job to its API (starting the in-process simulator for `base_url: sim`).
-pub async fn connect(job: &Job) -> Result<Connection, String> {
+/// A missing credential or an unusable run root is the environment's fault (exit 2); a
+/// simulator state held by another process is passing (exit 3: try again, or resume).
+pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
+    use crate::error::Error;
     let api = &job.spec.api;
     let is_sim = api.base_url == "sim";
-    let (access_key, secret) = credentials(job, is_sim)?;
+    let (access_key, secret) = credentials(job, is_sim).map_err(Error::Usage)?;
     let sim = if is_sim {
         let state = sim_state_path(job);
         if let Some(dir) = state.parent() {
@@ -60,7 +63,7 @@ pub async fn connect(job: &Job) -> Result<Connection, String> {
             std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
             builder
                 .create(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
         }
         let cfg = SimConfig {
             access_key: access_key.clone(),
@@ -75,7 +78,7 @@ pub async fn connect(job: &Job) -> Result<Connection, String> {
             Some(&state),
         )
         .await
-        .map_err(|e| format!("cannot start the embedded simulator: {e}"))?;
+        .map_err(|e| Error::Stopped(format!("cannot start the embedded simulator: {e}")))?;
         Some(sim)
     } else {
         None
@@ -89,6 +92,6 @@ pub async fn connect(job: &Job) -> Result<Connection, String> {
     cfg.max_retries = api.max_retries;
     cfg.concurrency = api.concurrency;
     cfg.requests_per_second = api.requests_per_second;
-    let client = Client::new(cfg).map_err(|e| e.to_string())?;
+    let client = Client::new(cfg).map_err(|e| Error::Usage(e.to_string()))?;
     Ok(Connection { client, sim })
 }

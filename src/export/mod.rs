@@ -250,7 +250,7 @@ async fn execute_async(
         },
     )?;
     let encoder = Encoder::new(rec.format, &rec.columns);
-    let conn = connect::connect(job).await.map_err(Error::Usage)?;
+    let conn = connect::connect(job).await?;
     let retries = Arc::new(AtomicU64::new(0));
     {
         let retries = Arc::clone(&retries);

@@ -471,7 +471,7 @@ async fn execute_async(
         .map_err(|e| start::reopen_failed("cannot open the result files", e))?;
     let journal = Journal::open(&dir.file(run_dir::EVENTS), durable)
         .map_err(|e| fail("cannot open the journal", e))?;
-    let conn = connect::connect(job).await.map_err(Error::Usage)?;
+    let conn = connect::connect(job).await?;
     let retries = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Shared {
         journal: GroupJournal::start(journal).map_err(|e| fail("cannot start the journal", e))?,

@@ -157,6 +157,43 @@ fn the_quickstart_runs_out_of_the_box() {
     assert_eq!(s["counts"]["created"], 39);
 }
 
+/// Another process holds the in-process simulator's state: the run stops resumably (exit 3,
+/// saying why) and resumes once the state is free.
+#[test]
+fn a_busy_simulator_state_stops_the_run_resumably() {
+    let ws = Workspace::new();
+    for f in ["jobs/quickstart.yaml", "jobs/data/leads.csv"] {
+        ws.write(f, std::fs::read(repo().join(f)).unwrap());
+    }
+    // The quickstart's run root (`root: ../runs` from jobs/).
+    let root = ws.path("runs");
+    std::fs::create_dir_all(root.join(".sim")).unwrap();
+    let holder = std::fs::File::create(root.join(".sim/state.jsonl")).unwrap();
+    holder.lock().unwrap();
+    let mut c = ws.cmd(&["run", "jobs/quickstart.yaml"]);
+    c.env_remove("NXCLOUD_ACCESS_KEY")
+        .env_remove("NXCLOUD_ACCESS_SECRET");
+    let out = run(c);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("in use by another simulator"),
+        "{}",
+        out.stderr
+    );
+    drop(holder);
+    let dir = std::fs::read_dir(root.join("quickstart"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let mut c = ws.cmd(&["resume", dir.to_str().unwrap()]);
+    c.env_remove("NXCLOUD_ACCESS_KEY")
+        .env_remove("NXCLOUD_ACCESS_SECRET");
+    let out = run(c);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(assert_partition(&dir, 50).0.len(), 39);
+}
+
 #[test]
 fn a_dirty_file_is_partitioned_exactly() {
     let sim = SimProcess::start(&[]);
