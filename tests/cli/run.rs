@@ -94,16 +94,27 @@ fn assert_partition(dir: &Path, total: u64) -> (BTreeSet<u64>, BTreeSet<u64>, BT
     (created, failed, rejected)
 }
 
-#[test]
-fn the_quickstart_runs_out_of_the_box() {
+/// A workspace holding the quickstart job and its sample, as in the repository.
+fn quickstart() -> Workspace {
     let ws = Workspace::new();
     for f in ["jobs/quickstart.yaml", "jobs/data/leads.csv"] {
         ws.write(f, std::fs::read(repo().join(f)).unwrap());
     }
-    let mut c = ws.cmd(&["run", "jobs/quickstart.yaml"]);
+    ws
+}
+
+/// `cdpjob ARGS` with no credentials in the environment, as on a fresh machine.
+fn as_a_newcomer(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
+    let mut c = ws.cmd(args);
     c.env_remove("NXCLOUD_ACCESS_KEY")
         .env_remove("NXCLOUD_ACCESS_SECRET");
-    let out = run(c);
+    c
+}
+
+#[test]
+fn the_quickstart_runs_out_of_the_box() {
+    let ws = quickstart();
+    let out = run(as_a_newcomer(&ws, &["run", "jobs/quickstart.yaml"]));
     assert_eq!(
         out.code, 1,
         "rejected rows make exit 1\n{}\n{}",
@@ -161,19 +172,13 @@ fn the_quickstart_runs_out_of_the_box() {
 /// saying why) and resumes once the state is free.
 #[test]
 fn a_busy_simulator_state_stops_the_run_resumably() {
-    let ws = Workspace::new();
-    for f in ["jobs/quickstart.yaml", "jobs/data/leads.csv"] {
-        ws.write(f, std::fs::read(repo().join(f)).unwrap());
-    }
+    let ws = quickstart();
     // The quickstart's run root (`root: ../runs` from jobs/).
     let root = ws.path("runs");
     std::fs::create_dir_all(root.join(".sim")).unwrap();
     let holder = std::fs::File::create(root.join(".sim/state.jsonl")).unwrap();
     holder.lock().unwrap();
-    let mut c = ws.cmd(&["run", "jobs/quickstart.yaml"]);
-    c.env_remove("NXCLOUD_ACCESS_KEY")
-        .env_remove("NXCLOUD_ACCESS_SECRET");
-    let out = run(c);
+    let out = run(as_a_newcomer(&ws, &["run", "jobs/quickstart.yaml"]));
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("in use by another simulator"),
@@ -186,10 +191,7 @@ fn a_busy_simulator_state_stops_the_run_resumably() {
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir())
         .unwrap();
-    let mut c = ws.cmd(&["resume", dir.to_str().unwrap()]);
-    c.env_remove("NXCLOUD_ACCESS_KEY")
-        .env_remove("NXCLOUD_ACCESS_SECRET");
-    let out = run(c);
+    let out = run(as_a_newcomer(&ws, &["resume", dir.to_str().unwrap()]));
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(assert_partition(&dir, 50).0.len(), 39);
 }
