@@ -755,6 +755,11 @@ mod tests {
         r
     }
 
+    /// Write one record; its customer's id.
+    fn put(store: &Store, tenant: i64, mode: MergeMode, record: Incoming) -> i64 {
+        store.upsert(tenant, mode, vec![record]).unwrap()[0]
+    }
+
     fn query(store: &Store, f: impl FnOnce(&mut QuerySpec)) -> (Vec<i64>, Paging) {
         let mut q = QuerySpec {
             tenant_id: 1,
@@ -813,18 +818,12 @@ mod tests {
             "{second}"
         );
         // Update merges into A: fields kept and added, tags added.
-        let again = store
-            .upsert(
-                1,
-                MergeMode::Update,
-                vec![{
-                    let mut r = tagged("A", "111", &["late"]);
-                    r.fields.insert("email".into(), "a@x.io".into());
-                    r
-                }],
-            )
-            .unwrap();
-        assert_eq!(again, vec![10]);
+        let again = put(&store, 1, MergeMode::Update, {
+            let mut r = tagged("A", "111", &["late"]);
+            r.fields.insert("email".into(), "a@x.io".into());
+            r
+        });
+        assert_eq!(again, 10);
         drop(store);
         let store = Store::open(Some(&path)).unwrap();
         let all = store.all(1).unwrap();
@@ -838,10 +837,8 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["vip", "new", "late"]);
         // New ids continue above the stored ones; tag ids are not reused.
-        let c = store
-            .upsert(1, MergeMode::Update, vec![tagged("C", "333", &["other"])])
-            .unwrap();
-        assert!(c[0] > 11);
+        let c = put(&store, 1, MergeMode::Update, tagged("C", "333", &["other"]));
+        assert!(c > 11);
         let tag_ids: Vec<i64> = store.all(1).unwrap()[2]["tags"]
             .as_array()
             .unwrap()
@@ -857,14 +854,10 @@ mod tests {
         let path = dir.path().join("state.jsonl");
         {
             let store = Store::open(Some(&path)).unwrap();
-            store
-                .upsert(1, MergeMode::Update, vec![tagged("A", "111", &["t"])])
-                .unwrap();
+            put(&store, 1, MergeMode::Update, tagged("A", "111", &["t"]));
             for i in 0..1500 {
                 let name = format!("A{i}");
-                store
-                    .upsert(1, MergeMode::Replace, vec![tagged(&name, "111", &["t"])])
-                    .unwrap();
+                put(&store, 1, MergeMode::Replace, tagged(&name, "111", &["t"]));
             }
         }
         // A simulator killed in the middle of a line.
@@ -879,9 +872,7 @@ mod tests {
         assert_eq!(all[0]["tags"][0]["tag_name"], "t");
         // Compacted on open: one line for the tag, one for the customer.
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
-        store
-            .upsert(1, MergeMode::Update, vec![tagged("B", "222", &[])])
-            .unwrap();
+        put(&store, 1, MergeMode::Update, tagged("B", "222", &[]));
         drop(store);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
         assert_eq!(Store::open(Some(&path)).unwrap().all(1).unwrap().len(), 2);
@@ -897,9 +888,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             for i in 0..1500 {
                 let name = format!("A{i}");
-                store
-                    .upsert(1, MergeMode::Replace, vec![tagged(&name, "111", &[])])
-                    .unwrap();
+                put(&store, 1, MergeMode::Replace, tagged(&name, "111", &[]));
             }
         }
         let holder = OpenOptions::new().read(true).open(&path).unwrap();
@@ -939,9 +928,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.jsonl");
         let store = Store::open(Some(&path)).unwrap();
-        store
-            .upsert(1, MergeMode::Update, vec![tagged("A", "111", &[])])
-            .unwrap();
+        put(&store, 1, MergeMode::Update, tagged("A", "111", &[]));
         let before = std::fs::read(&path).unwrap();
         // A handle that cannot write, as a full disk would refuse.
         store.inner.lock().unwrap().log.as_mut().unwrap().file = File::open(&path).unwrap();
@@ -1060,70 +1047,63 @@ mod tests {
         };
         // A new process: the customers and their keys are read back from the state file.
         let store = Store::open(Some(&path)).unwrap();
-        let again = store
-            .upsert(
-                1,
-                MergeMode::Update,
-                vec![rec(&[("full_name", "A2"), ("whats_app_phone", "111")])],
-            )
-            .unwrap();
-        assert_eq!(again, vec![a]);
+        let again = put(
+            &store,
+            1,
+            MergeMode::Update,
+            rec(&[("full_name", "A2"), ("whats_app_phone", "111")]),
+        );
+        assert_eq!(again, a);
         // A gains an email, then a record matched by that email replaces A's phone 111 by
         // 333: 111 matches nobody any more (a new customer), 333 is A.
-        store
-            .upsert(
-                1,
-                MergeMode::Update,
-                vec![rec(&[
-                    ("full_name", "A"),
-                    ("whats_app_phone", "111"),
-                    ("email", "a@x.io"),
-                ])],
-            )
-            .unwrap();
-        store
-            .upsert(
-                1,
-                MergeMode::Replace,
-                vec![rec(&[
-                    ("full_name", "A"),
-                    ("whats_app_phone", "333"),
-                    ("email", "a@x.io"),
-                ])],
-            )
-            .unwrap();
-        let by_111 = store
-            .upsert(
-                1,
-                MergeMode::Keep,
-                vec![rec(&[("full_name", "N"), ("whats_app_phone", "111")])],
-            )
-            .unwrap();
-        assert!(by_111[0] != a && by_111[0] != b);
-        let by_333 = store
-            .upsert(
-                1,
-                MergeMode::Keep,
-                vec![rec(&[("full_name", "?"), ("whats_app_phone", "333")])],
-            )
-            .unwrap();
-        assert_eq!(by_333, vec![a]);
-        let by_email = store
-            .upsert(
-                1,
-                MergeMode::Keep,
-                vec![rec(&[("full_name", "?"), ("email", "b@x.io")])],
-            )
-            .unwrap();
-        assert_eq!(by_email, vec![b]);
+        put(
+            &store,
+            1,
+            MergeMode::Update,
+            rec(&[
+                ("full_name", "A"),
+                ("whats_app_phone", "111"),
+                ("email", "a@x.io"),
+            ]),
+        );
+        put(
+            &store,
+            1,
+            MergeMode::Replace,
+            rec(&[
+                ("full_name", "A"),
+                ("whats_app_phone", "333"),
+                ("email", "a@x.io"),
+            ]),
+        );
+        let by_111 = put(
+            &store,
+            1,
+            MergeMode::Keep,
+            rec(&[("full_name", "N"), ("whats_app_phone", "111")]),
+        );
+        assert!(by_111 != a && by_111 != b);
+        let by_333 = put(
+            &store,
+            1,
+            MergeMode::Keep,
+            rec(&[("full_name", "?"), ("whats_app_phone", "333")]),
+        );
+        assert_eq!(by_333, a);
+        let by_email = put(
+            &store,
+            1,
+            MergeMode::Keep,
+            rec(&[("full_name", "?"), ("email", "b@x.io")]),
+        );
+        assert_eq!(by_email, b);
         // Another tenant shares nothing.
-        let other = store
-            .upsert(
-                2,
-                MergeMode::Update,
-                vec![rec(&[("full_name", "A"), ("whats_app_phone", "111")])],
-            )
-            .unwrap();
-        assert_ne!(other, vec![a]);
+        let other = put(
+            &store,
+            2,
+            MergeMode::Update,
+            rec(&[("full_name", "A"), ("whats_app_phone", "111")]),
+        );
+        assert_ne!(other, a);
     }
 }
