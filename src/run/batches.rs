@@ -11,7 +11,10 @@ pub struct BatchUnit {
     pub seq: u64,
     pub first_row: u64,
     pub last_row: u64,
-    pub customers: Vec<(u64, Customer)>,
+    /// The valid customers, in order, and the source row of each (kept apart so that a part
+    /// of the batch is a slice of the request body as it is, never a copy).
+    pub customers: Vec<Customer>,
+    pub customer_rows: Vec<u64>,
     pub rejected: Vec<(u64, Vec<FieldError>)>,
     pub skipped: u64,
 }
@@ -48,7 +51,10 @@ impl Batcher {
         }
         self.current.last_row = row;
         match outcome {
-            Outcome::Valid(c) => self.current.customers.push((row, c)),
+            Outcome::Valid(c) => {
+                self.current.customers.push(c);
+                self.current.customer_rows.push(row);
+            }
             Outcome::Rejected(e) => self.current.rejected.push((row, e)),
             Outcome::Skipped => self.current.skipped += 1,
         }

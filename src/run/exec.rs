@@ -128,7 +128,7 @@ impl Shared {
                 Answer::WholeFailed { code, message } => Ok((
                     Vec::new(),
                     vec![FailedRow {
-                        row: unit.customers[lo as usize].0,
+                        row: unit.customer_rows[lo as usize],
                         error_code: code,
                         error_message: message,
                     }],
@@ -138,14 +138,17 @@ impl Shared {
     }
 
     async fn send(&self, unit: &BatchUnit, part: Part) -> std::result::Result<Answer, Stop> {
-        let slice = &unit.customers[part.lo as usize..part.hi as usize];
-        let customers: Vec<_> = slice.iter().map(|(_, c)| c.clone()).collect();
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Stop("the run is stopping".into()));
+        }
+        let range = part.lo as usize..part.hi as usize;
+        let rows = &unit.customer_rows[range.clone()];
         let request = BatchCreateRequest {
             merge_type: self.merge_type,
             tenant_id: self.tenant_id,
             app_key: &self.app_key,
             strict_binding: self.strict,
-            customers: &customers,
+            customers: &unit.customers[range],
         };
         let body = serde_json::to_vec(&request).expect("a request serializes");
         let hash = run_dir::sha256_hex(&body);
@@ -163,15 +166,12 @@ impl Shared {
             *n += 1;
             *n
         };
-        if self.stopping.load(Ordering::SeqCst) {
-            return Err(Stop("the run is stopping".into()));
-        }
         crate::failpoint!("before_intent");
         self.log(&Event::Intent {
             part,
             attempt,
-            first_row: slice.first().map_or(0, |c| c.0),
-            last_row: slice.last().map_or(0, |c| c.0),
+            first_row: rows.first().copied().unwrap_or(0),
+            last_row: rows.last().copied().unwrap_or(0),
             payload_sha256: hash,
             at: now(),
         })
@@ -207,9 +207,9 @@ impl Shared {
             let data = reply.data.unwrap_or_default();
             let mut created = Vec::new();
             let mut failed = Vec::new();
-            let mut seen = vec![false; slice.len()];
+            let mut seen = vec![false; rows.len()];
             for s in data.success_items {
-                if let Some((row, _)) = slice.get(s.index) {
+                if let Some(row) = rows.get(s.index) {
                     seen[s.index] = true;
                     created.push(CreatedRow {
                         row: *row,
@@ -219,7 +219,7 @@ impl Shared {
                 }
             }
             for f in data.fail_items {
-                if let Some((row, _)) = slice.get(f.index) {
+                if let Some(row) = rows.get(f.index) {
                     seen[f.index] = true;
                     failed.push(FailedRow {
                         row: *row,
@@ -232,7 +232,7 @@ impl Shared {
             for (i, s) in seen.iter().enumerate() {
                 if !s {
                     failed.push(FailedRow {
-                        row: slice[i].0,
+                        row: rows[i],
                         error_code: -1,
                         error_message: "the API's answer did not mention this record".into(),
                     });
@@ -300,9 +300,9 @@ struct Results {
 }
 
 /// The result files and the checkpoint that counts them. Commits run on a blocking thread,
-/// off the scheduler loop, so that a request slot is free again as soon as its answer is
-/// journaled; batches answered while a commit runs wait and go into the next one together
-/// (one fsync per file and one checkpoint for all of them).
+/// off the scheduler loop, which never waits on the disk; batches answered while a commit
+/// runs wait and go into the next one together (one fsync per file and one checkpoint for
+/// all of them).
 struct Ledger {
     results: Results,
     checkpoint: Checkpoint,
@@ -552,10 +552,10 @@ async fn execute_async(
         Ok(())
     });
 
-    // Twice as many batches in progress as requests allowed in flight (the client's own
-    // limit): while `concurrency` requests wait on the API, as many more batches serialize,
-    // journal their intent and wait for a request slot, or journal an outcome — a slot
-    // never idles while a batch gets ready.
+    // Twice as many batches in progress as requests allowed in flight (`Shared::slots`):
+    // while `concurrency` requests wait on the API, as many more batches serialize, journal
+    // their intent and wait for a slot, or journal an outcome — a slot never idles while a
+    // batch gets ready.
     let concurrency = job.spec.api.concurrency.max(1);
     let mut in_flight: JoinSet<std::result::Result<Materialized, Stop>> = JoinSet::new();
     let mut stop_reason: Option<String> = None;

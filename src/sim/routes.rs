@@ -166,8 +166,8 @@ async fn gate(
     // The injected latency is the API's response time: every answer leaves `latency` after
     // its request arrived, the simulator's own handling included (as a real API's does) —
     // so the handling is done first, and a request a client gives up on is still applied.
-    let answer_at = std::time::Instant::now() + app.faults.latency();
     let started = std::time::Instant::now();
+    let answer_at = started + app.faults.latency();
     let fault = app.faults.roll();
     match fault {
         Fault::ServerError => {
