@@ -84,6 +84,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
         source,
         &mapper,
         pipeline::default_workers(),
+        &std::sync::atomic::AtomicBool::new(false),
         |row, outcome| {
             counts.rows += 1;
             match outcome {

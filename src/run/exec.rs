@@ -194,7 +194,11 @@ impl Shared {
                 body,
             )
             .await
-            .map_err(|e| Stop(e.advice_for_a_run()))?;
+            .map_err(|e| {
+                // Before this request's slot is freed: no other batch may take it and send.
+                self.stopping.store(true, Ordering::SeqCst);
+                Stop(e.advice_for_a_run())
+            })?;
         // The request is answered: its slot is free while the outcome is journaled.
         drop(slot);
         crate::failpoint!("after_send");
@@ -529,6 +533,9 @@ async fn execute_async(
         .map(|m| m.len())
         .ok();
     let counter = Arc::clone(&bytes_read);
+    // Set when the loop is done with the source, whatever is left of it unread.
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let stop_reading = Arc::clone(&reader_stop);
     let reader = std::thread::spawn(move || -> std::result::Result<(), String> {
         let source =
             source::open_counted(&src_spec, &job_dir, counter).map_err(|e| e.to_string())?;
@@ -538,6 +545,7 @@ async fn execute_async(
             source,
             &mapper,
             pipeline::default_workers(),
+            &stop_reading,
             |row, outcome| {
                 if let Some(unit) = batcher.push(row, outcome) {
                     open = tx.blocking_send(unit).is_ok();
@@ -653,6 +661,9 @@ async fn execute_async(
     }
     let checkpoint = ledger.expect("no commit runs after the loop").checkpoint;
     progress.finish();
+    if !source_done {
+        reader_stop.store(true, Ordering::SeqCst);
+    }
     drop(rx);
     let reader_result = tokio::task::spawn_blocking(move || reader.join()).await;
     if stop_reason.is_none() {
