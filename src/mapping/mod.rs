@@ -320,7 +320,11 @@ impl MapperSession<'_> {
         let data = match record.data {
             Ok(d) => d,
             Err(reason) => {
-                return Outcome::Rejected(vec![FieldError::new("source", Rule::Unreadable, reason)]);
+                return Outcome::Rejected(vec![FieldError::new(
+                    "source",
+                    Rule::Unreadable,
+                    reason,
+                )]);
             }
         };
         let m = self.mapper;
