@@ -30,15 +30,73 @@ pub enum Field {
     Weight,
 }
 
-/// The rule a field's value must satisfy.
+/// What a field's value must satisfy (a field has one constraint; breaking it is reported
+/// as one of the `Rule`s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
+enum Constraint {
     Text { max: usize },
     Digits { max: usize },
     Date,
     Integer { min: i64, max: i64 },
     JsonObject,
     Free,
+}
+
+/// The rule a rejected row broke. Its snake_case name is a contract: it is the `rule` of
+/// every error in rejected.jsonl and in `plan --json`, and what `plan` groups rejections by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// `full_name` rendered empty.
+    Required,
+    /// Every contact channel rendered empty.
+    ContactChannel,
+    /// A key that is not a customer field (a customer object as JSON, on the simulator's side).
+    UnknownField,
+    /// A JSON value of the wrong type (a customer object as JSON).
+    Type,
+    /// Longer than the field's limit, in characters (digits for phone-like fields).
+    MaxLength,
+    /// A phone-like field holding something else than digits.
+    DigitsOnly,
+    /// `birthday` that is not a real `yyyy-MM-dd` date.
+    Date,
+    /// An integer field outside its bounds.
+    Range,
+    /// An integer field that does not parse as one.
+    Integer,
+    /// `customize_field` that is not the text of a JSON object.
+    JsonObject,
+    /// The source could not read the record (invalid UTF-8, wrong field count, bad JSON).
+    Unreadable,
+    /// A template or the filter failed to render.
+    Template,
+}
+
+impl Rule {
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Required => "required",
+            Rule::ContactChannel => "contact_channel",
+            Rule::UnknownField => "unknown_field",
+            Rule::Type => "type",
+            Rule::MaxLength => "max_length",
+            Rule::DigitsOnly => "digits_only",
+            Rule::Date => "date",
+            Rule::Range => "range",
+            Rule::Integer => "integer",
+            Rule::JsonObject => "json_object",
+            Rule::Unreadable => "unreadable",
+            Rule::Template => "template",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Field {
@@ -108,38 +166,42 @@ impl Field {
         Field::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    fn rule(self) -> Rule {
+    fn constraint(self) -> Constraint {
         match self {
-            Field::FullName => Rule::Text { max: 255 },
-            Field::FirstName | Field::LastName | Field::BelongSeatUser => Rule::Text { max: 128 },
-            Field::SmsPhone | Field::WhatsAppPhone | Field::ViberPhone => Rule::Digits { max: 30 },
-            Field::Messenger | Field::Instagram | Field::Zalo => Rule::Digits { max: 32 },
-            Field::Line | Field::Country | Field::Email => Rule::Text { max: 50 },
-            Field::Address => Rule::Text { max: 100 },
-            Field::Remark => Rule::Text { max: 2000 },
-            Field::Birthday => Rule::Date,
-            Field::Gender => Rule::Integer { min: 0, max: 1 },
-            Field::Weight => Rule::Integer { min: 1, max: 5 },
-            Field::CustomizeField => Rule::JsonObject,
-            Field::TagStr | Field::TimeZone => Rule::Free,
+            Field::FullName => Constraint::Text { max: 255 },
+            Field::FirstName | Field::LastName | Field::BelongSeatUser => {
+                Constraint::Text { max: 128 }
+            }
+            Field::SmsPhone | Field::WhatsAppPhone | Field::ViberPhone => {
+                Constraint::Digits { max: 30 }
+            }
+            Field::Messenger | Field::Instagram | Field::Zalo => Constraint::Digits { max: 32 },
+            Field::Line | Field::Country | Field::Email => Constraint::Text { max: 50 },
+            Field::Address => Constraint::Text { max: 100 },
+            Field::Remark => Constraint::Text { max: 2000 },
+            Field::Birthday => Constraint::Date,
+            Field::Gender => Constraint::Integer { min: 0, max: 1 },
+            Field::Weight => Constraint::Integer { min: 1, max: 5 },
+            Field::CustomizeField => Constraint::JsonObject,
+            Field::TagStr | Field::TimeZone => Constraint::Free,
         }
     }
 }
 
-/// Why a row did not become a valid customer: the field, a stable rule name (for grouping
-/// and machine use) and a sentence for people.
+/// Why a row did not become a valid customer: the field, the rule (for grouping and
+/// machine use) and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldError {
     pub field: String,
-    pub rule: String,
+    pub rule: Rule,
     pub message: String,
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, rule: &str, message: impl Into<String>) -> FieldError {
+    pub fn new(field: impl Into<String>, rule: Rule, message: impl Into<String>) -> FieldError {
         FieldError {
             field: field.into(),
-            rule: rule.to_string(),
+            rule,
             message: message.into(),
         }
     }
@@ -180,7 +242,7 @@ impl Customer {
         if !has(Field::FullName) && !broke(&errors, Field::FullName) {
             errors.push(FieldError::new(
                 "full_name",
-                "required",
+                Rule::Required,
                 "full_name is required and rendered empty",
             ));
         }
@@ -188,7 +250,7 @@ impl Customer {
         if !any_channel_broken && !Field::CONTACT_CHANNELS.iter().any(|f| has(*f)) {
             errors.push(FieldError::new(
                 "contact",
-                "contact_channel",
+                Rule::ContactChannel,
                 "no contact channel: sms_phone, whats_app_phone, email, viber_phone, messenger, instagram, line and zalo are all empty",
             ));
         }
@@ -211,19 +273,19 @@ impl Customer {
             let Some(field) = Field::from_name(key) else {
                 errors.push(FieldError::new(
                     key.clone(),
-                    "unknown_field",
+                    Rule::UnknownField,
                     format!("{key} is not a customer field"),
                 ));
                 continue;
             };
-            let integer = matches!(field.rule(), Rule::Integer { .. });
+            let integer = matches!(field.constraint(), Constraint::Integer { .. });
             match (value, integer) {
                 (Value::Null, _) => {}
                 (Value::String(s), false) => rendered.push((field, s.clone())),
                 (Value::Number(n), true) if n.is_i64() => rendered.push((field, n.to_string())),
                 _ => errors.push(FieldError::new(
                     key.clone(),
-                    "type",
+                    Rule::Type,
                     format!(
                         "{key} must be {}",
                         if integer { "an integer" } else { "a string" }
@@ -276,25 +338,25 @@ impl Serialize for Customer {
 
 fn check(field: Field, text: String) -> Result<FieldValue, FieldError> {
     let name = field.name();
-    match field.rule() {
-        Rule::Free => Ok(FieldValue::Text(text)),
-        Rule::Text { max } => {
+    match field.constraint() {
+        Constraint::Free => Ok(FieldValue::Text(text)),
+        Constraint::Text { max } => {
             let n = text.chars().count();
             if n > max {
                 Err(FieldError::new(
                     name,
-                    "max_length",
+                    Rule::MaxLength,
                     format!("{name} is {n} characters long; the limit is {max}"),
                 ))
             } else {
                 Ok(FieldValue::Text(text))
             }
         }
-        Rule::Digits { max } => {
+        Constraint::Digits { max } => {
             if let Some(bad) = text.chars().find(|c| !c.is_ascii_digit()) {
                 return Err(FieldError::new(
                     name,
-                    "digits_only",
+                    Rule::DigitsOnly,
                     format!(
                         "{name} {text:?} must hold digits only (found {bad:?}); the phone() or digits filter cleans numbers"
                     ),
@@ -304,44 +366,44 @@ fn check(field: Field, text: String) -> Result<FieldValue, FieldError> {
             if n > max {
                 Err(FieldError::new(
                     name,
-                    "max_length",
+                    Rule::MaxLength,
                     format!("{name} has {n} digits; the limit is {max}"),
                 ))
             } else {
                 Ok(FieldValue::Text(text))
             }
         }
-        Rule::Date => {
+        Constraint::Date => {
             if is_real_iso_date(&text) {
                 Ok(FieldValue::Text(text))
             } else {
                 Err(FieldError::new(
                     name,
-                    "date",
+                    Rule::Date,
                     format!(
                         "{name} {text:?} is not a real date in yyyy-MM-dd form; date('<input format>') reformats"
                     ),
                 ))
             }
         }
-        Rule::Integer { min, max } => match text.trim().parse::<i64>() {
+        Constraint::Integer { min, max } => match text.trim().parse::<i64>() {
             Ok(i) if (min..=max).contains(&i) => Ok(FieldValue::Int(i)),
             Ok(i) => Err(FieldError::new(
                 name,
-                "range",
+                Rule::Range,
                 format!("{name} is {i}; it must be between {min} and {max}"),
             )),
             Err(_) => Err(FieldError::new(
                 name,
-                "integer",
+                Rule::Integer,
                 format!("{name} {text:?} is not an integer between {min} and {max}"),
             )),
         },
-        Rule::JsonObject => match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+        Constraint::JsonObject => match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
             Ok(_) if text.trim_start().starts_with('{') => Ok(FieldValue::Text(text)),
             _ => Err(FieldError::new(
                 name,
-                "json_object",
+                Rule::JsonObject,
                 format!("{name} must be the text of a JSON object"),
             )),
         },
@@ -375,12 +437,61 @@ mod tests {
     fn rules(r: Result<Customer, Vec<FieldError>>) -> Vec<(String, String)> {
         r.unwrap_err()
             .into_iter()
-            .map(|e| (e.field, e.rule))
+            .map(|e| (e.field, e.rule.to_string()))
             .collect()
     }
 
     fn pair(f: &str, r: &str) -> (String, String) {
         (f.to_string(), r.to_string())
+    }
+
+    /// Every rule's wire name, written out: rejected.jsonl and `plan --json` carry these.
+    const WIRE_NAMES: [(Rule, &str); 12] = [
+        (Rule::Required, "required"),
+        (Rule::ContactChannel, "contact_channel"),
+        (Rule::UnknownField, "unknown_field"),
+        (Rule::Type, "type"),
+        (Rule::MaxLength, "max_length"),
+        (Rule::DigitsOnly, "digits_only"),
+        (Rule::Date, "date"),
+        (Rule::Range, "range"),
+        (Rule::Integer, "integer"),
+        (Rule::JsonObject, "json_object"),
+        (Rule::Unreadable, "unreadable"),
+        (Rule::Template, "template"),
+    ];
+
+    #[test]
+    fn every_rule_keeps_its_wire_name() {
+        for (rule, name) in WIRE_NAMES {
+            // A new variant stops this match compiling until it is added to WIRE_NAMES.
+            match rule {
+                Rule::Required
+                | Rule::ContactChannel
+                | Rule::UnknownField
+                | Rule::Type
+                | Rule::MaxLength
+                | Rule::DigitsOnly
+                | Rule::Date
+                | Rule::Range
+                | Rule::Integer
+                | Rule::JsonObject
+                | Rule::Unreadable
+                | Rule::Template => {}
+            }
+            assert_eq!(serde_json::to_string(&rule).unwrap(), format!("\"{name}\""));
+            assert_eq!(
+                serde_json::from_str::<Rule>(&format!("\"{name}\"")).unwrap(),
+                rule
+            );
+            assert_eq!(rule.as_str(), name);
+            assert_eq!(rule.to_string(), name);
+        }
+        let e = FieldError::new("birthday", Rule::Date, "not a date");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"field":"birthday","rule":"date","message":"not a date"}"#
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::customer::Customer;
+use crate::customer::{Customer, Rule};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::job::model::JobKind;
@@ -36,7 +36,7 @@ pub struct Counts {
 #[derive(Debug, Serialize)]
 pub struct ReasonGroup {
     pub field: String,
-    pub rule: String,
+    pub rule: Rule,
     pub count: u64,
     /// The first few rows, in order.
     pub example_rows: Vec<u64>,
@@ -79,7 +79,9 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
 
     let mut counts = Counts::default();
     let mut preview = Vec::new();
-    let mut groups: BTreeMap<(String, String), ReasonGroup> = BTreeMap::new();
+    // Keyed by the rule's wire name, not the enum, so groups that tie on count and rows
+    // keep the alphabetical order they always had.
+    let mut groups: BTreeMap<(String, &'static str), ReasonGroup> = BTreeMap::new();
     pipeline::map_in_order(
         source,
         &mapper,
@@ -99,10 +101,10 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
                     counts.rejected += 1;
                     for e in errors {
                         let g = groups
-                            .entry((e.field.clone(), e.rule.clone()))
+                            .entry((e.field.clone(), e.rule.as_str()))
                             .or_insert_with(|| ReasonGroup {
                                 field: e.field.clone(),
-                                rule: e.rule.clone(),
+                                rule: e.rule,
                                 count: 0,
                                 example_rows: Vec::new(),
                                 example: e.message.clone(),

@@ -9,7 +9,7 @@
 //! of batch_create (12148) are answers, returned to the caller.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -213,9 +213,22 @@ pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> 
 /// The longest `Retry-After` we wait for one attempt.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
+/// Makes rustls's `ring` provider the process default, once. reqwest is built with
+/// `rustls-no-provider` (so no aws-lc-rs, no cmake, no C build) and then panics when it
+/// builds any client, even a plain-http one, unless a provider is installed. `Client::new`
+/// calls this; code that builds a `reqwest::Client` of its own (tests) calls it first.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // An error means another provider was installed first; reqwest uses that one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ApiError> {
         super::check_base_url(&cfg.base_url).map_err(ApiError::Config)?;
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
@@ -516,6 +529,15 @@ mod tests {
     #[test]
     fn app_keys_are_url_encoded() {
         assert_eq!(urlencode("46oKF=os"), "46oKF%3Dos");
+    }
+
+    /// reqwest panics when it builds a client with no rustls provider installed: this
+    /// fails if `Client::new` stopped installing ring.
+    #[test]
+    fn an_https_client_builds_with_the_ring_provider() {
+        let cfg = ClientConfig::new("https://api.example.com", "key", Secret::new("secret"));
+        Client::new(cfg).expect("an https client builds");
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
     }
 
     #[test]

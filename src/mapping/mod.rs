@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 use self::direct::{Condition, Direct};
 pub use self::row_value::row_value;
 pub use self::template_set::TemplateSet;
-use crate::customer::{Customer, Field, FieldError};
+use crate::customer::{Customer, Field, FieldError, Rule};
 use crate::source::Record;
 
 /// What became of one source row.
@@ -320,7 +320,11 @@ impl MapperSession<'_> {
         let data = match record.data {
             Ok(d) => d,
             Err(reason) => {
-                return Outcome::Rejected(vec![FieldError::new("source", "unreadable", reason)]);
+                return Outcome::Rejected(vec![FieldError::new(
+                    "source",
+                    Rule::Unreadable,
+                    reason,
+                )]);
             }
         };
         let m = self.mapper;
@@ -392,7 +396,7 @@ impl MapperSession<'_> {
                 Err(e) => {
                     return Outcome::Rejected(vec![FieldError::new(
                         "filter",
-                        "template",
+                        Rule::Template,
                         format!("the filter failed: {}", describe_error(&e)),
                     )]);
                 }
@@ -415,7 +419,7 @@ impl MapperSession<'_> {
                 Ok(s) => rendered.push((field, s)),
                 Err(e) => errors.push(FieldError::new(
                     field.name(),
-                    "template",
+                    Rule::Template,
                     format!("{}: {}", field.name(), describe_error(&e)),
                 )),
             }
@@ -427,7 +431,7 @@ impl MapperSession<'_> {
                 let had_render_errors = !errors.is_empty();
                 errors.extend(rule_errors.into_iter().filter(|e| {
                     // A field that failed to render is not also "required" or "missing".
-                    !(had_render_errors && (e.rule == "required" || e.rule == "contact_channel"))
+                    !(had_render_errors && matches!(e.rule, Rule::Required | Rule::ContactChannel))
                 }));
                 Outcome::Rejected(errors)
             }
@@ -528,7 +532,9 @@ mod tests {
             Outcome::Skipped => "skipped".into(),
             Outcome::Rejected(e) => format!(
                 "rejected {:?}",
-                e.iter().map(|e| (&e.field, &e.rule)).collect::<Vec<_>>()
+                e.iter()
+                    .map(|e| (&e.field, e.rule.as_str()))
+                    .collect::<Vec<_>>()
             ),
         }
     }

@@ -55,24 +55,24 @@ fn request(customers: &[Customer], merge: u8, strict: bool) -> BatchCreateReques
     }
 }
 
-async fn stats(sim: &Sim) -> Value {
-    let text = reqwest::get(format!("{}/__sim/stats", sim.base_url()))
+/// GET a simulator view as text, with a plain reqwest client (which needs the rustls
+/// provider that `Client::new` would otherwise install).
+async fn get_text(sim: &Sim, path: &str) -> String {
+    cdpjob::api::client::install_crypto_provider();
+    reqwest::get(format!("{}{path}", sim.base_url()))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
+        .unwrap()
+}
+
+async fn stats(sim: &Sim) -> Value {
+    serde_json::from_str(&get_text(sim, "/__sim/stats").await).unwrap()
 }
 
 async fn sim_customers(sim: &Sim) -> Vec<Value> {
-    let text = reqwest::get(format!("{}/__sim/customers", sim.base_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&get_text(sim, "/__sim/customers").await).unwrap()
 }
 
 #[tokio::test]
@@ -713,12 +713,7 @@ async fn ids_above_2_pow_53_are_exact_end_to_end() {
         assert_eq!(listed, ids);
         assert_eq!(page.paging.after, Some(start + 1));
         // And as the raw text on the wire, digit for digit.
-        let raw = reqwest::get(format!("{}/__sim/customers", sim.base_url()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let raw = get_text(&sim, "/__sim/customers").await;
         assert!(raw.contains(&format!("\"id\":{start}")), "{raw}");
     }
     // Time-based ids are all above 2^53 too.

@@ -110,6 +110,7 @@ impl SimProcess {
     /// GET a `/__sim/…` view as JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
         let url = format!("{}{path}", self.url);
+        cdpjob::api::client::install_crypto_provider();
         let text = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -105,6 +105,7 @@ fn sim_serves_on_an_ephemeral_port_and_stops_on_sigterm() {
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("{line}"));
+    cdpjob::api::client::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stats = rt.block_on(async {
         reqwest::get(format!("{url}/__sim/stats"))
