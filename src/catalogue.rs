@@ -14,6 +14,7 @@ use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Result};
 use crate::job::yaml::{self, PositionIndex, pointer_segment};
 use crate::job::{Job, JobErrors};
+use crate::suggest;
 
 /// One field as `fields` shows it: the definition plus its type in words and its options.
 #[derive(Debug, Clone, Serialize)]
@@ -247,17 +248,12 @@ fn unknown(
     custom: &[&Field],
     job: &Job,
 ) -> Diagnostic {
-    let nearest = custom
-        .iter()
-        .map(|f| (strsim::osa_distance(name, &f.def.name), &f.def.name))
-        .min();
+    let nearest = suggest::closest(name, custom.iter().map(|f| f.def.name.as_str()));
     let mut message = format!(
         "`{name}` is not a custom field of tenant {}",
         job.spec.api.tenant_id
     );
-    if let Some((d, n)) = nearest
-        && d <= 1
-    {
+    if let Some(n) = nearest {
         let _ = write!(message, "; did you mean `{n}`?");
     }
     let known = custom

@@ -22,3 +22,4 @@ pub mod run;
 pub mod secret;
 pub mod sim;
 pub mod source;
+pub mod suggest;

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::job::model::OutputFormat;
+use crate::suggest;
 
 /// The customer fields of a query answer (CDP-API §5), in the order a default CSV uses.
 /// `tags` (a list) and `customize_field` (JSON text) are not scalar and must be asked for.
@@ -59,18 +60,8 @@ pub fn check_column(name: &str) -> Result<(), String> {
         ));
     }
     let known = SCALAR_FIELDS.iter().chain(OTHER_FIELDS);
-    // batch_create's spelling is the usual slip: the query answer says `whatsApp_phone`.
-    let suggestion = if name == "whats_app_phone" {
-        Some("whatsApp_phone")
-    } else {
-        known
-            .clone()
-            .map(|k| (strsim::jaro_winkler(name, k), *k))
-            .filter(|(score, _)| *score > 0.85)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, k)| k)
-    };
-    Err(match suggestion {
+    // batch_create's spelling `whats_app_phone` is the usual slip: case and one `_` away.
+    Err(match suggest::closest(name, known.clone().copied()) {
         Some(s) => format!("unknown column `{name}`; did you mean `{s}`?"),
         None => format!(
             "unknown column `{name}`; a column is one of {}, or a custom field such as customize_1_14",

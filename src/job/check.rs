@@ -13,6 +13,7 @@ use crate::customer::Field;
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::mapping::{Mapper, TemplateProblem, TemplateSet};
 use crate::source::{self, CsvOptions};
+use crate::suggest;
 
 pub fn semantic(p: &Parsed<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -194,10 +195,7 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
         if names.iter().any(|n| n == &col) {
             continue;
         }
-        let near = names
-            .iter()
-            .filter(|n| strsim::jaro_winkler(n, &col) > 0.8)
-            .max_by(|a, b| strsim::jaro_winkler(a, &col).total_cmp(&strsim::jaro_winkler(b, &col)));
+        let near = suggest::closest(&col, names.iter().map(String::as_str));
         let problem = TemplateProblem {
             pointer: pointer.clone(),
             range: p

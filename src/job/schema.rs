@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::yaml::PositionIndex;
 use crate::diagnostic::Diagnostic;
+use crate::suggest;
 
 /// The schema text, exactly as shipped in `schemas/`.
 pub const SCHEMA_TEXT: &str = include_str!("../../schemas/job.schema.json");
@@ -95,13 +96,7 @@ fn describe(error: &ValidationError<'_>, index: &PositionIndex) -> Vec<Diagnosti
                     index.key_of(&pointer),
                     format!("unknown key `{key}` {place}"),
                 );
-                let near = allowed
-                    .iter()
-                    .filter(|a| strsim::jaro_winkler(a, key) > 0.85)
-                    .max_by(|a, b| {
-                        strsim::jaro_winkler(a, key).total_cmp(&strsim::jaro_winkler(b, key))
-                    });
-                d = match near {
+                d = match suggest::closest(key, allowed.iter().copied()) {
                     Some(near) => d.with_hint(format!("did you mean `{near}`?")),
                     None if !allowed.is_empty() => {
                         d.with_hint(format!("allowed keys: {}", allowed.join(", ")))
