@@ -23,3 +23,4 @@ pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod suggest;
+pub mod template;

@@ -11,9 +11,10 @@ use super::Parsed;
 use super::schema::display_path;
 use crate::customer::Field;
 use crate::diagnostic::{Diagnostic, Pos};
-use crate::mapping::{Mapper, TemplateProblem, TemplateSet};
+use crate::mapping::Mapper;
 use crate::source::{self, CsvOptions};
 use crate::suggest;
+use crate::template::{TemplateProblem, TemplateSet};
 
 pub fn semantic(p: &Parsed<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
