@@ -12,8 +12,9 @@ use crate::api::connect;
 use crate::api::wire::FieldDef;
 use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Result};
-use crate::job::yaml::{self, PositionIndex, pointer_segment};
+use crate::job::yaml::{self, PositionIndex};
 use crate::job::{Job, JobErrors};
+use crate::pointer;
 use crate::suggest;
 
 /// One field as `fields` shows it: the definition plus its type in words and its options.
@@ -194,7 +195,7 @@ pub fn check_job(job: &Job, fields: &[Field]) -> Vec<Diagnostic> {
         .and_then(Value::as_object)
     {
         for (key, value) in map {
-            let ptr = format!("/mapping/customize_field/{}", pointer_segment(key));
+            let ptr = format!("/mapping/customize_field/{}", pointer::segment(key));
             let Some(field) = custom.iter().find(|f| f.def.name == *key) else {
                 out.push(unknown(&index, &ptr, key, &custom, job));
                 continue;

@@ -17,6 +17,7 @@ pub mod job;
 pub mod mapping;
 pub mod pipeline;
 pub mod plan;
+pub mod pointer;
 pub mod query;
 pub mod run;
 pub mod secret;

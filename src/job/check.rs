@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::Parsed;
-use super::schema::display_path;
 use crate::customer::Field;
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::mapping::Mapper;
+use crate::pointer;
 use crate::source::{self, CsvOptions};
 use crate::suggest;
 use crate::template::{TemplateProblem, TemplateSet};
@@ -52,7 +52,7 @@ fn template_pos(p: &Parsed<'_>, problem: &TemplateProblem) -> Pos {
 }
 
 fn template_diag(p: &Parsed<'_>, problem: &TemplateProblem) -> Diagnostic {
-    let field = display_path(&problem.pointer);
+    let field = pointer::display(&problem.pointer);
     Diagnostic::new(
         template_pos(p, problem),
         format!("`{field}`: {}", problem.message),

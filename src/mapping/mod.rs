@@ -16,6 +16,7 @@ use minijinja::{Environment, Template};
 use serde_json::Value as Json;
 
 use crate::customer::{Customer, Field, FieldError};
+use crate::pointer;
 use crate::source::Record;
 use crate::template::direct::{Condition, Direct};
 use crate::template::{TemplateProblem, TemplateSet, describe_error, row_value};
@@ -131,7 +132,7 @@ impl Mapper {
                 Json::Object(entries) => {
                     let mut out = Vec::new();
                     for (k, v) in entries {
-                        let p = format!("{ptr}/{}", crate::job::yaml::pointer_segment(k));
+                        let p = format!("{ptr}/{}", pointer::segment(k));
                         match v {
                             Json::String(s) => {
                                 if let Some(i) = slot(&mut set, p, s) {
