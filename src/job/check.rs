@@ -263,7 +263,7 @@ fn check_columns(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     }
     for (i, column) in columns.iter().enumerate() {
         if let Some(name) = column.as_str()
-            && let Err(message) = crate::export::format::check_column(name)
+            && let Err(message) = crate::api::wire::check_query_column(name)
         {
             out.push(Diagnostic::new(
                 p.index.value_of(&format!("/output/columns/{i}")),
