@@ -12,8 +12,10 @@ use crate::api::connect;
 use crate::api::wire::FieldDef;
 use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Result};
-use crate::job::yaml::{self, PositionIndex, pointer_segment};
+use crate::job::yaml::{self, PositionIndex};
 use crate::job::{Job, JobErrors};
+use crate::pointer;
+use crate::suggest;
 
 /// One field as `fields` shows it: the definition plus its type in words and its options.
 #[derive(Debug, Clone, Serialize)]
@@ -193,7 +195,7 @@ pub fn check_job(job: &Job, fields: &[Field]) -> Vec<Diagnostic> {
         .and_then(Value::as_object)
     {
         for (key, value) in map {
-            let ptr = format!("/mapping/customize_field/{}", pointer_segment(key));
+            let ptr = format!("/mapping/customize_field/{}", pointer::segment(key));
             let Some(field) = custom.iter().find(|f| f.def.name == *key) else {
                 out.push(unknown(&index, &ptr, key, &custom, job));
                 continue;
@@ -247,17 +249,12 @@ fn unknown(
     custom: &[&Field],
     job: &Job,
 ) -> Diagnostic {
-    let nearest = custom
-        .iter()
-        .map(|f| (strsim::osa_distance(name, &f.def.name), &f.def.name))
-        .min();
+    let nearest = suggest::closest(name, custom.iter().map(|f| f.def.name.as_str()));
     let mut message = format!(
         "`{name}` is not a custom field of tenant {}",
         job.spec.api.tenant_id
     );
-    if let Some((d, n)) = nearest
-        && d <= 1
-    {
+    if let Some(n) = nearest {
         let _ = write!(message, "; did you mean `{n}`?");
     }
     let known = custom

@@ -1,8 +1,20 @@
 //! A problem at a place in a file, rendered as `path:LINE:COL: message` with the offending
 //! line and a caret, the way compilers do, so editors and terminals can jump to it.
+//!
+//! Positions count characters (an editor's "go to column" does), but a terminal shows
+//! columns: a CJK character takes two, a combining mark none, a tab up to the next tab stop.
+//! So the echoed line has its tabs expanded and the caret is placed and sized by display
+//! width, or it would drift left of a Chinese template value by one column per character.
 
 use std::fmt::Write as _;
 use std::path::Path;
+
+use unicode_width::UnicodeWidthStr;
+
+/// Tab stops in the echoed line: every 4 columns, counted from the start of the line (not
+/// of the terminal, which the `N | ` gutter shifts), so the caret line can be built from the
+/// same expanded text.
+pub const TAB_STOP: usize = 4;
 
 /// A 1-based line and 1-based column, counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,22 +78,49 @@ impl Diagnostic {
             let pad = " ".repeat(gutter.len());
             let line = line.trim_end_matches('\r');
             let skip = self.pos.col.saturating_sub(1);
+            let before: String = line.chars().take(skip).collect();
+            // A column past the end of the line (a missing value) still gets its caret there.
+            let past_end = skip.saturating_sub(before.chars().count());
             // Underline the word at the column; a key's trailing `:` is not part of it.
             let word: String = line
                 .chars()
                 .skip(skip)
                 .take_while(|c| !c.is_whitespace())
                 .collect();
-            let caret_len = word.trim_end_matches(':').chars().count().clamp(1, 60);
+            let word = word.trim_end_matches(':');
+            let offset = expand_tabs(&before).width() + past_end;
+            let caret_len = word.width().clamp(1, 60);
             let _ = writeln!(out, "{pad} |");
-            let _ = writeln!(out, "{gutter} | {line}");
-            let _ = writeln!(out, "{pad} | {}{}", " ".repeat(skip), "^".repeat(caret_len));
+            let _ = writeln!(out, "{gutter} | {}", expand_tabs(line));
+            let _ = writeln!(
+                out,
+                "{pad} | {}{}",
+                " ".repeat(offset),
+                "^".repeat(caret_len)
+            );
         }
         if let Some(hint) = &self.hint {
             let _ = writeln!(out, "  = hint: {hint}");
         }
         out
     }
+}
+
+/// `text` with each tab replaced by the spaces up to the next [`TAB_STOP`].
+fn expand_tabs(text: &str) -> String {
+    if !text.contains('\t') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\t' {
+            let n = TAB_STOP - out.width() % TAB_STOP;
+            out.extend(std::iter::repeat_n(' ', n));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -97,5 +136,41 @@ mod tests {
             text,
             "jobs/x.yaml:2:3: unknown key `bogus`\n  |\n2 |   bogus: 1\n  |   ^^^^^\n  = hint: allowed keys: a, b\n"
         );
+    }
+
+    /// `line`'s diagnostic at `col`, reduced to its echoed line and caret line.
+    fn snippet(line: &str, col: usize) -> (String, String) {
+        let text = Diagnostic::new(Pos { line: 1, col }, "m".into()).render(Path::new("f"), line);
+        let lines: Vec<&str> = text.lines().collect();
+        (lines[2].to_string(), lines[3].to_string())
+    }
+
+    #[test]
+    fn the_caret_sits_under_cjk_text_by_display_width() {
+        // `bogus` is the 8th character but starts at screen column 12: 客户名字 are 2 wide.
+        let (echo, caret) = snippet("a: 客户名字bogus x", 8);
+        assert_eq!(echo, "1 | a: 客户名字bogus x");
+        assert_eq!(caret, "  |            ^^^^^");
+        // A wide word is underlined across its full width.
+        let (_, caret) = snippet("a: 客户 x", 4);
+        assert_eq!(caret, "  |    ^^^^");
+    }
+
+    #[test]
+    fn tabs_are_expanded_to_the_next_stop_in_the_line_and_the_caret() {
+        // `a\t` reaches column 4; `\t` after `bc` (column 6) reaches column 8.
+        let (echo, caret) = snippet("a\tbc\tbogus", 6);
+        assert_eq!(echo, "1 | a   bc  bogus");
+        assert_eq!(caret, "  |         ^^^^^");
+        // A tab after a wide character counts the character's two columns.
+        let (echo, caret) = snippet("名\tx", 3);
+        assert_eq!(echo, "1 | 名  x");
+        assert_eq!(caret, "  |     ^");
+    }
+
+    #[test]
+    fn a_column_past_the_end_of_the_line_gets_a_caret_there() {
+        let (_, caret) = snippet("名:", 4);
+        assert_eq!(caret, "  |     ^");
     }
 }

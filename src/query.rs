@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::api::wire::is_api_datetime;
 use crate::job::Job;
-use crate::job::schema::display_path;
-use crate::mapping::{TemplateSet, describe_error};
+use crate::pointer::display as display_path;
+use crate::template::{TemplateSet, describe_error};
 
 /// The template context of an export run.
 #[derive(Debug, Clone)]

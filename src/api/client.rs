@@ -17,12 +17,11 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use super::sign::{self, ACTION, BIZ_TYPE, SignedHeaders};
+use super::sign::{self, ACTION, BIZ_TYPE, SignAlgorithm, SignedHeaders};
 use super::wire::{
     BATCH_CREATE_PATH, BatchCreateRequest, BatchCreateResult, Envelope, FIELDS_PATH, FieldDef,
     QUERY_PATH, QueryResult,
 };
-use crate::job::model::SignAlgorithm;
 use crate::secret::Secret;
 
 /// The code batch_create answers when an assigned agent does not exist.

@@ -2,10 +2,19 @@
 //! body bytes and the secret.
 
 use md5::Md5;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::job::model::SignAlgorithm;
 use crate::secret::Secret;
+
+/// The digest of the signature (`api.sign_algorithm` in a job, the `algorithm` header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignAlgorithm {
+    #[default]
+    Md5,
+    Sha256,
+}
 
 /// The CDP customer API's fixed header values.
 pub const BIZ_TYPE: &str = "2";

@@ -1,10 +1,12 @@
-//! The API's request and response bodies as typed structs (CDP-API §3–§6). Ids are 64-bit
+//! The API's request and response bodies as typed structs (CDP-API §3–§6), and which
+//! fields a query answer carries (what an export may name as columns). Ids are 64-bit
 //! integers all the way: serde_json keeps integers exact, never as floats.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::customer::Customer;
+use crate::suggest;
 
 pub const BATCH_CREATE_PATH: &str = "/saas/cdp/openapi/customers/batch_create";
 pub const QUERY_PATH: &str = "/saas/cdp/openapi/customers/query";
@@ -13,6 +15,82 @@ pub const FIELDS_PATH: &str = "/saas/cdp/openapi/customers/fields";
 /// The API's `yyyy-MM-dd HH:mm:ss` (query `start_time`/`end_time`), a real date and time.
 pub fn is_api_datetime(s: &str) -> bool {
     s.len() == 19 && jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).is_ok()
+}
+
+/// The customer fields of a query answer (CDP-API §5), in the order a default CSV uses.
+/// `tags` (a list) and `customize_field` (JSON text) are not scalar and must be asked for.
+pub const QUERY_SCALAR_FIELDS: &[&str] = &[
+    "id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "whatsApp_phone",
+    "sms_phone",
+    "viber_phone",
+    "line",
+    "messenger",
+    "instagram",
+    "email",
+    "country",
+    "birthday",
+    "remark",
+    "gender",
+    "weight",
+    "source_type",
+    "source_channel_key",
+    "status",
+    "whatApp_subscribe",
+    "sms_subscribe",
+    "tenant_id",
+    "created_at",
+    "updated_at",
+];
+
+/// Columns that are not in [`QUERY_SCALAR_FIELDS`] but may be chosen: the two nested ones, and
+/// batch_create fields the query documentation does not list but an answer may carry.
+const QUERY_OTHER_FIELDS: &[&str] = &[
+    "tags",
+    "customize_field",
+    "zalo",
+    "address",
+    "time_zone",
+    "belong_seat_user",
+];
+
+/// Whether an export column names something a query answer has: one of its fields, or one
+/// custom field (`customize_<type>_<n>`, read out of `customize_field`).
+pub fn check_query_column(name: &str) -> Result<(), String> {
+    if QUERY_SCALAR_FIELDS.contains(&name)
+        || QUERY_OTHER_FIELDS.contains(&name)
+        || is_custom_field(name)
+    {
+        return Ok(());
+    }
+    if name.starts_with("customize_") {
+        return Err(format!(
+            "unknown column `{name}`: a custom field is named customize_<type>_<n>, e.g. customize_1_14 (`cdpjob fields JOB` lists them)"
+        ));
+    }
+    let known = QUERY_SCALAR_FIELDS.iter().chain(QUERY_OTHER_FIELDS);
+    // batch_create's spelling `whats_app_phone` is the usual slip: case and one `_` away.
+    Err(match suggest::closest(name, known.clone().copied()) {
+        Some(s) => format!("unknown column `{name}`; did you mean `{s}`?"),
+        None => format!(
+            "unknown column `{name}`; a column is one of {}, or a custom field such as customize_1_14",
+            known.copied().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// `customize_<type>_<n>`: one custom field, which an answer carries inside `customize_field`.
+pub fn is_custom_field(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("customize_") else {
+        return false;
+    };
+    let mut parts = rest.split('_');
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
 /// Every response: `{"code", "message", "traceId", "data"}`.
@@ -123,5 +201,26 @@ mod tests {
             assert_eq!(q.customer_list[0]["id"].as_i64(), Some(id));
             assert!(serde_json::to_string(&q).unwrap().contains(&id.to_string()));
         }
+    }
+
+    #[test]
+    fn columns_are_checked_with_a_suggestion() {
+        assert!(check_query_column("whatsApp_phone").is_ok());
+        assert!(check_query_column("customize_4_52").is_ok());
+        assert!(check_query_column("tags").is_ok());
+        assert_eq!(
+            check_query_column("whats_app_phone").unwrap_err(),
+            "unknown column `whats_app_phone`; did you mean `whatsApp_phone`?"
+        );
+        assert!(
+            check_query_column("full_nme")
+                .unwrap_err()
+                .contains("`full_name`")
+        );
+        assert!(
+            check_query_column("customize_x")
+                .unwrap_err()
+                .contains("custom field")
+        );
     }
 }

@@ -5,89 +5,10 @@
 
 use serde_json::Value;
 
+// Which columns a query answer has is the API's knowledge; the default CSV uses its order.
+pub use crate::api::wire::QUERY_SCALAR_FIELDS as SCALAR_FIELDS;
+use crate::api::wire::is_custom_field;
 use crate::job::model::OutputFormat;
-
-/// The customer fields of a query answer (CDP-API §5), in the order a default CSV uses.
-/// `tags` (a list) and `customize_field` (JSON text) are not scalar and must be asked for.
-pub const SCALAR_FIELDS: &[&str] = &[
-    "id",
-    "first_name",
-    "last_name",
-    "full_name",
-    "whatsApp_phone",
-    "sms_phone",
-    "viber_phone",
-    "line",
-    "messenger",
-    "instagram",
-    "email",
-    "country",
-    "birthday",
-    "remark",
-    "gender",
-    "weight",
-    "source_type",
-    "source_channel_key",
-    "status",
-    "whatApp_subscribe",
-    "sms_subscribe",
-    "tenant_id",
-    "created_at",
-    "updated_at",
-];
-
-/// Columns that are not in [`SCALAR_FIELDS`] but may be chosen: the two nested ones, and
-/// batch_create fields the query documentation does not list but an answer may carry.
-const OTHER_FIELDS: &[&str] = &[
-    "tags",
-    "customize_field",
-    "zalo",
-    "address",
-    "time_zone",
-    "belong_seat_user",
-];
-
-/// Whether a column names something a customer has: a field of the query answer, or one
-/// custom field (`customize_<type>_<n>`, read out of `customize_field`).
-pub fn check_column(name: &str) -> Result<(), String> {
-    if SCALAR_FIELDS.contains(&name) || OTHER_FIELDS.contains(&name) || is_custom_field(name) {
-        return Ok(());
-    }
-    if name.starts_with("customize_") {
-        return Err(format!(
-            "unknown column `{name}`: a custom field is named customize_<type>_<n>, e.g. customize_1_14 (`cdpjob fields JOB` lists them)"
-        ));
-    }
-    let known = SCALAR_FIELDS.iter().chain(OTHER_FIELDS);
-    // batch_create's spelling is the usual slip: the query answer says `whatsApp_phone`.
-    let suggestion = if name == "whats_app_phone" {
-        Some("whatsApp_phone")
-    } else {
-        known
-            .clone()
-            .map(|k| (strsim::jaro_winkler(name, k), *k))
-            .filter(|(score, _)| *score > 0.85)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, k)| k)
-    };
-    Err(match suggestion {
-        Some(s) => format!("unknown column `{name}`; did you mean `{s}`?"),
-        None => format!(
-            "unknown column `{name}`; a column is one of {}, or a custom field such as customize_1_14",
-            known.copied().collect::<Vec<_>>().join(", ")
-        ),
-    })
-}
-
-fn is_custom_field(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("customize_") else {
-        return false;
-    };
-    let mut parts = rest.split('_');
-    let digits =
-        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
-    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
-}
 
 /// Turns pages of customers into the bytes of the output file.
 #[derive(Debug, Clone)]
@@ -250,26 +171,5 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with(r#"{"id":1214631327620775936,"full_name":"Lee, \"Ann\"""#));
         assert_eq!(serde_json::from_str::<Value>(lines[0]).unwrap(), customer());
-    }
-
-    #[test]
-    fn columns_are_checked_with_a_suggestion() {
-        assert!(check_column("whatsApp_phone").is_ok());
-        assert!(check_column("customize_4_52").is_ok());
-        assert!(check_column("tags").is_ok());
-        assert_eq!(
-            check_column("whats_app_phone").unwrap_err(),
-            "unknown column `whats_app_phone`; did you mean `whatsApp_phone`?"
-        );
-        assert!(
-            check_column("full_nme")
-                .unwrap_err()
-                .contains("`full_name`")
-        );
-        assert!(
-            check_column("customize_x")
-                .unwrap_err()
-                .contains("custom field")
-        );
     }
 }

@@ -8,11 +8,13 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::Parsed;
-use super::schema::display_path;
 use crate::customer::Field;
 use crate::diagnostic::{Diagnostic, Pos};
-use crate::mapping::{Mapper, TemplateProblem, TemplateSet};
+use crate::mapping::Mapper;
+use crate::pointer;
 use crate::source::{self, CsvOptions};
+use crate::suggest;
+use crate::template::{TemplateProblem, TemplateSet};
 
 pub fn semantic(p: &Parsed<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -50,7 +52,7 @@ fn template_pos(p: &Parsed<'_>, problem: &TemplateProblem) -> Pos {
 }
 
 fn template_diag(p: &Parsed<'_>, problem: &TemplateProblem) -> Diagnostic {
-    let field = display_path(&problem.pointer);
+    let field = pointer::display(&problem.pointer);
     Diagnostic::new(
         template_pos(p, problem),
         format!("`{field}`: {}", problem.message),
@@ -194,10 +196,7 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
         if names.iter().any(|n| n == &col) {
             continue;
         }
-        let near = names
-            .iter()
-            .filter(|n| strsim::jaro_winkler(n, &col) > 0.8)
-            .max_by(|a, b| strsim::jaro_winkler(a, &col).total_cmp(&strsim::jaro_winkler(b, &col)));
+        let near = suggest::closest(&col, names.iter().map(String::as_str));
         let problem = TemplateProblem {
             pointer: pointer.clone(),
             range: p
@@ -264,7 +263,7 @@ fn check_columns(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     }
     for (i, column) in columns.iter().enumerate() {
         if let Some(name) = column.as_str()
-            && let Err(message) = crate::export::format::check_column(name)
+            && let Err(message) = crate::api::wire::check_query_column(name)
         {
             out.push(Diagnostic::new(
                 p.index.value_of(&format!("/output/columns/{i}")),

@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+// The parts of a job that belong to a lower layer are defined there, so that layer does not
+// depend on jobs; they are re-exported here because a job file is where a user meets them.
+pub use crate::api::sign::SignAlgorithm;
+pub use crate::source::spec::{SourceKind, SourceSpec};
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
@@ -73,50 +78,6 @@ pub struct ApiSpec {
     pub concurrency: usize,
     #[serde(default)]
     pub requests_per_second: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignAlgorithm {
-    #[default]
-    Md5,
-    Sha256,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceSpec {
-    #[serde(rename = "type")]
-    pub kind: SourceKind,
-    pub path: String,
-    #[serde(default = "default_delimiter")]
-    pub delimiter: String,
-    #[serde(default = "default_quote")]
-    pub quote: String,
-    #[serde(default = "default_true")]
-    pub header: bool,
-    #[serde(default)]
-    pub columns: Option<Vec<String>>,
-    #[serde(default)]
-    pub encoding: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Csv,
-    Jsonl,
-    Json,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Csv => "csv",
-            SourceKind::Jsonl => "jsonl",
-            SourceKind::Json => "json",
-        }
-    }
 }
 
 /// How the API merges a record into an existing customer (the body's `type`).
@@ -201,15 +162,6 @@ fn default_max_retries() -> u32 {
 }
 fn default_concurrency() -> usize {
     4
-}
-fn default_delimiter() -> String {
-    ",".into()
-}
-fn default_quote() -> String {
-    "\"".into()
-}
-fn default_true() -> bool {
-    true
 }
 fn default_run_root() -> String {
     "runs".into()

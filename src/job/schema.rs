@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use super::yaml::PositionIndex;
 use crate::diagnostic::Diagnostic;
+use crate::pointer;
+use crate::suggest;
 
 /// The schema text, exactly as shipped in `schemas/`.
 pub const SCHEMA_TEXT: &str = include_str!("../../schemas/job.schema.json");
@@ -44,27 +46,10 @@ pub fn check(doc: &Value, index: &PositionIndex) -> Vec<Diagnostic> {
     out
 }
 
-/// `/api/tenant_id` → `api.tenant_id`; `/mapping/tagStr/1` → `mapping.tagStr[1]`.
-pub fn display_path(pointer: &str) -> String {
-    let mut out = String::new();
-    for seg in pointer.split('/').skip(1) {
-        let seg = seg.replace("~1", "/").replace("~0", "~");
-        if seg.chars().all(|c| c.is_ascii_digit()) && !out.is_empty() {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&seg);
-        }
-    }
-    out
-}
-
 fn describe(error: &ValidationError<'_>, index: &PositionIndex) -> Vec<Diagnostic> {
     let instance_path = error.instance_path().as_str();
     let schema_path = error.schema_path().as_str();
-    let field = display_path(instance_path);
+    let field = pointer::display(instance_path);
     let subschema = resolve_parent(schema_path);
     let custom = subschema
         .and_then(|s| s.get("errorMessage"))
@@ -75,7 +60,7 @@ fn describe(error: &ValidationError<'_>, index: &PositionIndex) -> Vec<Diagnosti
         ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
             .iter()
             .map(|key| {
-                let pointer = format!("{instance_path}/{}", super::yaml::pointer_segment(key));
+                let pointer = format!("{instance_path}/{}", pointer::segment(key));
                 let allowed: Vec<&str> = subschema
                     .and_then(|s| s.get("properties"))
                     .and_then(Value::as_object)
@@ -95,13 +80,7 @@ fn describe(error: &ValidationError<'_>, index: &PositionIndex) -> Vec<Diagnosti
                     index.key_of(&pointer),
                     format!("unknown key `{key}` {place}"),
                 );
-                let near = allowed
-                    .iter()
-                    .filter(|a| strsim::jaro_winkler(a, key) > 0.85)
-                    .max_by(|a, b| {
-                        strsim::jaro_winkler(a, key).total_cmp(&strsim::jaro_winkler(b, key))
-                    });
-                d = match near {
+                d = match suggest::closest(key, allowed.iter().copied()) {
                     Some(near) => d.with_hint(format!("did you mean `{near}`?")),
                     None if !allowed.is_empty() => {
                         d.with_hint(format!("allowed keys: {}", allowed.join(", ")))
@@ -135,7 +114,7 @@ fn describe(error: &ValidationError<'_>, index: &PositionIndex) -> Vec<Diagnosti
         }
         ValidationErrorKind::PropertyNames { error: inner } => {
             let key = inner.instance().as_str().unwrap_or_default().to_string();
-            let pointer = format!("{instance_path}/{}", super::yaml::pointer_segment(&key));
+            let pointer = format!("{instance_path}/{}", pointer::segment(&key));
             let custom = resolve(schema_path)
                 .and_then(|s| s.get("errorMessage"))
                 .and_then(Value::as_str);
@@ -312,12 +291,5 @@ mod tests {
     #[test]
     fn the_embedded_schema_compiles() {
         let _ = validator();
-    }
-
-    #[test]
-    fn display_paths_read_like_yaml() {
-        assert_eq!(display_path("/api/tenant_id"), "api.tenant_id");
-        assert_eq!(display_path("/mapping/tagStr/1"), "mapping.tagStr[1]");
-        assert_eq!(display_path(""), "");
     }
 }

@@ -11,6 +11,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::{Map, Number, Value};
 
 use crate::diagnostic::{Diagnostic, Pos};
+use crate::pointer;
 
 /// Where a node sits in the file: the value itself and, for a mapping entry, its key.
 #[derive(Debug, Clone, Copy)]
@@ -60,11 +61,6 @@ impl PositionIndex {
             None => self.value_or_ancestor(pointer),
         }
     }
-}
-
-/// Escape one JSON-pointer segment.
-pub fn pointer_segment(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Parse `text` as a single YAML document.
@@ -147,7 +143,7 @@ fn convert(
                         continue;
                     }
                 };
-                let child = format!("{pointer}/{}", pointer_segment(&key_name));
+                let child = format!("{pointer}/{}", pointer::segment(&key_name));
                 let v = convert(v, child, Some(pos_of(k)), index, errors);
                 out.insert(key_name, v);
             }

@@ -1,5 +1,6 @@
-//! From a source record to a customer: one minijinja environment per job, every template
-//! compiled once before any row is read, strict about undefined values.
+//! From a source record to a customer: the job's mapping templates (compiled once, with
+//! `template`'s environment, before any row is read) rendered per row and assembled into a
+//! customer checked against the vendor's rules, or a rejection naming the field.
 //!
 //! Templates are registered under the JSON pointer of their place in the job file
 //! (`/mapping/email`), so a compile error finds its way back to `file:line:col` directly.
@@ -10,20 +11,15 @@
 //! row, and falls back to rendering slot by slot only when it fails or its output is
 //! ambiguous — which is also how a render error is pinned to its field.
 
-mod direct;
-pub mod filters;
-mod row_value;
-mod template_set;
-
 use minijinja::value::Value;
-use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior};
+use minijinja::{Environment, Template};
 use serde_json::Value as Json;
 
-use self::direct::{Condition, Direct};
-pub use self::row_value::row_value;
-pub use self::template_set::TemplateSet;
 use crate::customer::{Customer, Field, FieldError, Rule};
+use crate::pointer;
 use crate::source::Record;
+use crate::template::direct::{Condition, Direct};
+use crate::template::{TemplateProblem, TemplateSet, describe_error, row_value};
 
 /// What became of one source row.
 #[derive(Debug, Clone)]
@@ -31,15 +27,6 @@ pub enum Outcome {
     Valid(Customer),
     Rejected(Vec<FieldError>),
     Skipped,
-}
-
-/// A template problem found while building the mapper, at a JSON pointer of the job file.
-#[derive(Debug, Clone)]
-pub struct TemplateProblem {
-    pub pointer: String,
-    /// Byte range inside the template text, when known.
-    pub range: Option<std::ops::Range<usize>>,
-    pub message: String,
 }
 
 /// A customer field and the slots (rendered strings) it is made of.
@@ -69,35 +56,6 @@ const KEEP: char = '\u{1E}';
 const SEP: char = '\u{1F}';
 const COMBINED: &str = "<combined>";
 const FILTER: &str = "/filter";
-
-/// A fresh environment with cdpjob's filters and strict undefined handling.
-pub fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    // Customer data is not HTML: never auto-escape.
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.add_filter("digits", filters::digits);
-    env.add_filter("phone", filters::phone);
-    env.add_filter("date", filters::date);
-    env.add_filter("datetime", filters::datetime);
-    env.add_filter("split", filters::split);
-    env
-}
-
-/// A minijinja error in one line a user can act on.
-pub fn describe_error(e: &minijinja::Error) -> String {
-    let kind = e.kind();
-    match (kind, e.detail()) {
-        (ErrorKind::UndefinedError, None) => {
-            "a value is undefined (a missing column or key? `| default('')` allows absence)"
-                .to_string()
-        }
-        // Our filters' own messages already say what went wrong.
-        (ErrorKind::InvalidOperation, Some(detail)) => detail.to_string(),
-        (_, Some(detail)) => format!("{kind}: {detail}"),
-        (_, None) => kind.to_string(),
-    }
-}
 
 /// If `source` is exactly one `{{ expression }}`, the expression.
 fn sole_expression(source: &str) -> Option<&str> {
@@ -174,7 +132,7 @@ impl Mapper {
                 Json::Object(entries) => {
                     let mut out = Vec::new();
                     for (k, v) in entries {
-                        let p = format!("{ptr}/{}", crate::job::yaml::pointer_segment(k));
+                        let p = format!("{ptr}/{}", pointer::segment(k));
                         match v {
                             Json::String(s) => {
                                 if let Some(i) = slot(&mut set, p, s) {

@@ -16,10 +16,9 @@ use serde_json::{Map, Value, json};
 use super::SimConfig;
 use super::faults::{Fault, Faults};
 use super::store::{Incoming, MergeMode, QuerySpec, Store};
-use crate::api::sign::{self, ACTION, BIZ_TYPE, SignedHeaders};
+use crate::api::sign::{self, ACTION, BIZ_TYPE, SignAlgorithm, SignedHeaders};
 use crate::api::wire::{BATCH_CREATE_PATH, FIELDS_PATH, QUERY_PATH, is_api_datetime};
 use crate::customer::Customer;
-use crate::job::model::SignAlgorithm;
 
 pub struct App {
     pub cfg: SimConfig,

@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use csv_core::ReadRecordResult;
 
-use super::{CsvRow, Header, OpenError, Record, RecordSource, RowData};
-use crate::job::model::SourceSpec;
+use super::{CsvRow, Header, OpenError, Record, RecordSource, RowData, SourceSpec};
 
 /// A record inside quotes may span at most this many lines or bytes before we decide its
 /// opening quote was never closed.

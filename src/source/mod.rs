@@ -9,6 +9,7 @@
 
 mod csv;
 mod json;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
-use crate::job::model::{SourceKind, SourceSpec};
+pub use self::spec::{SourceKind, SourceSpec};
 
 /// One input record.
 #[derive(Debug, Clone)]

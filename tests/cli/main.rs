@@ -3,6 +3,7 @@
 mod catalogue;
 mod common;
 mod export;
+mod layout;
 mod plan;
 mod run;
 mod sign_and_sim;

@@ -297,6 +297,32 @@ fn diagnostics_show_the_line_and_a_caret() {
     );
 }
 
+/// A Chinese template value puts the error after wide characters: the caret must sit under
+/// `bogus_filter` on screen (31 characters, 35 columns in), not 4 columns to its left.
+#[test]
+fn the_caret_lines_up_under_chinese_text() {
+    let ws = Workspace::new();
+    ws.write("leads.csv", "名字,email\n张三,a@b.c\n");
+    ws.write(
+        "job.yaml",
+        format!(
+            "{API}source:\n  type: csv\n  path: leads.csv\nmapping:\n  full_name: \"客户{{{{ row['名字'] | bogus_filter }}}}\"\n  email: \"{{{{ row.email }}}}\"\n"
+        ),
+    );
+    let out = run(ws.cmd(&["validate", "job.yaml"]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let expected = format!(
+        "job.yaml:12:32: `mapping.full_name`: unknown filter `bogus_filter`\n   |\n12 |   full_name: \"客户{{{{ row['名字'] | bogus_filter }}}}\"\n   | {}{}\n",
+        " ".repeat(35),
+        "^".repeat(12)
+    );
+    assert!(
+        out.stderr.starts_with(&expected),
+        "expected:\n{expected}\ngot:\n{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn validate_reports_each_file() {
     let ws = Workspace::new();

@@ -3,7 +3,16 @@
 
 use minijinja::{Environment, ErrorKind};
 
-use super::{TemplateProblem, describe_error, environment};
+use super::{describe_error, environment};
+
+/// A template problem found while compiling, at a JSON pointer of the job file.
+#[derive(Debug, Clone)]
+pub struct TemplateProblem {
+    pub pointer: String,
+    /// Byte range inside the template text, when known.
+    pub range: Option<std::ops::Range<usize>>,
+    pub message: String,
+}
 
 /// Compiles templates into an environment and collects every problem rather than the first.
 pub struct TemplateSet {

@@ -242,8 +242,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::mapping::environment;
     use crate::source::{CsvRow, Header};
+    use crate::template::{environment, row_value};
 
     fn vars() -> serde_json::Map<String, Json> {
         serde_json::from_str(r#"{"cc": "86", "n": 44, "f": 1.5, "t": true}"#).unwrap()
@@ -275,7 +275,7 @@ mod tests {
             let cond = Condition::compile(expr, &v).unwrap_or_else(|| panic!("{expr}"));
             for a in ["x", " X ", "y", ""] {
                 let row = csv_row(&[("a", a), ("b", "86")]);
-                let ctx = minijinja::context! { row => crate::mapping::row_value(row.clone()), vars => minijinja::Value::from(minijinja::value::Serde(&v)) };
+                let ctx = minijinja::context! { row => row_value(row.clone()), vars => minijinja::Value::from(minijinja::value::Serde(&v)) };
                 let jinja = env
                     .compile_expression(expr)
                     .unwrap()
@@ -383,7 +383,7 @@ mod tests {
             let row = csv_row(cols);
             for t in templates {
                 let direct = Direct::compile(t, &v).unwrap();
-                let ctx = minijinja::context! { row => crate::mapping::row_value(row.clone()), vars => ctx_vars.clone(), row_number => i as u64 + 1 };
+                let ctx = minijinja::context! { row => row_value(row.clone()), vars => ctx_vars.clone(), row_number => i as u64 + 1 };
                 let jinja = env.render_str(t, ctx).ok();
                 match direct.eval(&row, i as u64 + 1) {
                     Some(native) => assert_eq!(Some(native), jinja, "{t} on row {i}"),

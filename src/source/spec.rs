@@ -1,0 +1,51 @@
+//! What a job file says about its source (`source:`): the kind of file, where it is and how
+//! to read it. It lives with the readers rather than with the job so that a source can be
+//! opened without knowing about jobs; the job model re-exports it.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    pub path: String,
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    #[serde(default = "default_true")]
+    pub header: bool,
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    #[serde(default)]
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Csv,
+    Jsonl,
+    Json,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Csv => "csv",
+            SourceKind::Jsonl => "jsonl",
+            SourceKind::Json => "json",
+        }
+    }
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_quote() -> String {
+    "\"".into()
+}
+fn default_true() -> bool {
+    true
+}
