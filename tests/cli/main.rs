@@ -7,5 +7,6 @@ mod layout;
 mod plan;
 mod run;
 mod sign_and_sim;
+mod snapshots;
 mod sources;
 mod validate;
