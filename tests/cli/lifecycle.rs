@@ -74,6 +74,9 @@ fn every_document_a_run_writes_or_prints_carries_format_version() {
     assert_eq!(status["resumable"], false);
     assert_eq!(status["run_dir"], dir.to_str().unwrap());
     assert_eq!(status["counts"]["created"], 30);
+    // Present even with change detection off (R2).
+    assert_eq!(status["counts"]["unchanged"], 0);
+    assert_eq!(summary["counts"]["unchanged"], 0);
 }
 
 #[test]
