@@ -125,8 +125,7 @@ pub async fn page_through(
                 Vec::new()
             };
             encoder.encode(&customer_list, &mut buf);
-            out.write_all(&buf)
-                .and_then(|()| if durable { out.sync_data() } else { Ok(()) })
+            write_page(&mut out, &buf, durable)
                 .map_err(|e| Stop::io(&format!("writing {}", partial.display()), &e))?;
             crate::failpoint!("export_before_checkpoint");
             cp.pages += 1;
@@ -161,6 +160,16 @@ pub async fn page_through(
         }
     }
     progress.finish();
+    Ok(())
+}
+
+/// Append a page to the partial output and make it durable.
+fn write_page(out: &mut std::fs::File, page: &[u8], durable: bool) -> std::io::Result<()> {
+    crate::failpoint_io!("export_write");
+    out.write_all(page)?;
+    if durable {
+        out.sync_data()?;
+    }
     Ok(())
 }
 

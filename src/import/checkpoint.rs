@@ -41,6 +41,10 @@ pub struct Counts {
     pub failed: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Rows whose customer the last sync already confirmed (SPEC §7); always present, 0
+    /// while change detection is off (§12 R2).
+    #[serde(default)]
+    pub unchanged: u64,
 }
 
 impl Counts {
@@ -50,6 +54,7 @@ impl Counts {
         self.failed += d.failed;
         self.rejected += d.rejected;
         self.skipped += d.skipped;
+        self.unchanged += d.unchanged;
     }
 }
 

@@ -45,7 +45,7 @@ impl Ledger {
     pub fn commit(&mut self, batches: &[Materialized]) -> std::io::Result<()> {
         for m in batches {
             // Counted per batch, so that `before_results:N` is the N-th batch's.
-            crate::failpoint!("before_results");
+            crate::failpoint_io!("before_results");
             self.results.write(m, &mut self.checkpoint)?;
         }
         self.results.sync(self.durable)?;

@@ -296,6 +296,7 @@ pub fn materialize(
         failed: failed.len() as u64,
         rejected: unit.rejected.len() as u64,
         skipped: unit.skipped,
+        unchanged: 0,
     };
     Materialized {
         seq: unit.seq,
