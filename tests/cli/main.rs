@@ -8,4 +8,5 @@ mod plan;
 mod run;
 mod sign_and_sim;
 mod sources;
+mod stops;
 mod validate;
