@@ -8,10 +8,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::client::ApiError;
-use crate::api::connect;
 use crate::api::wire::FieldDef;
+use crate::connection as connect;
 use crate::diagnostic::Diagnostic;
-use crate::error::{Error, Result};
+use crate::error::{Again, Error, Result};
 use crate::job::yaml::{self, PositionIndex};
 use crate::job::{Job, JobErrors};
 use crate::pointer;
@@ -78,7 +78,7 @@ impl Field {
 
 /// Ask the job's API for the tenant's fields.
 pub fn fetch(job: &Job) -> Result<Vec<Field>> {
-    crate::run::start::runtime()?.block_on(async {
+    crate::runner::begin::runtime()?.block_on(async {
         let conn = connect::connect(job).await?;
         let reply = conn
             .client
@@ -89,14 +89,20 @@ pub fn fetch(job: &Job) -> Result<Vec<Field>> {
         }
         let reply = reply.map_err(|e| match e {
             ApiError::Config(m) => Error::Usage(m),
-            other => Error::Stopped(format!("cannot read the field catalogue: {other}")),
+            other => Error::stopped(
+                format!("cannot read the field catalogue: {other}"),
+                Again::RunAgain,
+            ),
         })?;
         if reply.code != 0 {
-            return Err(Error::Stopped(format!(
-                "the API refused to list the fields: code {}: {}",
-                reply.code,
-                reply.message.unwrap_or_default()
-            )));
+            return Err(Error::stopped(
+                format!(
+                    "the API refused to list the fields: code {}: {}",
+                    reply.code,
+                    reply.message.unwrap_or_default()
+                ),
+                Again::RunAgain,
+            ));
         }
         let mut fields: Vec<Field> = reply
             .data

@@ -95,6 +95,22 @@ pub enum Command {
     Sim(SimArgs),
 }
 
+impl Command {
+    /// Whether the command was asked for one JSON document on stdout.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Plan { json, .. }
+            | Command::Run { json, .. }
+            | Command::Fields { json, .. }
+            | Command::Resume { json, .. }
+            | Command::Status { json, .. } => *json,
+            Command::Validate { .. } | Command::Schema | Command::Sign(_) | Command::Sim(_) => {
+                false
+            }
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
     #[arg(long)]

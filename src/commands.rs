@@ -4,14 +4,32 @@ use std::io::Write as _;
 
 use crate::cli::{AlgorithmArg, Cli, Command, SignArgs, SimArgs};
 use crate::error::{Error, Result};
+use crate::export::{self, Export};
+use crate::import::{self, Import};
 use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
 use crate::job::{self, schema};
-use crate::run::start::{self, RunOptions};
+use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
-use crate::{catalogue, plan};
+use crate::{catalogue, plan, run_dir};
 
-/// Run the parsed command line; returns the process exit code.
-pub fn execute(cli: Cli) -> Result<i32> {
+/// Run the parsed command line and report how it ended; the process exits with the code.
+pub fn main(cli: Cli) -> std::process::ExitCode {
+    let json = cli.command.wants_json();
+    let code = match execute(cli) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            if json {
+                print_json(&e.to_json());
+            }
+            eprint!("{}", e.render());
+            e.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code)
+}
+
+/// Run the parsed command line.
+pub fn execute(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Validate { jobs, remote, vars } => {
             validate(&jobs, remote, &vars.into_iter().collect())
@@ -41,8 +59,8 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 force: false,
             };
             match job.spec.kind {
-                JobKind::BatchCreate => crate::run::exec::run(&job, &opts),
-                JobKind::QueryExport => crate::export::run(&job, &opts),
+                JobKind::BatchCreate => runner::start::<Import>(&job, &opts),
+                JobKind::QueryExport => runner::start::<Export>(&job, &opts),
             }
         }
         Command::Resume {
@@ -55,39 +73,79 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 json,
                 force,
             };
-            let run = start::reopen(&run_dir, &opts)?;
-            if run.manifest.export.is_some() {
-                crate::export::resume(run, &opts)
-            } else {
-                crate::run::exec::resume(run, &opts)
+            let run = runner::begin::reopen(&run_dir)?;
+            match run.manifest.kind.job_kind() {
+                JobKind::BatchCreate => runner::resume::<Import>(run, &opts),
+                JobKind::QueryExport => runner::resume::<Export>(run, &opts),
             }
         }
-        Command::Status { run_dir, json } => crate::run::status::status(&run_dir, json),
+        Command::Status { run_dir, json } => status(&run_dir, json),
         Command::Schema => {
             print!("{}", schema::SCHEMA_TEXT);
-            Ok(0)
+            Ok(Outcome::Done)
         }
         Command::Sign(args) => sign(args),
         Command::Sim(args) => sim(args),
     }
 }
 
-fn sign(a: SignArgs) -> Result<i32> {
+/// Print a `--json` document; a closed pipe (`| head`) is not an error worth a message.
+fn print_json(doc: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(doc).expect("a JSON value serializes") + "\n";
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// A `--json` document that is not about a run: versioned, with no run directory.
+fn document<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    let mut doc = run_dir::versioned(value);
+    doc["run_dir"] = serde_json::Value::Null;
+    doc["resumable"] = false.into();
+    doc
+}
+
+/// Print a report as `--json` or as text.
+fn report<T: serde::Serialize + std::fmt::Display>(value: &T, json: bool) {
+    if json {
+        print_json(&run_dir::versioned(value));
+    } else {
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(value.to_string().as_bytes());
+    }
+}
+
+fn status(path: &std::path::Path, json: bool) -> Result<Outcome> {
+    let manifest = runner::begin::read_manifest(path)?;
+    let unreadable = |e| Error::io("cannot read the journal", e);
+    match manifest.kind.job_kind() {
+        JobKind::BatchCreate => report(
+            &import::status::read(path, &manifest).map_err(unreadable)?,
+            json,
+        ),
+        JobKind::QueryExport => report(
+            &export::status::read(path, &manifest).map_err(unreadable)?,
+            json,
+        ),
+    }
+    Ok(Outcome::Done)
+}
+
+fn sign(a: SignArgs) -> Result<Outcome> {
     use std::io::Read as _;
 
     use crate::api::sign::{SignedHeaders, sign, string_to_sign_public};
-    let secret = Secret::from_env(&a.secret_env).map_err(Error::Usage)?;
+    let secret = Secret::from_env(&a.secret_env).map_err(Error::Environment)?;
     let body = match &a.body {
         None => Vec::new(),
         Some(p) if p.as_os_str() == "-" => {
             let mut b = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut b)
-                .map_err(|e| Error::Usage(format!("cannot read the body from stdin: {e}")))?;
+                .map_err(|e| Error::io("cannot read the body from stdin", e))?;
             b
         }
         Some(p) => std::fs::read(p)
-            .map_err(|e| Error::Usage(format!("cannot read the body {}: {e}", p.display())))?,
+            .map_err(|e| Error::io(format!("cannot read the body {}", p.display()), e))?,
     };
     let ts =
         a.ts.unwrap_or_else(|| jiff::Timestamp::now().as_millisecond().to_string());
@@ -121,10 +179,10 @@ fn sign(a: SignArgs) -> Result<i32> {
             "note: the body ends with a newline, and it is signed too: the bytes sent must end with it as well"
         );
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
-fn sim(a: SimArgs) -> Result<i32> {
+fn sim(a: SimArgs) -> Result<Outcome> {
     use crate::sim::{FaultConfig, SIM_SECRET, Sim, SimConfig};
     let secret = match std::env::var(&a.secret_env) {
         Ok(s) if !s.is_empty() => Secret::new(s),
@@ -154,14 +212,10 @@ fn sim(a: SimArgs) -> Result<i32> {
     if !a.agents.is_empty() {
         cfg.agents = a.agents;
     }
-    let rt = tokio::runtime::Runtime::new()
-        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async move {
+    runner::begin::runtime()?.block_on(async move {
         let sim = Sim::start(a.listen, cfg.clone(), a.state.as_deref())
             .await
-            .map_err(|e| {
-                Error::Usage(format!("cannot start the simulator on {}: {e}", a.listen))
-            })?;
+            .map_err(|e| Error::io(format!("cannot start the simulator on {}", a.listen), e))?;
         println!(
             "cdpjob sim listening on {} (access key {}, tenant_id {}, app_key {})",
             sim.base_url(),
@@ -170,13 +224,13 @@ fn sim(a: SimArgs) -> Result<i32> {
             cfg.app_key
         );
         let _ = std::io::stdout().flush();
-        start::shutdown_signal().await;
+        runner::shutdown::signal().await;
         sim.stop().await;
-        Ok(0)
+        Ok(Outcome::Done)
     })
 }
 
-fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> Result<i32> {
+fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> Result<Outcome> {
     let mut failed = Vec::new();
     let mut unreachable_api = None;
     for path in paths {
@@ -214,44 +268,43 @@ fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> 
     if !failed.is_empty() {
         Err(Error::Job(failed))
     } else if let Some(e) = unreachable_api {
-        // Printed above, next to its file; the exit code is the API failure's.
-        Ok(e.exit_code())
+        // Printed above, next to its file; this says it once more, last, and exits with
+        // the API failure's code.
+        Err(e)
     } else {
-        Ok(0)
+        Ok(Outcome::Done)
     }
 }
 
-fn fields(path: &std::path::Path, json: bool, vars: &VarOverrides) -> Result<i32> {
+fn fields(path: &std::path::Path, json: bool, vars: &VarOverrides) -> Result<Outcome> {
     let job = job::load(path, vars).map_err(|e| Error::Job(vec![*e]))?;
     let fields = catalogue::fetch(&job)?;
-    let text = if json {
-        serde_json::to_string_pretty(&fields).map_err(|e| Error::Usage(e.to_string()))? + "\n"
+    if json {
+        print_json(&document(&serde_json::json!({ "fields": fields })));
     } else {
-        catalogue::render_table(&job, &fields)
-    };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(0)
+        let text = catalogue::render_table(&job, &fields);
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+    Ok(Outcome::Done)
 }
 
-fn plan(path: &std::path::Path, limit: usize, json: bool, vars: &VarOverrides) -> Result<i32> {
+fn plan(path: &std::path::Path, limit: usize, json: bool, vars: &VarOverrides) -> Result<Outcome> {
     let job = job::load(path, vars).map_err(|e| Error::Job(vec![*e]))?;
     let (human, machine) = match job.spec.kind {
         JobKind::BatchCreate => {
             let p = plan::plan_batch(&job, limit)?;
-            (p.render_human(&job), serde_json::to_string_pretty(&p))
+            (p.render_human(&job), document(&p))
         }
         JobKind::QueryExport => {
             let p = plan::plan_export(&job)?;
-            (p.render_human(&job), serde_json::to_string_pretty(&p))
+            (p.render_human(&job), document(&p))
         }
     };
-    let mut out = std::io::stdout().lock();
-    let text = if json {
-        machine.map_err(|e| Error::Usage(e.to_string()))? + "\n"
+    if json {
+        print_json(&machine);
     } else {
-        human
-    };
-    // A closed pipe (`| head`) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes());
-    Ok(0)
+        // A closed pipe (`| head`) is not an error worth a message.
+        let _ = std::io::stdout().lock().write_all(human.as_bytes());
+    }
+    Ok(Outcome::Done)
 }

@@ -1,6 +1,13 @@
-//! One error type for the whole tool: how each failure is shown and which exit code it
-//! means (SPEC §3: 2 for a bad job, arguments or environment; 3 for a run stopped early).
+//! One error type for the whole tool: what went wrong, how it is shown, and which exit code
+//! it means (SPEC §3 and §12 R1: 2 for a bad job, arguments or environment, or a stop no
+//! retry can mend; 3 when trying again — `cdpjob resume`, or the same command — can succeed).
+//!
+//! A run that stops is not an error: it ends with a summary and an [`crate::runner::Outcome`].
+//! This type is for what keeps a command from producing its normal output at all.
 
+use std::path::PathBuf;
+
+use crate::api::client::ApiError;
 use crate::job::JobErrors;
 
 #[derive(Debug, thiserror::Error)]
@@ -8,24 +15,149 @@ pub enum Error {
     /// One or more job files have problems; each is rendered with positions.
     #[error("{}", .0.iter().map(|e| e.render()).collect::<String>())]
     Job(Vec<JobErrors>),
-    /// Bad arguments or environment.
+    /// The command line asks for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
-    /// Reading the source failed part way (I/O), so the preview is incomplete.
+    /// The machine is not set up for it: a missing credential, an unusable directory.
     #[error("{0}")]
-    Input(String),
-    /// A run stopped early and can be resumed (or another run holds the lock).
+    Environment(String),
+    /// Reading or writing a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API refused, or could not be reached after every retry.
     #[error("{0}")]
-    Stopped(String),
+    Api(#[from] ApiError),
+    /// The command stopped before its end: how it may be tried again, if at all.
+    #[error("{reason}")]
+    Stopped { reason: String, again: Again },
+}
+
+/// What can be done about a stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Again {
+    /// `cdpjob resume DIR` continues it.
+    Resume(PathBuf),
+    /// Running the same command again can succeed (another run holds the lock, say).
+    RunAgain,
+    /// Nothing this tool can do: a file changed behind its back. The run directory, if any,
+    /// is kept for the record.
+    Never(Option<PathBuf>),
 }
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Job(_) | Error::Usage(_) => 2,
-            Error::Input(_) | Error::Stopped(_) => 3,
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
         }
+    }
+
+    pub fn stopped(reason: impl Into<String>, again: Again) -> Error {
+        Error::Stopped {
+            reason: reason.into(),
+            again,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Job(_) | Error::Usage(_) | Error::Environment(_) => 2,
+            Error::Io { .. } => 3,
+            Error::Api(ApiError::Config(_)) => 2,
+            Error::Api(_) => 3,
+            Error::Stopped { again, .. } => match again {
+                Again::Resume(_) | Again::RunAgain => 3,
+                Again::Never(_) => 2,
+            },
+        }
+    }
+
+    /// The run directory this error leaves behind, if any.
+    pub fn run_dir(&self) -> Option<&PathBuf> {
+        match self {
+            Error::Stopped {
+                again: Again::Resume(dir) | Again::Never(Some(dir)),
+                ..
+            } => Some(dir),
+            _ => None,
+        }
+    }
+
+    pub fn resumable(&self) -> bool {
+        matches!(
+            self,
+            Error::Stopped {
+                again: Again::Resume(_),
+                ..
+            }
+        )
+    }
+
+    /// The text for stderr: job diagnostics carry their own `file:line:col:` prefixes,
+    /// everything else reads `error: …`, with the causes of an I/O failure.
+    pub fn render(&self) -> String {
+        match self {
+            Error::Job(_) => self.to_string(),
+            Error::Stopped {
+                again: Again::Resume(dir),
+                reason,
+            } => format!(
+                "error: {reason}\nresume with: cdpjob resume {}\n",
+                dir.display()
+            ),
+            _ => format!("error: {self}\n"),
+        }
+    }
+
+    /// The document `--json` prints instead of its usual one (SPEC §12 R1, R2).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "format_version": crate::run_dir::FORMAT_VERSION,
+            "error": match self {
+                Error::Job(files) => files
+                    .iter()
+                    .map(|f| f.render())
+                    .collect::<String>(),
+                _ => self.to_string(),
+            },
+            "exit_code": self.exit_code(),
+            "run_dir": self.run_dir().map(|d| d.display().to_string()),
+            "resumable": self.resumable(),
+        })
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_r1() {
+        let dir = PathBuf::from("runs/t/x");
+        let cases = [
+            (Error::Usage("u".into()), 2, false),
+            (Error::Environment("e".into()), 2, false),
+            (
+                Error::io("writing the manifest", std::io::Error::other("full")),
+                3,
+                false,
+            ),
+            (Error::stopped("s", Again::Resume(dir.clone())), 3, true),
+            (Error::stopped("s", Again::RunAgain), 3, false),
+            (Error::stopped("s", Again::Never(Some(dir))), 2, false),
+            (Error::Api(ApiError::Config("bad url".into())), 2, false),
+        ];
+        for (e, code, resumable) in cases {
+            assert_eq!(e.exit_code(), code, "{e:?}");
+            assert_eq!(e.resumable(), resumable, "{e:?}");
+            assert_eq!(e.to_json()["exit_code"], code);
+            assert_eq!(e.to_json()["format_version"], 1);
+        }
+    }
+}

@@ -1,27 +1,34 @@
 //! cdpjob: declarative YAML jobs against the NXCloud CDP customer API.
 //!
-//! The pipeline, stage by stage: a job file is loaded and checked (`job`), records stream
-//! from a `source`, become customers through the `mapping` templates and the vendor's rules
-//! (`customer`), and are previewed by `plan`.
+//! Data flows one way through the modules: a job file is loaded and checked (`job`),
+//! records stream from a `source`, become customers through `mapping` (using `template`
+//! and the vendor's rules in `customer`), are previewed by `plan` or run by the `runner`
+//! as an `import` (batches sent through `api` over a `connection`) or an `export`; every run
+//! keeps its journal, checkpoint and results in a `run_dir`.
 
 pub mod api;
 pub mod catalogue;
 pub mod cli;
 pub mod commands;
+pub mod connection;
 pub mod customer;
 pub mod diagnostic;
 pub mod error;
 pub mod export;
 pub mod failpoint;
+pub mod import;
 pub mod job;
 pub mod mapping;
 pub mod pipeline;
 pub mod plan;
 pub mod pointer;
 pub mod query;
-pub mod run;
+pub mod run_dir;
+pub mod runner;
 pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod suggest;
 pub mod template;
+
+pub use run_dir::FORMAT_VERSION;

@@ -75,7 +75,8 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
     let mapping = spec.mapping.clone().unwrap_or_default();
     let mapper = Mapper::new(&mapping, spec.filter.as_deref(), &job.vars)
         .map_err(|p| Error::Usage(format!("templates did not compile: {}", p[0].message)))?;
-    let source = source::open(src_spec, &job.dir).map_err(|e| Error::Input(e.to_string()))?;
+    let source = source::open(src_spec, &job.resolve(&src_spec.path))
+        .map_err(|e| Error::Usage(e.to_string()))?;
 
     let mut counts = Counts::default();
     let mut preview = Vec::new();
@@ -121,7 +122,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
             true
         },
     )
-    .map_err(|e| Error::Input(format!("reading {} failed: {e}", src_spec.path)))?;
+    .map_err(|e| Error::io(format!("reading {} failed", src_spec.path), e))?;
 
     let mut rejected_by_reason: Vec<ReasonGroup> = groups.into_values().collect();
     rejected_by_reason.sort_by(|a, b| {
@@ -232,7 +233,7 @@ pub struct ExportPlan {
 }
 
 pub fn plan_export(job: &Job) -> Result<ExportPlan> {
-    let state_file = query::state_path(job);
+    let state_file = job.paths.export_state.clone();
     let state = query::read_state(&state_file).map_err(Error::Usage)?;
     let ctx = ExportContext {
         run_id: "plan".into(),

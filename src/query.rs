@@ -3,7 +3,7 @@
 //! String values are templates over `vars`, `run` (`id`, `started_at`) and `state` (what the
 //! previous successful export of this job recorded). The block is rendered once per run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use minijinja::Value as Tv;
 use serde_json::{Map, Value};
@@ -30,13 +30,6 @@ impl ExportContext {
             state => Tv::from(minijinja::value::Serde(&self.state)),
         }
     }
-}
-
-/// `<run.root>/<name>/state.json` of a job.
-pub fn state_path(job: &Job) -> PathBuf {
-    job.resolve(&job.spec.run.root)
-        .join(&job.spec.name)
-        .join("state.json")
 }
 
 /// The state a previous export left, or an empty map when there is none yet.
@@ -166,9 +159,9 @@ pub fn render_query(job: &Job, ctx: &ExportContext) -> Result<(Value, String), V
 /// crash leaves the old state or the new one).
 pub fn write_state(path: &Path, state: &Map<String, Value>) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        crate::run::run_dir::create_private_dir(dir)?;
+        crate::run_dir::create_private_dir(dir)?;
     }
-    crate::run::run_dir::write_json_atomic(path, state)
+    crate::run_dir::write_json_atomic(path, state)
 }
 
 /// The end of an export's window, which `state.last_end_time` records for the next run:

@@ -2,7 +2,6 @@
 //! with its one retry policy (`client`).
 
 pub mod client;
-pub mod connect;
 pub mod sign;
 pub mod wire;
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::Parsed;
+use super::{Parsed, paths};
 use crate::customer::Field;
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::mapping::Mapper;
@@ -132,7 +132,7 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
     if path == "-" {
         return; // standard input: nothing to check before the run
     }
-    let full = source::resolve_path(p.dir, path);
+    let full = paths::resolve(p.dir, path);
     let pos = p.index.value_of("/source/path");
     let file = match std::fs::File::open(&full) {
         Ok(f) => f,

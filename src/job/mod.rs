@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod model;
+pub mod paths;
 pub mod schema;
 pub mod yaml;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use model::{JobSpec, VarOverrides};
+use paths::JobPaths;
 use yaml::PositionIndex;
 
 /// A job file that passed every check.
@@ -20,9 +22,11 @@ use yaml::PositionIndex;
 pub struct Job {
     /// The path as the user gave it (for messages).
     pub path: PathBuf,
-    /// The directory relative paths in the job resolve against.
-    pub dir: PathBuf,
+    /// Every path the job uses, resolved once.
+    pub paths: JobPaths,
     pub text: String,
+    /// SHA-256 of what decides what a run sends (SPEC §12 R3): `resume` compares it.
+    pub send_hash: String,
     pub spec: JobSpec,
     /// `vars` with `--var` overrides applied.
     pub vars: serde_json::Map<String, Value>,
@@ -133,16 +137,68 @@ pub fn load(path: &Path, overrides: &VarOverrides) -> Result<Job, Box<JobErrors>
     };
     Ok(Job {
         path: path.to_path_buf(),
-        dir,
+        paths: JobPaths::new(&dir, &spec.run.root, &spec.name),
+        send_hash: send_hash(&doc),
         text,
         spec,
         vars,
     })
 }
 
+/// Keys that do not decide what a run sends: changing them alone does not stop a resume
+/// (SPEC §12 R3). Comments and formatting never count: the hash is of the parsed document.
+/// `tests`, `notify` and `guard` are kept here for the job blocks of SPEC §7 and §10.
+const NOT_SENT: &[&str] = &[
+    "/description",
+    "/tests",
+    "/notify",
+    "/guard",
+    "/api/timeout_secs",
+    "/api/max_retries",
+    "/api/concurrency",
+    "/api/requests_per_second",
+];
+
+/// SHA-256 of the job document without the [`NOT_SENT`] keys, as compact JSON (object keys
+/// in the file's order).
+fn send_hash(doc: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut doc = doc.clone();
+    for pointer in NOT_SENT {
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        let parent = if parent.is_empty() {
+            Some(&mut doc)
+        } else {
+            doc.pointer_mut(parent)
+        };
+        if let Some(Value::Object(map)) = parent {
+            map.shift_remove(key);
+        }
+    }
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
 impl Job {
     /// A path from the job file, resolved against the job file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
-        crate::source::resolve_path(&self.dir, p)
+        self.paths.resolve(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_hash_ignores_what_is_not_sent() {
+        let base = serde_json::json!({"name": "t", "api": {"tenant_id": 1, "concurrency": 4}, "mapping": {"email": "{{ row.e }}"}});
+        let mut tuned = base.clone();
+        tuned["api"]["concurrency"] = 8.into();
+        tuned["description"] = "nightly".into();
+        tuned["guard"] = serde_json::json!({"max_rejected": 5});
+        assert_eq!(send_hash(&base), send_hash(&tuned));
+        let mut remapped = base.clone();
+        remapped["mapping"]["email"] = "{{ row.e | lower }}".into();
+        assert_ne!(send_hash(&base), send_hash(&remapped));
     }
 }

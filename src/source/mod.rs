@@ -101,38 +101,6 @@ pub enum OpenError {
     Invalid(String),
 }
 
-/// `path` relative to the job file's directory (`-` stays `-`).
-pub fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
-    if path == "-" {
-        PathBuf::from("-")
-    } else {
-        normalize(&base_dir.join(path))
-    }
-}
-
-/// `jobs/../runs` → `runs`: drop `.` and fold `..` into a preceding plain component, so the
-/// paths we print are the ones a user would write (symlinks are not resolved).
-fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            // `/..` is `/`.
-            Component::ParentDir if matches!(out.last(), Some(Component::RootDir)) => {}
-            other => out.push(other),
-        }
-    }
-    if out.is_empty() {
-        PathBuf::from(".")
-    } else {
-        out.iter().collect()
-    }
-}
-
 fn open_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin())));
@@ -176,20 +144,19 @@ impl<R: BufRead> BufRead for CountingReader<R> {
     }
 }
 
-/// Open the source a job names.
-pub fn open(spec: &SourceSpec, base_dir: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
-    open_counted(spec, base_dir, Arc::default())
+/// Open the source a job names, at `path` (its `spec.path` resolved by the job).
+pub fn open(spec: &SourceSpec, path: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
+    open_counted(spec, path, Arc::default())
 }
 
 /// Open the source, adding every byte consumed to `bytes_read`.
 pub fn open_counted(
     spec: &SourceSpec,
-    base_dir: &Path,
+    path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
-    let path = resolve_path(base_dir, &spec.path);
     let reader: Box<dyn BufRead + Send> = Box::new(CountingReader {
-        inner: open_reader(&path)?,
+        inner: open_reader(path)?,
         count: bytes_read,
     });
     Ok(match spec.kind {
@@ -197,27 +164,4 @@ pub fn open_counted(
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),
         SourceKind::Json => Box::new(JsonArraySource::new(reader)),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_from_the_job_are_normalized() {
-        assert_eq!(
-            resolve_path(Path::new("jobs"), "../runs"),
-            PathBuf::from("runs")
-        );
-        assert_eq!(
-            resolve_path(Path::new("."), "data/x.csv"),
-            PathBuf::from("data/x.csv")
-        );
-        assert_eq!(
-            resolve_path(Path::new("/a/b"), "../../../c"),
-            PathBuf::from("/c")
-        );
-        assert_eq!(resolve_path(Path::new(".."), "x"), PathBuf::from("../x"));
-        assert_eq!(resolve_path(Path::new("jobs"), "-"), PathBuf::from("-"));
-    }
 }

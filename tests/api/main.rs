@@ -794,7 +794,7 @@ async fn a_sim_job_connects_with_built_in_credentials_and_keeps_state_under_the_
     )
     .unwrap();
     let job = cdpjob::job::load(&job_path, &Default::default()).unwrap();
-    let conn = cdpjob::api::connect::connect(&job).await.unwrap();
+    let conn = cdpjob::connection::connect(&job).await.unwrap();
     let c = Customer::from_rendered([
         (Field::FullName, "A".to_string()),
         (Field::Email, "a@x.io".to_string()),
@@ -824,7 +824,7 @@ async fn a_sim_job_connects_with_built_in_credentials_and_keeps_state_under_the_
     }
     drop(conn);
     // A second connection (an export after the import) sees the customer.
-    let conn = cdpjob::api::connect::connect(&job).await.unwrap();
+    let conn = cdpjob::connection::connect(&job).await.unwrap();
     let page = conn
         .client
         .query(&json!({"tenant_id": 77, "app_key": "k", "limit": 10}))

@@ -46,7 +46,12 @@ fn fields_lists_the_tenants_fields_with_types_and_options() {
     with_sim_credentials(&mut c);
     let out = run(c);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let fields: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (&doc["format_version"], &doc["run_dir"], &doc["resumable"]),
+        (&Value::from(1), &Value::Null, &Value::from(false))
+    );
+    let fields = doc["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 19);
     let interests = fields
         .iter()

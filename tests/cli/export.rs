@@ -330,12 +330,12 @@ fn consecutive_incremental_runs_cover_adjacent_windows() {
     ))
     .unwrap();
     assert_eq!(
-        manifest["export"]["request"]["start_time"],
+        manifest["kind"]["query_export"]["request"]["start_time"],
         "2024-01-01 00:00:00"
     );
     assert_eq!(
         state["last_end_time"],
-        manifest["export"]["request"]["end_time"]
+        manifest["kind"]["query_export"]["request"]["end_time"]
     );
     assert_eq!(state["last_id"].to_string(), *sim_ids(&sim).last().unwrap());
 

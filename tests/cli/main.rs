@@ -4,6 +4,7 @@ mod catalogue;
 mod common;
 mod export;
 mod layout;
+mod lifecycle;
 mod plan;
 mod run;
 mod sign_and_sim;

@@ -153,12 +153,21 @@ fn var_overrides_change_the_rendering() {
 }
 
 #[test]
-fn plan_of_an_invalid_job_exits_2_and_prints_nothing_on_stdout() {
+fn plan_of_an_invalid_job_exits_2_with_an_error_document_on_stdout() {
     let ws = Workspace::new();
     ws.write("job.yaml", format!("{API}batch_size: 0\n"));
     let out = run(ws.cmd(&["plan", "--json", "job.yaml"]));
     assert_eq!(out.code, 2);
-    assert!(out.stdout.is_empty());
+    // Still one JSON document on stdout (SPEC §12 R1, R2): what went wrong, no run.
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["exit_code"], 2);
+    assert_eq!(doc["run_dir"], serde_json::Value::Null);
+    assert_eq!(doc["resumable"], false);
+    assert!(
+        doc["error"].as_str().unwrap().contains("batch_size"),
+        "{doc}"
+    );
     assert!(out.stderr.contains("job.yaml:"), "{}", out.stderr);
 }
 

@@ -169,30 +169,45 @@ fn the_quickstart_runs_out_of_the_box() {
 }
 
 /// Another process holds the in-process simulator's state: the run stops resumably (exit 3,
-/// saying why) and resumes once the state is free.
+/// saying why) before it creates a run directory: running it again once the state is free
+/// works (SPEC §12 R1: exit 3 without a run directory means "run the command again").
 #[test]
-fn a_busy_simulator_state_stops_the_run_resumably() {
+fn a_busy_simulator_state_stops_the_run_before_it_begins() {
     let ws = quickstart();
     // The quickstart's run root (`root: ../runs` from jobs/).
     let root = ws.path("runs");
     std::fs::create_dir_all(root.join(".sim")).unwrap();
     let holder = std::fs::File::create(root.join(".sim/state.jsonl")).unwrap();
     holder.lock().unwrap();
-    let out = run(as_a_newcomer(&ws, &["run", "jobs/quickstart.yaml"]));
+    let out = run(as_a_newcomer(
+        &ws,
+        &["run", "jobs/quickstart.yaml", "--json"],
+    ));
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("in use by another simulator"),
         "{}",
         out.stderr
     );
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (&doc["run_dir"], &doc["resumable"]),
+        (&Value::Null, &Value::from(false))
+    );
+    assert!(
+        !root.join("quickstart").exists()
+            || std::fs::read_dir(root.join("quickstart"))
+                .unwrap()
+                .all(|e| !e.unwrap().path().is_dir())
+    );
     drop(holder);
+    let out = run(as_a_newcomer(&ws, &["run", "jobs/quickstart.yaml"]));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let dir = std::fs::read_dir(root.join("quickstart"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir())
         .unwrap();
-    let out = run(as_a_newcomer(&ws, &["resume", dir.to_str().unwrap()]));
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(assert_partition(&dir, 50).0.len(), 39);
 }
 
@@ -431,9 +446,26 @@ fn resume_refuses_a_changed_source_or_job_unless_forced() {
         out.stderr
     );
     ws.write("leads.csv", leads(20));
+    // What does not decide what is sent does not stop a resume (SPEC §12 R3): retries,
+    // concurrency, a description, comments.
     ws.write(
         "job.yaml",
-        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 1"),
+        "# retried more patiently\n".to_string()
+            + &job("http://127.0.0.1:9", 10, "", "description: nightly\n")
+                .replace("max_retries: 8", "max_retries: 1")
+                .replace("concurrency: 4", "concurrency: 2"),
+    );
+    let out = run(cmd(&ws, &["resume", d]));
+    assert_eq!(
+        out.code, 3,
+        "resumed (and stopped again: nothing listens): {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("changed since"), "{}", out.stderr);
+    // What is sent does.
+    ws.write(
+        "job.yaml",
+        job("http://127.0.0.1:9", 5, "", "").replace("max_retries: 8", "max_retries: 1"),
     );
     let out = run(cmd(&ws, &["resume", d]));
     assert_eq!(out.code, 2);

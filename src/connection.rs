@@ -3,10 +3,10 @@
 //! with built-in credentials whose state lives under the run root, so that an export after
 //! an import sees what was imported.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::client::{Client, ClientConfig};
+use crate::api::client::{Client, ClientConfig};
+use crate::error::{Again, Error};
 use crate::job::Job;
 use crate::secret::Secret;
 use crate::sim::{SIM_ACCESS_KEY, SIM_SECRET, Sim, SimConfig};
@@ -16,14 +16,6 @@ use crate::sim::{SIM_ACCESS_KEY, SIM_SECRET, Sim, SimConfig};
 pub struct Connection {
     pub client: Client,
     pub sim: Option<Sim>,
-}
-
-/// Where the in-process simulator keeps its customers: shared by every job with the same
-/// run root.
-pub fn sim_state_path(job: &Job) -> PathBuf {
-    job.resolve(&job.spec.run.root)
-        .join(".sim")
-        .join("state.jsonl")
 }
 
 /// Credentials: the environment variables the job names; the simulator's built-in ones when
@@ -49,12 +41,11 @@ fn credentials(job: &Job, sim: bool) -> Result<(String, Secret), String> {
 /// A missing credential or an unusable run root is the environment's fault (exit 2); a
 /// simulator state held by another process is passing (exit 3: try again, or resume).
 pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
-    use crate::error::Error;
     let api = &job.spec.api;
     let is_sim = api.base_url == "sim";
-    let (access_key, secret) = credentials(job, is_sim).map_err(Error::Usage)?;
+    let (access_key, secret) = credentials(job, is_sim).map_err(Error::Environment)?;
     let sim = if is_sim {
-        let state = sim_state_path(job);
+        let state = &job.paths.sim_state;
         if let Some(dir) = state.parent() {
             // Private, like a run directory: the state holds phones and e-mails.
             let mut builder = std::fs::DirBuilder::new();
@@ -63,7 +54,7 @@ pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
             std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
             builder
                 .create(dir)
-                .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::Environment(format!("cannot create {}: {e}", dir.display())))?;
         }
         let cfg = SimConfig {
             access_key: access_key.clone(),
@@ -72,13 +63,14 @@ pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
             app_key: api.app_key.clone(),
             ..SimConfig::default()
         };
-        let sim = Sim::start(
-            "127.0.0.1:0".parse().expect("an address"),
-            cfg,
-            Some(&state),
-        )
-        .await
-        .map_err(|e| Error::Stopped(format!("cannot start the embedded simulator: {e}")))?;
+        let sim = Sim::start("127.0.0.1:0".parse().expect("an address"), cfg, Some(state))
+            .await
+            .map_err(|e| {
+                Error::stopped(
+                    format!("cannot start the embedded simulator: {e}"),
+                    Again::RunAgain,
+                )
+            })?;
         Some(sim)
     } else {
         None
@@ -92,6 +84,6 @@ pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
     cfg.max_retries = api.max_retries;
     cfg.concurrency = api.concurrency;
     cfg.requests_per_second = api.requests_per_second;
-    let client = Client::new(cfg).map_err(|e| Error::Usage(e.to_string()))?;
+    let client = Client::new(cfg)?;
     Ok(Connection { client, sim })
 }

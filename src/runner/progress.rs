@@ -74,3 +74,10 @@ impl Progress {
         }
     }
 }
+
+impl Drop for Progress {
+    /// A run that stops part way leaves no bar drawn (nor a spinner ticking) behind it.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,10 +1,12 @@
 //! What `events.jsonl` records. The journal is the run's memory: an intent is made durable
 //! before its request is sent, an outcome after the answer, so that after a crash the
-//! batches in doubt (an intent without an outcome) are known exactly.
+//! batches in doubt (an intent without an outcome) are known exactly. Both kinds of run
+//! write here; the lifecycle's own events are `RunStarted`, `Resumed`, `Stopped` and
+//! `RunFinished`.
 
 use serde::{Deserialize, Serialize};
 
-use super::run_dir::Counts;
+use jiff::Timestamp;
 
 /// A request's place: batch `seq`, customers `lo..hi` of it (bisection sends halves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,10 +49,10 @@ pub enum Answer {
 pub enum Event {
     RunStarted {
         run_id: String,
-        at: String,
+        at: Timestamp,
     },
     Resumed {
-        at: String,
+        at: Timestamp,
     },
     /// About to send these customers; `payload_sha256` is the hash of the exact body's
     /// customers, so a resume can tell it re-derived the same batch.
@@ -62,38 +64,38 @@ pub enum Event {
         first_row: u64,
         last_row: u64,
         payload_sha256: String,
-        at: String,
+        at: Timestamp,
     },
     Outcome {
         part: Part,
         answer: Answer,
         attempts: u32,
-        at: String,
+        at: Timestamp,
     },
     /// An intent whose request was never sent: the run was stopping when its turn came.
     Withdrawn {
         part: Part,
-        at: String,
+        at: Timestamp,
     },
     Retry {
         path: String,
         attempt: u32,
         reason: String,
         delay_ms: u64,
-        at: String,
+        at: Timestamp,
     },
     Bisect {
         part: Part,
         code: i64,
-        at: String,
+        at: Timestamp,
     },
     Stopped {
         reason: String,
-        at: String,
+        at: Timestamp,
     },
+    /// The run's work is done and recorded (its counts are in the summary).
     RunFinished {
-        counts: Counts,
-        at: String,
+        at: Timestamp,
     },
     /// A page of an export, written and checkpointed.
     Page {
@@ -103,17 +105,36 @@ pub enum Event {
         customers: u64,
         next: Option<i64>,
         attempts: u32,
-        at: String,
+        at: Timestamp,
     },
     /// An export renamed its output into place (and recorded its state).
     ExportFinished {
         rows: u64,
         pages: u64,
         output: String,
-        at: String,
+        at: Timestamp,
     },
 }
 
-pub fn now() -> String {
-    jiff::Timestamp::now().to_string()
+pub fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+impl Event {
+    /// When it happened.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Event::RunStarted { at, .. }
+            | Event::Resumed { at }
+            | Event::Intent { at, .. }
+            | Event::Outcome { at, .. }
+            | Event::Withdrawn { at, .. }
+            | Event::Retry { at, .. }
+            | Event::Bisect { at, .. }
+            | Event::Stopped { at, .. }
+            | Event::RunFinished { at }
+            | Event::Page { at, .. }
+            | Event::ExportFinished { at, .. } => *at,
+        }
+    }
 }

@@ -1,0 +1,333 @@
+//! The batch_create kind of run: rows stream from the source into deterministic batches, up
+//! to `concurrency` requests are in flight, every request is journaled (intent before,
+//! outcome after), and a batch's results are appended to the result files and then
+//! recorded in the checkpoint, in that order. A new run and a resume are this same code:
+//! the checkpoint and the journal say what is done already.
+
+mod batches;
+mod checkpoint;
+mod ledger;
+mod reader;
+mod sender;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+pub use checkpoint::{Checkpoint, Counts};
+use ledger::{Ledger, Materialized, Results};
+use reader::Reader;
+use sender::Sender;
+
+use crate::error::{Again, Error, Result};
+use crate::job::Job;
+use crate::run_dir::events::Event;
+use crate::run_dir::{self, KindRecord, Manifest, RunDir, SourceFingerprint, atomic, journal};
+use crate::runner::{
+    Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus, Stop,
+    Summary,
+};
+
+/// The batch_create kind.
+#[derive(Debug)]
+pub struct Import;
+
+/// What an import adds to its summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportDetail {
+    pub counts: Counts,
+    pub files: ResultFiles,
+}
+
+/// Where an import's rows ended up, one JSON line each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultFiles {
+    pub created: PathBuf,
+    pub failed: PathBuf,
+    pub rejected: PathBuf,
+}
+
+impl ResultFiles {
+    fn of(dir: &RunDir) -> ResultFiles {
+        ResultFiles {
+            created: dir.file(run_dir::CREATED),
+            failed: dir.file(run_dir::FAILED),
+            rejected: dir.file(run_dir::REJECTED),
+        }
+    }
+}
+
+impl Detail for ImportDetail {
+    fn rows_not_created(&self) -> bool {
+        self.counts.failed + self.counts.rejected > 0
+    }
+
+    fn render_counts(&self, requests: u64, retries: u64) -> String {
+        let c = &self.counts;
+        format!(
+            "rows {}: created {}, failed {}, rejected {}, skipped {}\nrequests {requests}, retries {retries}\n",
+            c.rows, c.created, c.failed, c.rejected, c.skipped
+        )
+    }
+
+    fn render_files(&self) -> String {
+        format!(
+            "failed rows:   {} ({})\nrejected rows: {} ({})\n",
+            self.files.failed.display(),
+            self.counts.failed,
+            self.files.rejected.display(),
+            self.counts.rejected
+        )
+    }
+}
+
+impl RunKind for Import {
+    type Detail = ImportDetail;
+    const DURABLE_JOURNAL: bool = true;
+
+    fn prepare(job: &Job, _begun: &Begun) -> Result<KindRecord> {
+        let src = job
+            .spec
+            .source
+            .as_ref()
+            .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+        let source = if src.path == "-" {
+            SourceFingerprint {
+                path: "-".into(),
+                size: 0,
+                sha256: String::new(),
+            }
+        } else {
+            let path = job.resolve(&src.path);
+            run_dir::fingerprint(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
+        };
+        Ok(KindRecord::BatchCreate { source })
+    }
+
+    fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()> {
+        let KindRecord::BatchCreate { source: started } = &run.manifest.kind else {
+            return Err(Error::Usage("this run directory holds no import".into()));
+        };
+        let src = run
+            .job
+            .spec
+            .source
+            .as_ref()
+            .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+        if src.path == "-" {
+            return Err(Error::stopped(
+                "this run read standard input, which cannot be read again: start a new run",
+                Again::Never(Some(run.dir.path.clone())),
+            ));
+        }
+        let now = run_dir::fingerprint(&run.job.resolve(&src.path))
+            .map_err(|e| Error::io("cannot read the source", e))?;
+        let same = now.size == started.size && now.sha256 == started.sha256;
+        if !same && !opts.force {
+            return Err(Error::Usage(format!(
+                "the source {} changed since the run started (size or content); resuming would send different rows as the same batches. Start a new run, or pass --force",
+                now.path
+            )));
+        }
+        if let Some(newer) = newer_finished_run(run)
+            && !opts.force
+        {
+            return Err(Error::Usage(format!(
+                "a newer run of this job, {}, has finished since this one started: resuming now would send this run's older values over its. Start a new run, or pass --force",
+                newer.display()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn drive(ctx: &mut Context<'_>) -> Driven<ImportDetail> {
+        let mut committed = Checkpoint::default();
+        let stop = schedule(ctx, &mut committed).await.err();
+        Driven {
+            detail: ImportDetail {
+                counts: committed.counts,
+                files: ResultFiles::of(ctx.dir),
+            },
+            stop,
+        }
+    }
+}
+
+/// A batch_create run of the same job that finished after `run` started (SPEC §12 R4).
+fn newer_finished_run(run: &Reopened) -> Option<PathBuf> {
+    let root = &run.job.paths.job_root;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| *d != run.dir.path && d.join(run_dir::MANIFEST).exists())
+        .filter(|d| {
+            run_dir::read_versioned::<Manifest>(&d.join(run_dir::MANIFEST))
+                .is_ok_and(|m| matches!(m.kind, KindRecord::BatchCreate { .. }))
+        })
+        .filter(|d| {
+            run_dir::read_versioned::<Summary<ImportDetail>>(&d.join(run_dir::SUMMARY)).is_ok_and(
+                |s| s.status == RunStatus::Finished && s.finished_at > run.manifest.started_at,
+            )
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// A commit of answered batches on a blocking thread; it hands the ledger back.
+type Committing = tokio::task::JoinHandle<(Ledger, std::io::Result<()>)>;
+
+/// The scheduler: batches from the reader, `2 × concurrency` of them in progress, answered
+/// ones committed in groups. `committed` follows the checkpoint on disk.
+async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(), Stop> {
+    let job = ctx.job;
+    let durable = atomic::durable();
+    *committed = match run_dir::read_versioned(&ctx.dir.file(run_dir::CHECKPOINT)) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoint::default(),
+        Err(e) => return Err(Stop::io("cannot read the checkpoint", &e)),
+    };
+    let (events, _) = journal::read_all::<Event>(&ctx.dir.file(run_dir::EVENTS))
+        .map_err(|e| Stop::io("cannot read the journal", &e))?;
+    let results = Results::open(ctx.dir, committed)
+        .map_err(|e| Stop::io("cannot open the result files", &e))?;
+    let sender = Arc::new(Sender::new(
+        job,
+        events,
+        Arc::clone(&ctx.journal),
+        Arc::clone(&ctx.client),
+        Arc::clone(&ctx.requests),
+    ));
+    let concurrency = job.spec.api.concurrency.max(1);
+    let mut reader = Reader::start(job, concurrency * 2 + 2)?;
+
+    // Twice as many batches in progress as requests allowed in flight (`Sender::slots`):
+    // while `concurrency` requests wait on the API, as many more batches serialize, journal
+    // their intent and wait for a slot, or journal an outcome — a slot never idles while a
+    // batch gets ready.
+    let mut in_flight: JoinSet<Result<Materialized, Stop>> = JoinSet::new();
+    let mut stop: Option<Stop> = None;
+    let mut source_done = false;
+    let mut shutdown = ctx.shutdown.clone();
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let mut progress = ctx.progress(reader.size, Some(Arc::clone(&reader.bytes_read)));
+    let rows_before = committed.counts.rows;
+    // Batches answered and not yet committed, and the commit running (it holds the ledger).
+    let mut answered: Vec<Materialized> = Vec::new();
+    let mut ledger = Some(Ledger {
+        results,
+        checkpoint: committed.clone(),
+        checkpoint_path: ctx.dir.file(run_dir::CHECKPOINT),
+        durable,
+    });
+    let mut committing: Option<Committing> = None;
+    loop {
+        if committing.is_none()
+            && !answered.is_empty()
+            && let Some(mut l) = ledger.take()
+        {
+            let batches = std::mem::take(&mut answered);
+            committing = Some(tokio::task::spawn_blocking(move || {
+                let result = l.commit(&batches);
+                (l, result)
+            }));
+        }
+        if (source_done || stop.is_some()) && in_flight.is_empty() && committing.is_none() {
+            break;
+        }
+        if stop.is_some() && drain_deadline.is_none() {
+            // Whatever stopped the run, requests in flight get the same grace, no more.
+            drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+            if !ctx.json {
+                eprintln!(
+                    "stopping: waiting up to {}s for {} request(s) in flight",
+                    DRAIN_TIMEOUT.as_secs(),
+                    sender.sending(concurrency)
+                );
+            }
+        }
+        let deadline = drain_deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            biased;
+            _ = shutdown.requested(), if stop.is_none() => {
+                sender.stopping.store(true, Ordering::SeqCst);
+                stop = Some(Stop::resumable("interrupted by a signal"));
+            }
+            _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() && !in_flight.is_empty() => {
+                // Requests still in flight stay "in doubt" and are resent on resume.
+                in_flight.abort_all();
+                while let Some(joined) = in_flight.join_next().await {
+                    // One that finished just now still gets committed.
+                    if let Ok(Ok(m)) = joined {
+                        answered.push(m);
+                    }
+                }
+            }
+            done = async { committing.as_mut().expect("checked").await }, if committing.is_some() => {
+                committing = None;
+                let (l, result) = done.expect("a commit does not panic");
+                match result {
+                    Ok(()) => {
+                        *committed = l.checkpoint.clone();
+                        ledger = Some(l);
+                    }
+                    Err(e) => {
+                        // The checkpoint on disk is the last good one; nothing more is
+                        // committed (the ledger stays away), and nothing more is sent.
+                        sender.stopping.store(true, Ordering::SeqCst);
+                        stop.get_or_insert(Stop::io("writing the result files and the checkpoint", &e));
+                        answered.clear();
+                        continue;
+                    }
+                }
+                let c = committed.counts;
+                let batches = committed.done_below + committed.done_above.len() as u64;
+                let rate = progress.rate(c.rows - rows_before);
+                let retries = ctx.retries();
+                progress.tick(|| format!(
+                    "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
+                    c.rows, c.created, c.failed, c.rejected, c.skipped
+                ));
+            }
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                match joined {
+                    Ok(Ok(m)) if ledger.is_some() || committing.is_some() => answered.push(m),
+                    Ok(Ok(_)) => {} // the ledger failed: the journal has the outcome
+                    Ok(Err(s)) => {
+                        sender.stopping.store(true, Ordering::SeqCst);
+                        stop.get_or_insert(s);
+                    }
+                    Err(e) if e.is_cancelled() => {}
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+            unit = reader.units.recv(), if !source_done && stop.is_none() && in_flight.len() < 2 * concurrency => {
+                match unit {
+                    None => source_done = true,
+                    Some(unit) if committed.is_done(unit.seq) => {}
+                    Some(unit) => {
+                        let sender = Arc::clone(&sender);
+                        in_flight.spawn(async move {
+                            let n = unit.customers.len() as u32;
+                            let (created, failed) = if n == 0 { (Vec::new(), Vec::new()) } else { sender.resolve(&unit, 0, n).await? };
+                            Ok(sender::materialize(&unit, created, failed))
+                        });
+                    }
+                }
+            }
+        }
+    }
+    progress.finish();
+    let read = reader.close().await;
+    match stop {
+        Some(s) => Err(s),
+        None => read,
+    }
+}

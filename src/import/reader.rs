@@ -1,0 +1,91 @@
+//! The import's source side: a thread that reads, maps and batches the source and hands the
+//! batches, in order, to the scheduler through a small channel. Stopping it never waits on
+//! the rest of the source: [`Reader::close`] raises the pipeline's stop flag and drops the
+//! receiver, so every stage fails its next send and ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use super::batches::{BatchUnit, Batcher};
+use crate::job::Job;
+use crate::mapping::Mapper;
+use crate::runner::Stop;
+use crate::{pipeline, source};
+
+pub struct Reader {
+    pub units: mpsc::Receiver<BatchUnit>,
+    /// Bytes of the source read so far, and the source's size: the progress bar's.
+    pub bytes_read: Arc<AtomicU64>,
+    pub size: Option<u64>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Reader {
+    /// Start reading `job`'s source; at most `queued` batches wait for the scheduler.
+    pub fn start(job: &Job, queued: usize) -> Result<Reader, Stop> {
+        let spec = job
+            .spec
+            .source
+            .clone()
+            .ok_or_else(|| Stop::not_resumable("a batch_create job needs a source"))?;
+        let mapping = job.spec.mapping.clone().unwrap_or_default();
+        let mapper = Mapper::new(&mapping, job.spec.filter.as_deref(), &job.vars).map_err(|p| {
+            Stop::not_resumable(format!("templates did not compile: {}", p[0].message))
+        })?;
+        let path: PathBuf = job.resolve(&spec.path);
+        let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let batch_size = job.spec.batch_size;
+        let (tx, units) = mpsc::channel::<BatchUnit>(queued.max(1));
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counter, stop_reading) = (Arc::clone(&bytes_read), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || -> Result<(), String> {
+            let source = source::open_counted(&spec, &path, counter).map_err(|e| e.to_string())?;
+            let mut batcher = Batcher::new(batch_size);
+            let mut open = true;
+            pipeline::map_in_order(
+                source,
+                &mapper,
+                pipeline::default_workers(),
+                &stop_reading,
+                |row, outcome| {
+                    if let Some(unit) = batcher.push(row, outcome) {
+                        open = tx.blocking_send(unit).is_ok();
+                    }
+                    open
+                },
+            )
+            .map_err(|e| format!("reading the source failed: {e}; the run can be resumed"))?;
+            if open && let Some(unit) = batcher.finish() {
+                let _ = tx.blocking_send(unit);
+            }
+            Ok(())
+        });
+        Ok(Reader {
+            units,
+            bytes_read,
+            size,
+            stop,
+            thread,
+        })
+    }
+
+    /// Stop reading (whatever is left unread) and wait for the thread: it ends at its next
+    /// record. A read error is a resumable stop.
+    pub async fn close(self) -> Result<(), Stop> {
+        self.stop.store(true, Ordering::SeqCst);
+        drop(self.units);
+        let thread = self.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(Stop::resumable(e)),
+            Ok(Err(_)) | Err(_) => Err(Stop::resumable(
+                "the source reader failed; the run can be resumed",
+            )),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Sending a batch: its intent journaled before the request, its outcome after, a
+//! whole-request 12148 bisected until the culprit records are alone, and nothing sent once
+//! the run is stopping. Every batch task of an import shares one [`Sender`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde_json::json;
+
+use super::batches::BatchUnit;
+use super::checkpoint::Counts;
+use super::ledger::Materialized;
+use crate::api::client::{CODE_AGENT_MISSING, Client};
+use crate::api::wire::BatchCreateRequest;
+use crate::run_dir;
+use crate::run_dir::events::{Answer, CreatedRow, Event, FailedRow, Part, now};
+use crate::run_dir::journal::GroupJournal;
+use crate::runner::Stop;
+
+/// Everything the request tasks share.
+pub struct Sender {
+    pub journal: Arc<GroupJournal>,
+    /// Outcomes already journaled (from before a crash), by part.
+    known: Mutex<HashMap<Part, Answer>>,
+    /// Payload hashes of journaled intents, to check a resume re-derived the same batch,
+    /// and how many times each part was sent.
+    intents: HashMap<Part, String>,
+    attempts: Mutex<HashMap<Part, u32>>,
+    pub client: Arc<Client>,
+    tenant_id: i64,
+    app_key: String,
+    merge_type: u8,
+    strict: bool,
+    pub requests: Arc<AtomicU64>,
+    /// Request slots: `concurrency` of them. More batches than that are in progress, so a
+    /// batch takes a slot only once its intent is durable, right before it is sent.
+    pub slots: tokio::sync::Semaphore,
+    /// Set when the run stops (a signal, a final error): a batch not sent yet is not sent.
+    pub stopping: AtomicBool,
+}
+
+/// Created and failed rows of a part of a batch.
+type Resolved = (Vec<CreatedRow>, Vec<FailedRow>);
+/// The boxed future of a (recursive) resolution.
+type Resolving<'a> =
+    std::pin::Pin<Box<dyn Future<Output = std::result::Result<Resolved, Stop>> + Send + 'a>>;
+
+fn io_stop(what: &str, e: std::io::Error) -> Stop {
+    Stop::io(what, &e)
+}
+
+impl Sender {
+    /// A sender for `job`, knowing what the journal recorded before (a resume's).
+    pub fn new(
+        job: &crate::job::Job,
+        events: Vec<Event>,
+        journal: Arc<GroupJournal>,
+        client: Arc<Client>,
+        requests: Arc<AtomicU64>,
+    ) -> Sender {
+        let mut known = HashMap::new();
+        let mut intents = HashMap::new();
+        let mut attempts: HashMap<Part, u32> = HashMap::new();
+        for e in events {
+            match e {
+                Event::Intent {
+                    part,
+                    payload_sha256,
+                    ..
+                } => {
+                    intents.insert(part, payload_sha256);
+                    *attempts.entry(part).or_insert(0) += 1;
+                }
+                Event::Outcome { part, answer, .. } => {
+                    known.insert(part, answer);
+                }
+                Event::Withdrawn { part, .. } => {
+                    // That intent was never sent: its attempt number is free again.
+                    if let Some(n) = attempts.get_mut(&part) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Sender {
+            journal,
+            known: Mutex::new(known),
+            intents,
+            attempts: Mutex::new(attempts),
+            client,
+            tenant_id: job.spec.api.tenant_id,
+            app_key: job.spec.api.app_key.clone(),
+            merge_type: job.spec.merge.wire_type(),
+            strict: job.spec.strict_binding,
+            requests,
+            slots: tokio::sync::Semaphore::new(job.spec.api.concurrency.max(1)),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Requests being sent right now.
+    pub fn sending(&self, concurrency: usize) -> usize {
+        concurrency - self.slots.available_permits()
+    }
+
+    /// Append to the journal; returns once the event is durable.
+    pub async fn log(&self, event: &Event) -> std::result::Result<(), Stop> {
+        self.journal
+            .append(event)
+            .await
+            .map_err(|e| io_stop("writing the journal", e))
+    }
+
+    /// Resolve customers `lo..hi` of `unit`: from the journal if answered before, else by
+    /// sending them; a whole-request 12148 is bisected until the culprits are alone.
+    pub fn resolve<'a>(
+        self: &'a Arc<Self>,
+        unit: &'a BatchUnit,
+        lo: u32,
+        hi: u32,
+    ) -> Resolving<'a> {
+        Box::pin(async move {
+            let part = Part {
+                seq: unit.seq,
+                lo,
+                hi,
+            };
+            let known = self.known.lock().expect("known lock").get(&part).cloned();
+            let answer = match known {
+                Some(a) => a,
+                None => self.send(unit, part).await?,
+            };
+            match answer {
+                Answer::Answered { created, failed } => Ok((created, failed)),
+                Answer::WholeFailed { code, .. } if hi - lo > 1 => {
+                    self.log(&Event::Bisect {
+                        part,
+                        code,
+                        at: now(),
+                    })
+                    .await?;
+                    let mid = lo + (hi - lo) / 2;
+                    let (mut c1, mut f1) = self.resolve(unit, lo, mid).await?;
+                    let (c2, f2) = self.resolve(unit, mid, hi).await?;
+                    c1.extend(c2);
+                    f1.extend(f2);
+                    Ok((c1, f1))
+                }
+                Answer::WholeFailed { code, message } => Ok((
+                    Vec::new(),
+                    vec![FailedRow {
+                        row: unit.customer_rows[lo as usize],
+                        error_code: code,
+                        error_message: message,
+                    }],
+                )),
+            }
+        })
+    }
+
+    async fn send(&self, unit: &BatchUnit, part: Part) -> std::result::Result<Answer, Stop> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Stop::resumable("the run is stopping"));
+        }
+        let range = part.lo as usize..part.hi as usize;
+        let rows = &unit.customer_rows[range.clone()];
+        let request = BatchCreateRequest {
+            merge_type: self.merge_type,
+            tenant_id: self.tenant_id,
+            app_key: &self.app_key,
+            strict_binding: self.strict,
+            customers: &unit.customers[range],
+        };
+        let body = serde_json::to_vec(&request).expect("a request serializes");
+        let hash = run_dir::sha256_hex(&body);
+        if let Some(previous) = self.intents.get(&part)
+            && *previous != hash
+        {
+            return Err(Stop::not_resumable(format!(
+                "batch {} is not the batch the journal recorded (its customers differ): the source or the job changed; start a new run",
+                part.seq
+            )));
+        }
+        let attempt = {
+            let mut a = self.attempts.lock().expect("attempts lock");
+            let n = a.entry(part).or_insert(0);
+            *n += 1;
+            *n
+        };
+        crate::failpoint!("before_intent");
+        self.log(&Event::Intent {
+            part,
+            attempt,
+            first_row: rows.first().copied().unwrap_or(0),
+            last_row: rows.last().copied().unwrap_or(0),
+            payload_sha256: hash,
+            at: now(),
+        })
+        .await?;
+        crate::failpoint!("after_intent");
+        let slot = self.slots.acquire().await.expect("never closed");
+        if self.stopping.load(Ordering::SeqCst) {
+            // Journaled, never sent: not in doubt.
+            self.log(&Event::Withdrawn { part, at: now() }).await?;
+            return Err(Stop::resumable("the run is stopping"));
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = self
+            .client
+            .call::<crate::api::wire::BatchCreateResult>(
+                reqwest::Method::POST,
+                crate::api::wire::BATCH_CREATE_PATH,
+                "",
+                body,
+            )
+            .await
+            .map_err(|e| {
+                // Before this request's slot is freed: no other batch may take it and send.
+                self.stopping.store(true, Ordering::SeqCst);
+                Stop::resumable(e.advice_for_a_run())
+            })?;
+        // The request is answered: its slot is free while the outcome is journaled.
+        drop(slot);
+        crate::failpoint!("after_send");
+        let answer = if reply.code == CODE_AGENT_MISSING {
+            Answer::WholeFailed {
+                code: reply.code,
+                message: reply.message.unwrap_or_default(),
+            }
+        } else {
+            let data = reply.data.unwrap_or_default();
+            let mut created = Vec::new();
+            let mut failed = Vec::new();
+            let mut seen = vec![false; rows.len()];
+            for s in data.success_items {
+                if let Some(row) = rows.get(s.index) {
+                    seen[s.index] = true;
+                    created.push(CreatedRow {
+                        row: *row,
+                        customer_id: s.customer_id,
+                        whats_app_phone: s.whats_app_phone,
+                    });
+                }
+            }
+            for f in data.fail_items {
+                if let Some(row) = rows.get(f.index) {
+                    seen[f.index] = true;
+                    failed.push(FailedRow {
+                        row: *row,
+                        error_code: f.error_code,
+                        error_message: f.error_message.unwrap_or_default(),
+                    });
+                }
+            }
+            // A record the answer does not mention did not make it: say so, never lose it.
+            for (i, s) in seen.iter().enumerate() {
+                if !s {
+                    failed.push(FailedRow {
+                        row: rows[i],
+                        error_code: -1,
+                        error_message: "the API's answer did not mention this record".into(),
+                    });
+                }
+            }
+            Answer::Answered { created, failed }
+        };
+        crate::failpoint!("before_outcome");
+        self.log(&Event::Outcome {
+            part,
+            answer: answer.clone(),
+            attempts: reply.attempts,
+            at: now(),
+        })
+        .await?;
+        Ok(answer)
+    }
+}
+
+/// A batch's lines for the result files.
+pub fn materialize(
+    unit: &BatchUnit,
+    created: Vec<CreatedRow>,
+    failed: Vec<FailedRow>,
+) -> Materialized {
+    let line = |v: serde_json::Value| v.to_string();
+    let mut created = created;
+    created.sort_by_key(|c| c.row);
+    let mut failed = failed;
+    failed.sort_by_key(|f| f.row);
+    let counts = Counts {
+        rows: unit.rows(),
+        created: created.len() as u64,
+        failed: failed.len() as u64,
+        rejected: unit.rejected.len() as u64,
+        skipped: unit.skipped,
+        unchanged: 0,
+    };
+    Materialized {
+        seq: unit.seq,
+        created: created.iter().map(|c| serde_json::to_string(c).expect("serializes")).collect(),
+        failed: failed.iter().map(|f| serde_json::to_string(f).expect("serializes")).collect(),
+        rejected: unit
+            .rejected
+            .iter()
+            .map(|(row, errors)| {
+                line(json!({"row": row, "errors": errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()}))
+            })
+            .collect(),
+        counts,
+    }
+}

@@ -1,0 +1,92 @@
+//! `cdpjob status` of an import: where its rows are, which batches are done and which are
+//! in doubt (sent, never answered: a resume sends them again), from its files alone.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{Checkpoint, Counts, ImportDetail};
+use crate::run_dir::events::{Event, Part};
+use crate::run_dir::{self, Manifest, journal};
+use crate::runner::status::StatusHead;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportStatus {
+    #[serde(flatten)]
+    pub head: StatusHead,
+    pub counts: Counts,
+    pub batches_done: u64,
+    pub batches_in_doubt: Vec<u64>,
+    pub requests: u64,
+    pub retries: u64,
+}
+
+pub fn read(dir: &Path, manifest: &Manifest) -> std::io::Result<ImportStatus> {
+    let checkpoint: Checkpoint =
+        run_dir::read_versioned(&dir.join(run_dir::CHECKPOINT)).unwrap_or_default();
+    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))?;
+    let mut head = StatusHead::read::<ImportDetail>(dir, manifest);
+    // Parts sent and not answered, in journal order (a part may be sent again on resume).
+    let mut open: HashSet<Part> = HashSet::new();
+    let (mut retries, mut requests) = (0u64, 0u64);
+    for e in &events {
+        match e {
+            Event::Intent { part, .. } => {
+                open.insert(*part);
+                requests += 1;
+            }
+            Event::Outcome { part, .. } => {
+                open.remove(part);
+            }
+            Event::Withdrawn { part, .. } => {
+                open.remove(part);
+                requests = requests.saturating_sub(1);
+            }
+            Event::Retry { reason, .. } => {
+                retries += 1;
+                head.last_error = Some(reason.clone());
+            }
+            Event::Stopped { reason, .. } => head.last_error = Some(reason.clone()),
+            _ => {}
+        }
+        head.last_event_at = Some(e.at());
+    }
+    let mut in_doubt: Vec<u64> = open
+        .iter()
+        .filter(|p| !checkpoint.is_done(p.seq))
+        .map(|p| p.seq)
+        .collect();
+    in_doubt.sort_unstable();
+    in_doubt.dedup();
+    Ok(ImportStatus {
+        head,
+        counts: checkpoint.counts,
+        batches_done: checkpoint.done_below + checkpoint.done_above.len() as u64,
+        batches_in_doubt: in_doubt,
+        requests,
+        retries,
+    })
+}
+
+impl fmt::Display for ImportStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        writeln!(f, "{}", self.head.title())?;
+        writeln!(
+            f,
+            "rows {}: created {}, failed {}, rejected {}, skipped {}",
+            c.rows, c.created, c.failed, c.rejected, c.skipped
+        )?;
+        writeln!(
+            f,
+            "batches done {}, in doubt {:?}, requests {}, retries {}",
+            self.batches_done, self.batches_in_doubt, self.requests, self.retries
+        )?;
+        if let Some(e) = &self.head.last_error {
+            writeln!(f, "last error: {e}")?;
+        }
+        writeln!(f, "{}", self.head.times())
+    }
+}

@@ -1,0 +1,74 @@
+//! What a run is about, written once when it starts and checked on every resume: the job
+//! (its text and the hash of what decides what is sent), the vars, the lock it holds, and
+//! what its kind needs to continue exactly where it was.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The cdpjob that started the run (for messages about old run directories).
+    pub cdpjob_version: String,
+    pub run_id: String,
+    pub job_path: String,
+    pub job_text: String,
+    /// SHA-256 of what decides what the run sends (SPEC §12 R3).
+    pub job_sha256: String,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    /// Whole seconds: templates see it as `run.started_at`, and an export's window ends
+    /// there, so it must not lie in the future (rounding could).
+    pub started_at: jiff::Timestamp,
+    /// The job's lock, where this run took it (`status` looks there, wherever the run
+    /// directory is).
+    pub lock: PathBuf,
+    pub kind: KindRecord,
+}
+
+/// What each kind of run needs to be continued exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindRecord {
+    BatchCreate { source: SourceFingerprint },
+    QueryExport(Box<ExportRecord>),
+}
+
+impl KindRecord {
+    pub fn job_kind(&self) -> crate::job::model::JobKind {
+        match self {
+            KindRecord::BatchCreate { .. } => crate::job::model::JobKind::BatchCreate,
+            KindRecord::QueryExport(_) => crate::job::model::JobKind::QueryExport,
+        }
+    }
+}
+
+/// An export's query and output, rendered once when the run started: a resume continues
+/// exactly this export, whatever `state.json` or the clock say by then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// The request body of the first page (no cursor).
+    pub request: serde_json::Value,
+    /// Where the export lands when it is complete…
+    pub output: String,
+    /// …and where it grows until then.
+    pub partial: String,
+    pub format: crate::job::model::OutputFormat,
+    /// CSV columns, in order.
+    pub columns: Vec<String>,
+    pub max_records: Option<u64>,
+    /// The state file read at the start, and what it held.
+    pub state_file: String,
+    pub state_read: serde_json::Map<String, serde_json::Value>,
+    /// The end of the window this export covers (the query's `end_time`): `last_end_time`
+    /// in the next state. None for a query without an end.
+    #[serde(default)]
+    pub window_end: Option<String>,
+}
+
+/// Enough to tell that the source is not the one the run started with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFingerprint {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}

@@ -1,0 +1,161 @@
+//! Starting and reopening a run directory, the same for both kinds of job: the job's lock,
+//! the run id, the manifest that pins the job (and what its kind needs), and the checks a
+//! resume makes before it may continue.
+
+use std::path::{Path, PathBuf};
+
+use super::RunOptions;
+use crate::error::{Again, Error, Result};
+use crate::job::{self, Job};
+use crate::run_dir::lock::{JobLock, LockError};
+use crate::run_dir::{self, KindRecord, Manifest, RunDir};
+
+/// A new run: its directory (created, empty), id, start time and the job's lock.
+#[derive(Debug)]
+pub struct Begun {
+    pub dir: RunDir,
+    pub run_id: String,
+    /// Whole seconds (see [`Manifest::started_at`]).
+    pub started_at: jiff::Timestamp,
+    pub lock: JobLock,
+}
+
+/// Take the job's lock and create a fresh run directory (`--run-dir`, or
+/// `<run.root>/<name>/<run-id>`).
+pub fn begin(job: &Job, opts: &RunOptions) -> Result<Begun> {
+    let root = &job.paths.job_root;
+    run_dir::create_private_dir(root)
+        .map_err(|e| Error::Environment(format!("cannot create {}: {e}", root.display())))?;
+    let lock = acquire_lock(&job.paths.lock)?;
+    let run_id = match &opts.run_dir {
+        Some(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(run_dir::new_run_id),
+        None => run_dir::new_run_id(),
+    };
+    let dir = RunDir {
+        path: opts.run_dir.clone().unwrap_or_else(|| root.join(&run_id)),
+    };
+    if dir.file(run_dir::MANIFEST).exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a run: `cdpjob resume {}` continues it",
+            dir.path.display(),
+            dir.path.display()
+        )));
+    }
+    run_dir::create_private_dir(&dir.path)
+        .map_err(|e| Error::Environment(format!("cannot create {}: {e}", dir.path.display())))?;
+    let started_at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .expect("now is a valid timestamp");
+    Ok(Begun {
+        dir,
+        run_id,
+        started_at,
+        lock,
+    })
+}
+
+/// The manifest of a new run.
+pub fn manifest(job: &Job, begun: &Begun, kind: KindRecord) -> Manifest {
+    Manifest {
+        cdpjob_version: env!("CARGO_PKG_VERSION").into(),
+        run_id: begun.run_id.clone(),
+        job_path: absolute(&job.path).display().to_string(),
+        job_text: job.text.clone(),
+        job_sha256: job.send_hash.clone(),
+        vars: job.vars.clone(),
+        started_at: begun.started_at,
+        lock: absolute(&job.paths.lock),
+        kind,
+    }
+}
+
+/// `p` made absolute: a resume or `status` may run from another working directory.
+pub fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Write the manifest: from here on the directory is a run that `resume` can continue.
+pub fn write_manifest(dir: &RunDir, manifest: &Manifest, opts: &RunOptions) -> Result<()> {
+    run_dir::write_versioned(&dir.file(run_dir::MANIFEST), manifest)
+        .map_err(|e| Error::io("cannot write the manifest", e))?;
+    if !opts.json {
+        eprintln!("run directory: {}", dir.path.display());
+    }
+    Ok(())
+}
+
+pub fn acquire_lock(path: &Path) -> Result<JobLock> {
+    JobLock::acquire(path, |w| eprintln!("warning: {w}")).map_err(|e| match e {
+        LockError::Held { .. } => Error::stopped(e.to_string(), Again::RunAgain),
+        LockError::Io { .. } => Error::Environment(e.to_string()),
+    })
+}
+
+/// An existing run, checked and locked, ready to continue.
+#[derive(Debug)]
+pub struct Reopened {
+    pub job: Job,
+    pub dir: RunDir,
+    pub manifest: Manifest,
+    pub lock: JobLock,
+}
+
+/// Read a run directory's manifest; one written by another format is refused by name.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let file = path.join(run_dir::MANIFEST);
+    run_dir::read_versioned(&file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::stopped(
+            format!("{e}: this run cannot be resumed here; start a new run (its result files stay as they are)"),
+            Again::Never(Some(path.to_path_buf())),
+        ),
+        _ => Error::Usage(format!("{} is not a run directory: {e}", path.display())),
+    })
+}
+
+/// Open a run directory for `resume`: the job is loaded from where the run found it, with
+/// the run's vars, and the job's lock is taken where the run took it.
+pub fn reopen(path: &Path) -> Result<Reopened> {
+    let dir = RunDir {
+        path: path.to_path_buf(),
+    };
+    let manifest = read_manifest(path)?;
+    let job_path = PathBuf::from(&manifest.job_path);
+    let overrides = manifest
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    let job = job::load(&job_path, &overrides).map_err(|e| Error::Job(vec![*e]))?;
+    let lock = acquire_lock(&manifest.lock)?;
+    Ok(Reopened {
+        job,
+        dir,
+        manifest,
+        lock,
+    })
+}
+
+/// A job changed in what it sends stops a resume unless `--force` (SPEC §12 R3).
+pub fn check_job_unchanged(run: &Reopened, opts: &RunOptions) -> Result<()> {
+    if run.job.send_hash != run.manifest.job_sha256 && !opts.force {
+        return Err(Error::Usage(format!(
+            "the job file {} changed since the run started in what it sends; resuming could mix two jobs' rows. Start a new run, or pass --force",
+            run.manifest.job_path
+        )));
+    }
+    Ok(())
+}
+
+/// The async runtime a command runs its network work on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().map_err(|e| Error::io("cannot start the async runtime", e))
+}

@@ -1,0 +1,328 @@
+//! One lifecycle for every kind of run. A run begins (lock, run directory, manifest) or is
+//! reopened, gets a runtime, a connection and a shutdown signal, journals that it started
+//! or resumed, lets its kind do the work, journals how that ended, and writes and prints
+//! the summary whose outcome is the exit code. The kinds — `import` (batch_create) and
+//! `export` (query_export) — plug in as [`RunKind`]s and never repeat any of this.
+
+pub mod begin;
+pub mod progress;
+pub mod shutdown;
+pub mod status;
+pub mod summary;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub use begin::{Begun, Reopened};
+pub use shutdown::Shutdown;
+pub use summary::{Detail, Outcome, RunStatus, Summary};
+
+use crate::api::client::Client;
+use crate::connection::{self, Connection};
+use crate::error::{Again, Error, Result};
+use crate::job::Job;
+use crate::run_dir::events::{Event, now};
+use crate::run_dir::journal::{GroupJournal, Journal};
+use crate::run_dir::{self, KindRecord, Manifest, RunDir, atomic};
+use progress::Progress;
+
+/// How long requests in flight may take to finish once the run is stopping.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub run_dir: Option<PathBuf>,
+    pub json: bool,
+    /// Resume even though the job or the source changed, or a newer run finished.
+    pub force: bool,
+}
+
+/// Why a run stopped before its end, and whether `resume` can continue it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub reason: String,
+    pub resumable: bool,
+}
+
+impl Stop {
+    pub fn resumable(reason: impl Into<String>) -> Stop {
+        Stop {
+            reason: reason.into(),
+            resumable: true,
+        }
+    }
+
+    /// A stop no resume can mend (a file changed behind the run's back).
+    pub fn not_resumable(reason: impl Into<String>) -> Stop {
+        Stop {
+            reason: reason.into(),
+            resumable: false,
+        }
+    }
+
+    /// A failed read or write of the run's files: resumable, unless the file is not what
+    /// the checkpoint says (cut or changed behind our back).
+    pub fn io(what: &str, e: &std::io::Error) -> Stop {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            Stop::not_resumable(format!("{what}: {e}"))
+        } else {
+            Stop::resumable(format!("{what}: {e}; the run can be resumed"))
+        }
+    }
+}
+
+/// How the kind's work ended.
+#[derive(Debug)]
+pub struct Driven<D> {
+    pub detail: D,
+    pub stop: Option<Stop>,
+}
+
+/// What the lifecycle hands a kind for its work.
+pub struct Context<'a> {
+    pub job: &'a Job,
+    pub dir: &'a RunDir,
+    pub manifest: &'a Manifest,
+    /// A resume (the checkpoint says what is done) rather than a new run.
+    pub resuming: bool,
+    /// `--json`: nothing but the summary on stdout, no progress on stderr.
+    pub json: bool,
+    pub journal: Arc<GroupJournal>,
+    pub client: Arc<Client>,
+    /// Requests sent by this invocation (the kind counts them).
+    pub requests: Arc<AtomicU64>,
+    /// Retries among them (counted by the lifecycle, from the client).
+    pub retries: Arc<AtomicU64>,
+    pub shutdown: Shutdown,
+}
+
+impl Context<'_> {
+    /// A progress display on stderr (none with `--json`).
+    pub fn progress(&self, total: Option<u64>, position: Option<Arc<AtomicU64>>) -> Progress {
+        Progress::new(self.json, total, position)
+    }
+
+    /// `progress:` text's retry count so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// A kind of job, as the lifecycle runs it.
+pub trait RunKind {
+    /// What this kind adds to the summary.
+    type Detail: Detail;
+    /// Whether every journal line must be durable before the kind goes on (an import's
+    /// intent before its request); an export's checkpoint alone decides what is done.
+    const DURABLE_JOURNAL: bool;
+
+    /// Before a new run's manifest is written: what the run is about. Nothing is written
+    /// yet; an error here leaves no run directory behind.
+    fn prepare(job: &Job, begun: &Begun) -> Result<KindRecord>;
+
+    /// Once the new run's manifest is written: anything the operator must hear first.
+    fn announce(_job: &Job, _dir: &RunDir) {}
+
+    /// The checks a resume makes beyond the job's hash (its source, newer runs…).
+    fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()>;
+
+    /// Do the work, or continue it from the run directory's checkpoint.
+    fn drive(ctx: &mut Context<'_>) -> impl Future<Output = Driven<Self::Detail>>;
+}
+
+/// `cdpjob run JOB`.
+pub fn start<K: RunKind>(job: &Job, opts: &RunOptions) -> Result<Outcome> {
+    begin::runtime()?.block_on(async {
+        // Credentials first: a run that cannot connect leaves no run directory.
+        let conn = connection::connect(job).await?;
+        let begun = begin::begin(job, opts)?;
+        let kind = match K::prepare(job, &begun) {
+            Ok(kind) => kind,
+            Err(e) => {
+                // Nothing was written in it yet: leave no empty run directory behind.
+                let _ = std::fs::remove_dir(&begun.dir.path);
+                return Err(e);
+            }
+        };
+        let manifest = begin::manifest(job, &begun, kind);
+        begin::write_manifest(&begun.dir, &manifest, opts)?;
+        K::announce(job, &begun.dir);
+        let outcome = lifecycle::<K>(job, &begun.dir, &manifest, opts, false, conn).await;
+        drop(begun.lock);
+        outcome
+    })
+}
+
+/// `cdpjob resume RUN_DIR`, once the run directory is reopened (and locked).
+pub fn resume<K: RunKind>(run: Reopened, opts: &RunOptions) -> Result<Outcome> {
+    if let Some(summary) = finished_summary::<K::Detail>(&run.dir)? {
+        if !opts.json {
+            eprintln!(
+                "the run {} has already finished: nothing to do",
+                run.manifest.run_id
+            );
+        }
+        report(&summary, opts);
+        return Ok(summary.outcome());
+    }
+    begin::check_job_unchanged(&run, opts)?;
+    K::check_resume(&run, opts)?;
+    begin::runtime()?.block_on(async {
+        let conn = connection::connect(&run.job).await?;
+        lifecycle::<K>(&run.job, &run.dir, &run.manifest, opts, true, conn).await
+    })
+}
+
+/// The summary of a run that has finished, if it has.
+pub fn finished_summary<D: Detail>(dir: &RunDir) -> Result<Option<Summary<D>>> {
+    match run_dir::read_versioned::<Summary<D>>(&dir.file(run_dir::SUMMARY)) {
+        Ok(s) if s.status == RunStatus::Finished => Ok(Some(s)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::stopped(
+            format!("cannot read the summary: {e}"),
+            Again::Never(Some(dir.path.clone())),
+        )),
+    }
+}
+
+async fn lifecycle<K: RunKind>(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    opts: &RunOptions,
+    resuming: bool,
+    mut conn: Connection,
+) -> Result<Outcome> {
+    let sim = conn.sim.take();
+    let outcome = run_kind::<K>(job, dir, manifest, opts, resuming, conn).await;
+    if let Some(sim) = sim {
+        sim.stop().await;
+    }
+    outcome
+}
+
+async fn run_kind<K: RunKind>(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    opts: &RunOptions,
+    resuming: bool,
+    conn: Connection,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let stopped_here = |what: &str, e: std::io::Error| {
+        Error::stopped(
+            format!("{what}: {e}; the run can be resumed"),
+            Again::Resume(dir.path.clone()),
+        )
+    };
+    let journal = Journal::open(
+        &dir.file(run_dir::EVENTS),
+        K::DURABLE_JOURNAL && atomic::durable(),
+    )
+    .and_then(GroupJournal::start)
+    .map_err(|e| stopped_here("cannot open the journal", e))?;
+    let journal = Arc::new(journal);
+    let retries = Arc::new(AtomicU64::new(0));
+    {
+        let journal = Arc::clone(&journal);
+        let retries = Arc::clone(&retries);
+        conn.client.on_retry(move |n| {
+            retries.fetch_add(1, Ordering::Relaxed);
+            // A log entry nothing depends on: written in order, not waited for.
+            let _ = journal.append_detached(&Event::Retry {
+                path: n.path.to_string(),
+                attempt: n.attempt,
+                reason: n.reason.clone(),
+                delay_ms: n.delay.as_millis() as u64,
+                at: now(),
+            });
+        });
+    }
+    let first = if resuming {
+        Event::Resumed { at: now() }
+    } else {
+        Event::RunStarted {
+            run_id: manifest.run_id.clone(),
+            at: now(),
+        }
+    };
+    journal
+        .append(&first)
+        .await
+        .map_err(|e| stopped_here("writing the journal", e))?;
+
+    let mut ctx = Context {
+        job,
+        dir,
+        manifest,
+        resuming,
+        json: opts.json,
+        journal: Arc::clone(&journal),
+        client: Arc::new(conn.client),
+        requests: Arc::new(AtomicU64::new(0)),
+        retries: Arc::clone(&retries),
+        shutdown: Shutdown::listen(),
+    };
+    let Driven { detail, mut stop } = K::drive(&mut ctx).await;
+
+    let last = match &stop {
+        Some(s) => Event::Stopped {
+            reason: s.reason.clone(),
+            at: now(),
+        },
+        None => Event::RunFinished { at: now() },
+    };
+    // A journal that failed already said why the run stopped; a finished run whose last
+    // line cannot be written is finished in its files, and a resume will say so.
+    if let Err(e) = journal.append(&last).await
+        && stop.is_none()
+    {
+        stop = Some(Stop::resumable(format!(
+            "writing the journal: {e}; the run can be resumed"
+        )));
+    }
+    let summary = Summary {
+        run_id: manifest.run_id.clone(),
+        run_dir: dir.path.display().to_string(),
+        kind: job.spec.kind,
+        status: if stop.is_some() {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Finished
+        },
+        resumable: stop.as_ref().is_some_and(|s| s.resumable),
+        requests: ctx.requests.load(Ordering::Relaxed),
+        retries: retries.load(Ordering::Relaxed),
+        started_at: manifest.started_at,
+        finished_at: now(),
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        stopped_reason: stop.map(|s| s.reason),
+        detail,
+    };
+    run_dir::write_versioned(&dir.file(run_dir::SUMMARY), &summary)
+        .map_err(|e| stopped_here("writing the summary", e))?;
+    if !summary.resumable
+        && let Some(reason) = &summary.stopped_reason
+    {
+        // No resume mends this one: it is an error, and stderr is where errors are read.
+        eprintln!("error: {reason}");
+    }
+    report(&summary, opts);
+    Ok(summary.outcome())
+}
+
+fn report<D: Detail>(summary: &Summary<D>, opts: &RunOptions) {
+    use std::io::Write as _;
+    let text = if opts.json {
+        serde_json::to_string_pretty(&summary.to_json()).expect("serializes") + "\n"
+    } else {
+        summary.render()
+    };
+    // A closed pipe (`| head`) is not worth a message.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

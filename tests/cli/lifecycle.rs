@@ -1,0 +1,336 @@
+//! The run lifecycle both kinds share: versioned documents, old run directories refused by
+//! name, `status` finding the lock where the run took it, and `resume` refusing a run that
+//! a newer finished run has overtaken (SPEC §12 R2, R4).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{SimProcess, Workspace, read, repo, run, with_sim_credentials};
+
+fn leads(rows: u64) -> String {
+    let mut s = String::from("name,phone\n");
+    for i in 1..=rows {
+        s.push_str(&format!("Lead {i},86139{i:08}\n"));
+    }
+    s
+}
+
+fn job(url: &str, batch_size: usize, concurrency: usize) -> String {
+    format!(
+        "version: 1\nname: t\nkind: batch_create\napi:\n  base_url: \"{url}\"\n  tenant_id: 123\n  app_key: \"46oKF=os\"\n  max_retries: 0\n  concurrency: {concurrency}\nsource: {{type: csv, path: leads.csv}}\nmapping:\n  full_name: \"{{{{ row.name }}}}\"\n  whats_app_phone: \"{{{{ row.phone }}}}\"\nbatch_size: {batch_size}\n"
+    )
+}
+
+fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
+    let mut c = ws.cmd(args);
+    with_sim_credentials(&mut c);
+    c
+}
+
+fn json_of(path: &Path) -> Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn run_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_document_a_run_writes_or_prints_carries_format_version() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(30));
+    ws.write("job.yaml", job(&sim.url, 10, 2));
+    let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["format_version"], 1);
+    assert_eq!(summary["resumable"], false);
+    assert_eq!(summary["status"], "finished");
+    let dir = PathBuf::from(summary["run_dir"].as_str().unwrap());
+    let dir = ws.dir.path().join(dir);
+    for file in ["manifest.json", "checkpoint.json", "summary.json"] {
+        assert_eq!(json_of(&dir.join(file))["format_version"], 1, "{file}");
+    }
+    // Not of the journal's lines (R2).
+    let first_event = read(&dir.join("events.jsonl"));
+    let first_event: Value = serde_json::from_str(first_event.lines().next().unwrap()).unwrap();
+    assert!(first_event.get("format_version").is_none());
+    let manifest = json_of(&dir.join("manifest.json"));
+    assert!(manifest["kind"]["batch_create"]["source"]["sha256"].is_string());
+    let out = run(cmd(&ws, &["status", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(status["format_version"], 1);
+    assert_eq!(status["status"], "finished");
+    assert_eq!(status["resumable"], false);
+    assert_eq!(status["run_dir"], dir.to_str().unwrap());
+    assert_eq!(status["counts"]["created"], 30);
+    // Present even with change detection off (R2).
+    assert_eq!(status["counts"]["unchanged"], 0);
+    assert_eq!(summary["counts"]["unchanged"], 0);
+}
+
+#[test]
+fn a_run_directory_written_by_0_1_0_is_refused_naming_the_version() {
+    let ws = Workspace::new();
+    let fixture = repo().join("tests/fixtures/run-0.1.0");
+    let dir = ws.path("runs/old/20261130T120000Z-0a1b");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture.join("run")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    for command in ["resume", "status"] {
+        let out = run(cmd(&ws, &[command, dir.to_str().unwrap()]));
+        assert_eq!(out.code, 2, "{command}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("written by cdpjob 0.1.0")
+                && out.stderr.contains("start a new run"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap(), "--json"]));
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["exit_code"].as_u64(), doc["resumable"].as_bool()),
+        (Some(2), Some(false))
+    );
+    assert_eq!(doc["run_dir"], dir.to_str().unwrap());
+}
+
+/// The regression: `status DIR` of a run started with `--run-dir DIR` outside the job root
+/// looked for the lock next to DIR and said "interrupted" while the run ran.
+#[test]
+fn status_of_a_run_with_its_directory_elsewhere_says_running_while_it_runs() {
+    let sim = SimProcess::start(&["--latency-ms", "100"]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(2_000));
+    ws.write("job.yaml", job(&sim.url, 10, 1));
+    let elsewhere = ws.path("elsewhere/r1");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"))
+        .current_dir(ws.dir.path())
+        .args(["run", "job.yaml", "--run-dir", elsewhere.to_str().unwrap()])
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !elsewhere.join("checkpoint.json").exists() {
+        assert!(Instant::now() < deadline, "the run never committed a batch");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = |ws: &Workspace| {
+        let out = run(cmd(ws, &["status", elsewhere.to_str().unwrap(), "--json"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    let live = status(&ws);
+    assert_eq!(live["status"], "running", "{live}");
+    assert_eq!(live["resumable"], false);
+    let _ = child.kill();
+    let _ = child.wait();
+    let killed = status(&ws);
+    assert_eq!(killed["status"], "interrupted", "{killed}");
+    assert_eq!(killed["resumable"], true);
+}
+
+/// SPEC §12 R4: a late resume would send this run's older values over what a newer run
+/// sent; it is refused unless forced.
+#[test]
+fn resume_is_refused_once_a_newer_run_of_the_job_has_finished() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(20));
+    ws.write("job.yaml", job(&sim.url, 10, 1));
+    // The first run's secret is wrong: 1003, stopped, resumable.
+    let mut first = ws.cmd(&["run", "job.yaml"]);
+    first
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "wrong");
+    let out = run(first);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let stopped = run_dirs(&ws.path("runs/t")).pop().unwrap();
+    // A second run of the same job finishes (its run id sorts later: a second apart).
+    std::thread::sleep(Duration::from_millis(1_100));
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = run(cmd(&ws, &["resume", stopped.to_str().unwrap()]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("a newer run of this job") && out.stderr.contains("--force"),
+        "{}",
+        out.stderr
+    );
+    let out = run(cmd(&ws, &["resume", "--force", stopped.to_str().unwrap()]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+/// Lines of a JSON Lines result file, by row number.
+fn rows_in(path: &Path) -> Vec<u64> {
+    read(path)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["row"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Spawn `cdpjob ARGS` in the workspace with the simulator's credentials and `env`, and
+/// wait at most `limit` for it: a stop that does not end the process fails here, never hangs.
+#[track_caller]
+fn run_within(ws: &Workspace, args: &[&str], env: &[(&str, &str)], limit: Duration) -> i32 {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"));
+    child
+        .current_dir(ws.dir.path())
+        .args(args)
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        child.env(k, v);
+    }
+    let mut child = child.spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`cdpjob {}` still running after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A failed write of the result files (an injected I/O error, as a full disk gives) stops
+/// a run whose source is far larger than any buffer: exit 3, the lock released, and the
+/// resume accounts for every row exactly once. The first 10,000 rows are sent; the other
+/// 190,000 are skipped by the filter, so the reader still has most of the file ahead of it
+/// when the run stops (the hang this pins), while the resume stays quick.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_failed_write_stops_the_run_and_the_resume_loses_nothing() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    let (rows, sent) = (200_000u64, 10_000u64);
+    let mut csv = String::from("name,phone,status\n");
+    for i in 1..=rows {
+        let status = if i <= sent { "active" } else { "later" };
+        csv.push_str(&format!("Lead {i},86139{i:08},{status}\n"));
+    }
+    ws.write("leads.csv", csv);
+    ws.write(
+        "job.yaml",
+        job(&sim.url, 100, 4) + "filter: \"row.status == 'active'\"\n",
+    );
+    let code = run_within(
+        &ws,
+        &["run", "job.yaml"],
+        &[("CDPJOB_FAILPOINT", "before_results:20:error")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 3);
+    let dir = run_dirs(&ws.path("runs/t")).pop().unwrap();
+    let summary = json_of(&dir.join("summary.json"));
+    assert_eq!(summary["status"], "interrupted");
+    assert_eq!(summary["resumable"], true);
+    assert!(
+        summary["stopped_reason"]
+            .as_str()
+            .unwrap()
+            .contains("injected I/O error"),
+        "{summary}"
+    );
+    assert!(summary["counts"]["rows"].as_u64().unwrap() < sent);
+    // The lock is free: the resume takes it, and finishes.
+    let code = run_within(
+        &ws,
+        &["resume", dir.to_str().unwrap()],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0);
+    let mut created = rows_in(&dir.join("created.jsonl"));
+    created.sort_unstable();
+    assert_eq!(
+        created,
+        (1..=sent).collect::<Vec<_>>(),
+        "every sent row once"
+    );
+    let summary = json_of(&dir.join("summary.json"));
+    assert_eq!(summary["counts"]["rows"], rows);
+    assert_eq!(summary["counts"]["skipped"], rows - sent);
+    assert_eq!(
+        sim.customers().len() as u64,
+        sent,
+        "the simulator holds each customer once"
+    );
+}
+
+/// The same for an export: a failed write of the partial output stops it (exit 3), and the
+/// resume writes every customer exactly once.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_failed_write_stops_an_export_and_the_resume_loses_nothing() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(2_000));
+    ws.write("job.yaml", job(&sim.url, 100, 4));
+    assert_eq!(
+        run_within(&ws, &["run", "job.yaml"], &[], Duration::from_secs(60)),
+        0
+    );
+    ws.write(
+        "export.yaml",
+        format!(
+            "version: 1\nname: e\nkind: query_export\napi:\n  base_url: \"{}\"\n  tenant_id: 123\n  app_key: \"46oKF=os\"\nquery:\n  start_time: \"2024-01-01 00:00:00\"\n  page_size: 50\noutput:\n  path: \"out-{{{{ run.id }}}}.csv\"\n  columns: [id, full_name]\n",
+            sim.url
+        ),
+    );
+    let code = run_within(
+        &ws,
+        &["run", "export.yaml"],
+        &[("CDPJOB_FAILPOINT", "export_write:7:error")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 3);
+    let dir = run_dirs(&ws.path("runs/e")).pop().unwrap();
+    assert_eq!(json_of(&dir.join("checkpoint.json"))["pages"], 6);
+    let code = run_within(
+        &ws,
+        &["resume", dir.to_str().unwrap()],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0);
+    let out = json_of(&dir.join("summary.json"))["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids: Vec<String> = read(Path::new(&out))
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2_000);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2_000, "no customer twice");
+}
