@@ -10,4 +10,5 @@ mod run;
 mod sign_and_sim;
 mod snapshots;
 mod sources;
+mod stops;
 mod validate;

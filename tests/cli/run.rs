@@ -613,16 +613,23 @@ fn sigterm_stops_sending_records_outcomes_and_resume_finishes() {
 
 /// SIGKILL the real process at random moments, sometimes the resume too; resume to the
 /// end; the partition is exact, no result line is written twice, and the simulator holds
-/// each customer once.
+/// each customer once. Most kills come while the run is sending (timed from its manifest:
+/// the run lasts ~0.3 s, its start varies with the machine's load); one trial in four is
+/// timed from the spawn instead, to land in the run's beginning too. Only the trials
+/// really killed mid-run count: SIGKILL ended the process, a run directory with a
+/// manifest was left, and it had not finished; at least half must be.
+#[cfg(unix)]
 #[test]
 fn the_kill_test() {
+    use std::os::unix::process::ExitStatusExt;
     let trials = 20;
     let mut rng = fastrand::Rng::with_seed(2026);
     let started = Instant::now();
+    let mut killed_mid_run = 0;
     for trial in 0..trials {
         let sim = SimProcess::start(&[
             "--latency-ms",
-            "20",
+            "50",
             "--drop",
             "0.05",
             "--seed",
@@ -642,19 +649,37 @@ fn the_kill_test() {
                 .stderr(std::process::Stdio::null());
             c.spawn().unwrap()
         };
+        let manifest = || {
+            std::fs::read_dir(ws.path("runs/t"))
+                .into_iter()
+                .flatten()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.is_dir() && p.join("manifest.json").exists())
+        };
         let mut child = spawn(&["run", "job.yaml"]);
-        std::thread::sleep(Duration::from_millis(rng.u64(0..400)));
+        if trial % 4 == 3 {
+            std::thread::sleep(Duration::from_millis(rng.u64(0..100)));
+        } else {
+            let since = Instant::now();
+            while manifest().is_none() && child.try_wait().unwrap().is_none() {
+                assert!(
+                    since.elapsed() < Duration::from_secs(20),
+                    "trial {trial}: no manifest"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(rng.u64(0..150)));
+        }
         let _ = child.kill();
-        let _ = child.wait();
-        let Ok(root) = std::fs::read_dir(ws.path("runs/t")) else {
-            continue; // killed before the run directory existed: nothing to resume
+        let killed = child.wait().unwrap().signal() == Some(9);
+        let Some(dir) = manifest() else {
+            continue; // killed before the manifest was written: nothing to resume
         };
-        let Some(dir) = root
-            .map(|e| e.unwrap().path())
-            .find(|p| p.is_dir() && p.join("manifest.json").exists())
-        else {
-            continue;
-        };
+        let finished = std::fs::read_to_string(dir.join("summary.json"))
+            .is_ok_and(|s| serde_json::from_str::<Value>(&s).unwrap()["status"] == "finished");
+        if killed && !finished {
+            killed_mid_run += 1;
+        }
         let d = dir.to_str().unwrap().to_string();
         // Kill the resume, sometimes, too.
         if rng.bool() {
@@ -679,6 +704,11 @@ fn the_kill_test() {
         );
         assert_eq!(customers.len(), created.len(), "trial {trial}");
     }
+    eprintln!("the kill test: {killed_mid_run} of {trials} trials killed mid-run and resumed");
+    assert!(
+        killed_mid_run >= trials / 2,
+        "only {killed_mid_run} of {trials} trials were killed mid-run"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(240),
         "the kill test stays bounded"
