@@ -81,13 +81,12 @@ impl Diagnostic {
             let before: String = line.chars().take(skip).collect();
             // A column past the end of the line (a missing value) still gets its caret there.
             let past_end = skip.saturating_sub(before.chars().count());
-            // Underline the word at the column; a key's trailing `:` is not part of it.
             let word: String = line
                 .chars()
                 .skip(skip)
                 .take_while(|c| !c.is_whitespace())
                 .collect();
-            let word = word.trim_end_matches(':');
+            let word = underlined(&word);
             let offset = expand_tabs(&before).width() + past_end;
             let caret_len = word.width().clamp(1, 60);
             let _ = writeln!(out, "{pad} |");
@@ -123,9 +122,40 @@ fn expand_tabs(text: &str) -> String {
     out
 }
 
+/// The part of the word at the column a caret underlines: not a key's trailing `:`, nor
+/// the `,` or closing bracket after an item of a flow sequence, nor the closing quote of a
+/// YAML string the word starts inside of.
+fn underlined(word: &str) -> &str {
+    let mut w = word.trim_end_matches([':', ',']);
+    for (open, close) in [('[', ']'), ('{', '}'), ('"', '"'), ('\'', '\'')] {
+        let opened = w.chars().filter(|&c| c == open).count();
+        let closed = w.chars().filter(|&c| c == close).count();
+        let unbalanced = if open == close {
+            opened % 2 == 1
+        } else {
+            closed > opened
+        };
+        if unbalanced && let Some(rest) = w.strip_suffix(close) {
+            w = rest.trim_end_matches([':', ',']);
+        }
+    }
+    if w.is_empty() { word } else { w }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_caret_leaves_out_what_closes_the_yaml_around_the_word() {
+        assert_eq!(underlined("delimter:"), "delimter");
+        assert_eq!(underlined("emali,"), "emali");
+        assert_eq!(underlined("whats_app_phone]"), "whats_app_phone");
+        assert_eq!(underlined("}}\""), "}}");
+        assert_eq!(underlined("\"hunter2\""), "\"hunter2\"");
+        assert_eq!(underlined("[a,"), "[a");
+        assert_eq!(underlined("{{"), "{{");
+    }
 
     #[test]
     fn renders_location_line_and_caret() {

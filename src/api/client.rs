@@ -71,7 +71,10 @@ pub enum ApiError {
         hint: String,
     },
     /// Every attempt failed with something retryable.
-    #[error("gave up after {attempts} attempts; the last one failed with: {last}")]
+    #[error(
+        "gave up after {attempts} attempt{}; the last one failed with: {last}",
+        if *.attempts == 1 { "" } else { "s" }
+    )]
     Exhausted { attempts: u32, last: String },
     /// A local problem: the base URL, the client setup.
     #[error("{0}")]

@@ -245,11 +245,14 @@ async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(
             // Whatever stopped the run, requests in flight get the same grace, no more.
             drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
             if !ctx.json {
-                eprintln!(
-                    "stopping: waiting up to {}s for {} request(s) in flight",
-                    DRAIN_TIMEOUT.as_secs(),
-                    sender.sending(concurrency)
-                );
+                match sender.sending(concurrency) {
+                    0 => eprintln!("stopping: no request in flight"),
+                    n => eprintln!(
+                        "stopping: waiting up to {}s for {n} request{} in flight",
+                        DRAIN_TIMEOUT.as_secs(),
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
             }
         }
         let deadline = drain_deadline

@@ -79,10 +79,16 @@ impl fmt::Display for ImportStatus {
             "rows {}: created {}, failed {}, rejected {}, skipped {}",
             c.rows, c.created, c.failed, c.rejected, c.skipped
         )?;
+        let in_doubt = if self.batches_in_doubt.is_empty() {
+            "none".to_string()
+        } else {
+            let seqs: Vec<String> = self.batches_in_doubt.iter().map(u64::to_string).collect();
+            seqs.join(", ")
+        };
         writeln!(
             f,
-            "batches done {}, in doubt {:?}, requests {}, retries {}",
-            self.batches_done, self.batches_in_doubt, self.requests, self.retries
+            "batches done {}, in doubt: {in_doubt}; requests {}, retries {}",
+            self.batches_done, self.requests, self.retries
         )?;
         if let Some(e) = &self.head.last_error {
             writeln!(f, "last error: {e}")?;

@@ -237,8 +237,12 @@ fn reason(kind: &ValidationErrorKind, instance: &Value, schema: Option<&Value>) 
             format!("must be less than {limit}, found {instance}")
         }
         ValidationErrorKind::MinLength { limit } if *limit == 1 => "must not be empty".into(),
-        ValidationErrorKind::MinLength { limit } => format!("must be at least {limit} characters"),
-        ValidationErrorKind::MaxLength { limit } => format!("must be at most {limit} characters"),
+        ValidationErrorKind::MinLength { limit } => {
+            format!("must be at least {limit} character{}", plural(*limit))
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("must be at most {limit} character{}", plural(*limit))
+        }
         ValidationErrorKind::MinItems { limit } => format!("needs at least {limit} item(s)"),
         ValidationErrorKind::MinProperties { limit } => format!("needs at least {limit} key(s)"),
         ValidationErrorKind::UniqueItems => "must not repeat an item".into(),
@@ -282,6 +286,10 @@ fn resolve(schema_path: &str) -> Option<&'static Value> {
 fn resolve_parent(schema_path: &str) -> Option<&'static Value> {
     let cut = schema_path.rfind('/')?;
     resolve(&schema_path[..cut])
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]

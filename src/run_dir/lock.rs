@@ -34,13 +34,11 @@ impl JobLock {
             path: path.display().to_string(),
             err,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(path).map_err(io)?;
         let mut previous = String::new();
         let _ = file.read_to_string(&mut previous);
         let previous = previous.trim().to_string();
