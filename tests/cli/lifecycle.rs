@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{SimProcess, Workspace, read, repo, run, with_sim_credentials};
+use crate::common::{
+    SimProcess, Workspace, assert_lock_free, read, repo, run, sim_env, with_sim_credentials,
+};
 
 fn leads(rows: u64) -> String {
     let mut s = String::from("name,phone\n");
@@ -117,15 +119,10 @@ fn status_of_a_run_with_its_directory_elsewhere_says_running_while_it_runs() {
     ws.write("leads.csv", leads(2_000));
     ws.write("job.yaml", job(&sim.url, 10, 1));
     let elsewhere = ws.path("elsewhere/r1");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"))
-        .current_dir(ws.dir.path())
-        .args(["run", "job.yaml", "--run-dir", elsewhere.to_str().unwrap()])
-        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
-        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let running = ws.spawn(
+        &["run", "job.yaml", "--run-dir", elsewhere.to_str().unwrap()],
+        sim_env(None),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !elsewhere.join("checkpoint.json").exists() {
         assert!(Instant::now() < deadline, "the run never committed a batch");
@@ -139,8 +136,8 @@ fn status_of_a_run_with_its_directory_elsewhere_says_running_while_it_runs() {
     let live = status(&ws);
     assert_eq!(live["status"], "running", "{live}");
     assert_eq!(live["resumable"], false);
-    let _ = child.kill();
-    let _ = child.wait();
+    running.signal("KILL");
+    let _ = running.wait_within(Duration::from_secs(10));
     let killed = status(&ws);
     assert_eq!(killed["status"], "interrupted", "{killed}");
     assert_eq!(killed["resumable"], true);
@@ -189,36 +186,6 @@ fn rows_in(path: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// Spawn `cdpjob ARGS` in the workspace with the simulator's credentials and `env`, and
-/// wait at most `limit` for it: a stop that does not end the process fails here, never hangs.
-#[track_caller]
-fn run_within(ws: &Workspace, args: &[&str], env: &[(&str, &str)], limit: Duration) -> i32 {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"));
-    child
-        .current_dir(ws.dir.path())
-        .args(args)
-        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
-        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in env {
-        child.env(k, v);
-    }
-    let mut child = child.spawn().unwrap();
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`cdpjob {}` still running after {limit:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A failed write of the result files (an injected I/O error, as a full disk gives) stops
 /// a run whose source is far larger than any buffer: exit 3, the lock released, and the
 /// resume accounts for every row exactly once. The first 10,000 rows are sent; the other
@@ -240,13 +207,13 @@ fn a_failed_write_stops_the_run_and_the_resume_loses_nothing() {
         "job.yaml",
         job(&sim.url, 100, 4) + "filter: \"row.status == 'active'\"\n",
     );
-    let code = run_within(
-        &ws,
-        &["run", "job.yaml"],
-        &[("CDPJOB_FAILPOINT", "before_results:20:error")],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 3);
+    let mut env = sim_env(None).to_vec();
+    env.push(("CDPJOB_FAILPOINT", "before_results:20:error".into()));
+    let out = ws
+        .spawn(&["run", "job.yaml"], env)
+        .wait_within(Duration::from_secs(60));
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert_lock_free(&ws.path("runs/t/.lock"));
     let dir = run_dirs(&ws.path("runs/t")).pop().unwrap();
     let summary = json_of(&dir.join("summary.json"));
     assert_eq!(summary["status"], "interrupted");
@@ -260,13 +227,10 @@ fn a_failed_write_stops_the_run_and_the_resume_loses_nothing() {
     );
     assert!(summary["counts"]["rows"].as_u64().unwrap() < sent);
     // The lock is free: the resume takes it, and finishes.
-    let code = run_within(
-        &ws,
-        &["resume", dir.to_str().unwrap()],
-        &[],
-        Duration::from_secs(120),
-    );
-    assert_eq!(code, 0);
+    let out = ws
+        .spawn(&["resume", dir.to_str().unwrap()], sim_env(None))
+        .wait_within(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let mut created = rows_in(&dir.join("created.jsonl"));
     created.sort_unstable();
     assert_eq!(
@@ -293,10 +257,10 @@ fn a_failed_write_stops_an_export_and_the_resume_loses_nothing() {
     let ws = Workspace::new();
     ws.write("leads.csv", leads(2_000));
     ws.write("job.yaml", job(&sim.url, 100, 4));
-    assert_eq!(
-        run_within(&ws, &["run", "job.yaml"], &[], Duration::from_secs(60)),
-        0
-    );
+    let out = ws
+        .spawn(&["run", "job.yaml"], sim_env(None))
+        .wait_within(Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     ws.write(
         "export.yaml",
         format!(
@@ -304,22 +268,19 @@ fn a_failed_write_stops_an_export_and_the_resume_loses_nothing() {
             sim.url
         ),
     );
-    let code = run_within(
-        &ws,
-        &["run", "export.yaml"],
-        &[("CDPJOB_FAILPOINT", "export_write:7:error")],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 3);
+    let mut env = sim_env(None).to_vec();
+    env.push(("CDPJOB_FAILPOINT", "export_write:7:error".into()));
+    let out = ws
+        .spawn(&["run", "export.yaml"], env)
+        .wait_within(Duration::from_secs(60));
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert_lock_free(&ws.path("runs/e/.lock"));
     let dir = run_dirs(&ws.path("runs/e")).pop().unwrap();
     assert_eq!(json_of(&dir.join("checkpoint.json"))["pages"], 6);
-    let code = run_within(
-        &ws,
-        &["resume", dir.to_str().unwrap()],
-        &[],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0);
+    let out = ws
+        .spawn(&["resume", dir.to_str().unwrap()], sim_env(None))
+        .wait_within(Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let out = json_of(&dir.join("summary.json"))["output"]
         .as_str()
         .unwrap()
