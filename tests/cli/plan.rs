@@ -240,3 +240,28 @@ fn export_plan_refuses_a_time_in_the_wrong_format() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("yyyy-MM-dd HH:mm:ss"), "{}", out.stderr);
 }
+
+/// Chinese column names are plain `row.名字` attributes (minijinja's `unicode` feature), in
+/// `validate`'s column check as in the rendering.
+#[test]
+fn chinese_column_names_work_as_row_attributes() {
+    let ws = Workspace::new();
+    ws.write("l.csv", "名字,电话\n张三,13800000001\n");
+    let job = format!(
+        "{API}source: {{type: csv, path: l.csv}}\nmapping:\n  full_name: \"{{{{ row.名字 }}}}\"\n  whats_app_phone: \"{{{{ row.电话 | phone('86') }}}}\"\n"
+    );
+    ws.write("job.yaml", &job);
+    let p = plan_json(ws.cmd(&["plan", "--json", "job.yaml"]));
+    assert_eq!(
+        p["preview"][0]["customer"],
+        json!({"full_name": "张三", "whats_app_phone": "8613800000001"})
+    );
+    ws.write("job.yaml", job.replace("row.名字", "row.名"));
+    let out = run(ws.cmd(&["validate", "job.yaml"]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("has no column `名`") && out.stderr.contains("名字, 电话"),
+        "{}",
+        out.stderr
+    );
+}
