@@ -116,16 +116,9 @@ fn report<T: serde::Serialize + std::fmt::Display>(value: &T, json: bool) {
 
 fn status(path: &std::path::Path, json: bool) -> Result<Outcome> {
     let manifest = runner::begin::read_manifest(path)?;
-    let unreadable = |e| Error::io("cannot read the journal", e);
     match manifest.kind.job_kind() {
-        JobKind::BatchCreate => report(
-            &import::status::read(path, &manifest).map_err(unreadable)?,
-            json,
-        ),
-        JobKind::QueryExport => report(
-            &export::status::read(path, &manifest).map_err(unreadable)?,
-            json,
-        ),
+        JobKind::BatchCreate => report(&import::status::read(path, &manifest)?, json),
+        JobKind::QueryExport => report(&export::status::read(path, &manifest)?, json),
     }
     Ok(Outcome::Done)
 }

@@ -43,9 +43,9 @@ pub enum Again {
     Resume(PathBuf),
     /// Running the same command again can succeed (another run holds the lock, say).
     RunAgain,
-    /// Nothing this tool can do: a file changed behind its back. The run directory, if any,
-    /// is kept for the record.
-    Never(Option<PathBuf>),
+    /// No resume can mend it (a file changed behind the run's back, a source that cannot be
+    /// read again): the run directory is kept for the record; a new run is the remedy.
+    Never(PathBuf),
 }
 
 impl Error {
@@ -66,7 +66,16 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Job(_) | Error::Usage(_) | Error::Environment(_) => 2,
-            Error::Io { .. } => 3,
+            // A file that is not there, not ours to read, or not what it should be will not
+            // be mended by trying again; a full disk or a failed fsync may be.
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::IsADirectory => 2,
+                _ => 3,
+            },
             Error::Api(ApiError::Config(_)) => 2,
             Error::Api(_) => 3,
             Error::Stopped { again, .. } => match again {
@@ -80,7 +89,7 @@ impl Error {
     pub fn run_dir(&self) -> Option<&PathBuf> {
         match self {
             Error::Stopped {
-                again: Again::Resume(dir) | Again::Never(Some(dir)),
+                again: Again::Resume(dir) | Again::Never(dir),
                 ..
             } => Some(dir),
             _ => None,
@@ -148,9 +157,17 @@ mod tests {
                 3,
                 false,
             ),
+            (
+                Error::io(
+                    "cannot read the body",
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ),
+                2,
+                false,
+            ),
             (Error::stopped("s", Again::Resume(dir.clone())), 3, true),
             (Error::stopped("s", Again::RunAgain), 3, false),
-            (Error::stopped("s", Again::Never(Some(dir))), 2, false),
+            (Error::stopped("s", Again::Never(dir)), 2, false),
             (Error::Api(ApiError::Config("bad url".into())), 2, false),
         ];
         for (e, code, resumable) in cases {

@@ -239,8 +239,7 @@ pub fn plan_export(job: &Job) -> Result<ExportPlan> {
         run_id: "plan".into(),
         // As `run` does: whole seconds, never in the future.
         started_at: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-            .expect("now is a valid timestamp")
-            .to_string(),
+            .expect("now is a valid timestamp"),
         state: state.clone(),
     };
     let (body, output) = query::render_query(job, &ctx).map_err(|errs| {

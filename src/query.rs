@@ -17,8 +17,8 @@ use crate::template::{TemplateSet, describe_error};
 #[derive(Debug, Clone)]
 pub struct ExportContext {
     pub run_id: String,
-    /// RFC 3339, UTC.
-    pub started_at: String,
+    /// Whole seconds; templates see it as RFC 3339 text.
+    pub started_at: jiff::Timestamp,
     pub state: Map<String, Value>,
 }
 
@@ -26,7 +26,7 @@ impl ExportContext {
     fn value(&self, vars: &Map<String, Value>) -> Tv {
         minijinja::context! {
             vars => Tv::from(minijinja::value::Serde(vars)),
-            run => minijinja::context! { id => self.run_id.clone(), started_at => self.started_at.clone() },
+            run => minijinja::context! { id => self.run_id.clone(), started_at => self.started_at.to_string() },
             state => Tv::from(minijinja::value::Serde(&self.state)),
         }
     }

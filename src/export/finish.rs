@@ -18,7 +18,7 @@ use crate::runner::Stop;
 /// goes. Idempotent across a crash at any point in between.
 pub fn finish_output(partial: &Path, output: &Path, len: u64, durable: bool) -> Result<(), Stop> {
     let taken = |what: &str| {
-        Stop::not_resumable(format!(
+        Stop::resumable(format!(
             "{} {what}; this export's file is kept as {}: move one of them, then `cdpjob resume` again",
             output.display(),
             partial.display()

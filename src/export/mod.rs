@@ -24,11 +24,12 @@ pub use checkpoint::ExportCheckpoint;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::job::model::OutputFormat;
+use crate::job::paths::absolute;
 use crate::query::{self, ExportContext};
-use crate::run_dir::{self, ExportRecord, KindRecord, Manifest, RunDir};
+use crate::run_dir::{self, ExportRecord, KindRecord, RunDir};
 use crate::runner::summary::plural;
 use crate::runner::{
-    Begun, Context, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus, Stop, Summary,
+    self, Begun, Context, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus, Stop, Summary,
 };
 
 /// The query_export kind.
@@ -96,7 +97,7 @@ impl RunKind for Export {
         match &run.manifest.kind {
             KindRecord::QueryExport(_) => Ok(()),
             KindRecord::BatchCreate { .. } => {
-                Err(Error::Usage("this run directory holds no export".into()))
+                Err(run.refusal("this run directory holds no export".into()))
             }
         }
     }
@@ -172,23 +173,15 @@ async fn finish(
 
 /// Earlier export runs of this job that stopped and were never resumed to the end.
 fn unfinished_exports(root: &Path, this: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|d| d != this && d.join(run_dir::MANIFEST).exists())
-        .filter(|d| {
-            run_dir::read_versioned::<Manifest>(&d.join(run_dir::MANIFEST))
-                .is_ok_and(|m| matches!(m.kind, KindRecord::QueryExport(_)))
-        })
-        .filter(|d| {
+    runner::runs_of(root, this)
+        .into_iter()
+        .filter(|(_, m)| matches!(m.kind, KindRecord::QueryExport(_)))
+        .filter(|(d, _)| {
             !run_dir::read_versioned::<Summary<ExportDetail>>(&d.join(run_dir::SUMMARY))
                 .is_ok_and(|s| s.status == RunStatus::Finished)
         })
-        .collect();
-    found.sort();
-    found
+        .map(|(d, _)| d)
+        .collect()
 }
 
 /// Render the query and the output path for this run, and check the output is free.
@@ -199,11 +192,11 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
         .as_ref()
         .ok_or_else(|| Error::Usage("a query_export job needs an output".into()))?;
     // Absolute: a resume may run from another working directory.
-    let state_file = absolute(&job.paths.export_state)?;
+    let state_file = absolute(&job.paths.export_state);
     let state = query::read_state(&state_file).map_err(Error::Usage)?;
     let ctx = ExportContext {
         run_id: begun.run_id.clone(),
-        started_at: begun.started_at.to_string(),
+        started_at: begun.started_at,
         state: state.clone(),
     };
     let (request, output) = query::render_query(job, &ctx).map_err(|errs| {
@@ -213,7 +206,7 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
             errs.join("\n  ")
         ))
     })?;
-    let output = absolute(&job.resolve(&output))?;
+    let output = absolute(&job.resolve(&output));
     if output.exists() {
         return Err(Error::Usage(format!(
             "{} already exists, and an export never overwrites a file: move it away, or put {{{{ run.id }}}} in output.path",
@@ -256,10 +249,4 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
         state_read: state,
         window_end,
     })
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::Usage(format!("cannot resolve {}: {e}", p.display())))?;
-    Ok(crate::job::paths::resolve(&cwd, &p.to_string_lossy()))
 }

@@ -16,7 +16,7 @@ use crate::api::client::ApiError;
 use crate::api::wire::QueryResult;
 use crate::run_dir::events::{Event, now};
 use crate::run_dir::{self, ExportRecord, atomic};
-use crate::runner::{Context, Stop};
+use crate::runner::{self, Context, Stop};
 
 /// Write every page not yet written; `cp` follows the checkpoint on disk.
 pub async fn page_through(
@@ -26,11 +26,7 @@ pub async fn page_through(
 ) -> Result<(), Stop> {
     let durable = atomic::durable();
     let checkpoint_path = ctx.dir.file(run_dir::CHECKPOINT);
-    *cp = match run_dir::read_versioned(&checkpoint_path) {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ExportCheckpoint::default(),
-        Err(e) => return Err(Stop::io("cannot read the checkpoint", &e)),
-    };
+    *cp = runner::read_checkpoint(ctx.dir)?;
     let partial = PathBuf::from(&rec.partial);
     let encoder = Encoder::new(rec.format, &rec.columns);
     let mut shutdown = ctx.shutdown.clone();

@@ -8,8 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ExportCheckpoint, ExportDetail};
+use crate::error::{Again, Error, Result};
+use crate::run_dir;
 use crate::run_dir::events::Event;
-use crate::run_dir::{self, KindRecord, Manifest, journal};
+use crate::run_dir::{KindRecord, Manifest, RunDir, journal};
+use crate::runner;
 use crate::runner::RunStatus;
 use crate::runner::status::StatusHead;
 use crate::runner::summary::plural;
@@ -29,10 +32,13 @@ pub struct ExportStatus {
     pub request: Option<Value>,
 }
 
-pub fn read(dir: &Path, manifest: &Manifest) -> std::io::Result<ExportStatus> {
-    let cp: ExportCheckpoint =
-        run_dir::read_versioned(&dir.join(run_dir::CHECKPOINT)).unwrap_or_default();
-    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))?;
+pub fn read(dir: &Path, manifest: &Manifest) -> Result<ExportStatus> {
+    let cp: ExportCheckpoint = runner::read_checkpoint(&RunDir {
+        path: dir.to_path_buf(),
+    })
+    .map_err(|s| Error::stopped(s.reason, Again::Never(dir.to_path_buf())))?;
+    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))
+        .map_err(|e| Error::io("cannot read the journal", e))?;
     let mut head = StatusHead::read::<ExportDetail>(dir, manifest);
     let mut retries = 0u64;
     for e in &events {

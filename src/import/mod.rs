@@ -24,13 +24,13 @@ use ledger::{Ledger, Materialized, Results};
 use reader::Reader;
 use sender::Sender;
 
-use crate::error::{Again, Error, Result};
+use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::run_dir::events::Event;
-use crate::run_dir::{self, KindRecord, Manifest, RunDir, SourceFingerprint, atomic, journal};
+use crate::run_dir::{self, KindRecord, RunDir, SourceFingerprint, atomic, journal};
 use crate::runner::{
-    Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus, Stop,
-    Summary,
+    self, Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus,
+    Stop, Summary,
 };
 
 /// The batch_create kind.
@@ -91,11 +91,7 @@ impl RunKind for Import {
     const DURABLE_JOURNAL: bool = true;
 
     fn prepare(job: &Job, _begun: &Begun) -> Result<KindRecord> {
-        let src = job
-            .spec
-            .source
-            .as_ref()
-            .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+        let src = source_of(job).map_err(Error::Usage)?;
         let source = if src.path == "-" {
             SourceFingerprint {
                 path: "-".into(),
@@ -112,25 +108,17 @@ impl RunKind for Import {
 
     fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()> {
         let KindRecord::BatchCreate { source: started } = &run.manifest.kind else {
-            return Err(Error::Usage("this run directory holds no import".into()));
+            return Err(run.refusal("this run directory holds no import".into()));
         };
-        let src = run
-            .job
-            .spec
-            .source
-            .as_ref()
-            .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+        let src = source_of(&run.job).map_err(|e| run.refusal(e))?;
         if src.path == "-" {
-            return Err(Error::stopped(
-                "this run read standard input, which cannot be read again: start a new run",
-                Again::Never(Some(run.dir.path.clone())),
-            ));
+            return Err(run.refusal(STDIN_ONCE.into()));
         }
         let now = run_dir::fingerprint(&run.job.resolve(&src.path))
             .map_err(|e| Error::io("cannot read the source", e))?;
         let same = now.size == started.size && now.sha256 == started.sha256;
         if !same && !opts.force {
-            return Err(Error::Usage(format!(
+            return Err(run.refusal(format!(
                 "the source {} changed since the run started (size or content); resuming would send different rows as the same batches. Start a new run, or pass --force",
                 now.path
             )));
@@ -138,7 +126,7 @@ impl RunKind for Import {
         if let Some(newer) = newer_finished_run(run)
             && !opts.force
         {
-            return Err(Error::Usage(format!(
+            return Err(run.refusal(format!(
                 "a newer run of this job, {}, has finished since this one started: resuming now would send this run's older values over its. Start a new run, or pass --force",
                 newer.display()
             )));
@@ -148,7 +136,14 @@ impl RunKind for Import {
 
     async fn drive(ctx: &mut Context<'_>) -> Driven<ImportDetail> {
         let mut committed = Checkpoint::default();
-        let stop = schedule(ctx, &mut committed).await.err();
+        let mut stop = schedule(ctx, &mut committed).await.err();
+        if source_of(ctx.job).is_ok_and(|s| s.path == "-")
+            && let Some(s) = &mut stop
+            && s.resumable
+        {
+            // Standard input cannot be read again: no resume continues this run.
+            *s = Stop::not_resumable(format!("{}; {STDIN_ONCE}", s.reason));
+        }
         Driven {
             detail: ImportDetail {
                 counts: committed.counts,
@@ -159,25 +154,32 @@ impl RunKind for Import {
     }
 }
 
-/// A batch_create run of the same job that finished after `run` started (SPEC §12 R4).
+/// Why a run that read standard input cannot be resumed.
+const STDIN_ONCE: &str =
+    "this run read standard input, which cannot be read again: start a new run";
+
+/// The source block of a batch_create job (`validate` makes sure there is one).
+fn source_of(job: &Job) -> Result<&crate::source::SourceSpec, String> {
+    job.spec
+        .source
+        .as_ref()
+        .ok_or_else(|| "a batch_create job needs a source".to_string())
+}
+
+/// A batch_create run of the same job that began after `run` did and has finished (SPEC
+/// §12 R4): what it sent is newer than what `run` would send now.
 fn newer_finished_run(run: &Reopened) -> Option<PathBuf> {
-    let root = &run.job.paths.job_root;
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|d| *d != run.dir.path && d.join(run_dir::MANIFEST).exists())
-        .filter(|d| {
-            run_dir::read_versioned::<Manifest>(&d.join(run_dir::MANIFEST))
-                .is_ok_and(|m| matches!(m.kind, KindRecord::BatchCreate { .. }))
+    runner::runs_of(&run.job.paths.job_root, &run.dir.path)
+        .into_iter()
+        .filter(|(_, m)| {
+            matches!(m.kind, KindRecord::BatchCreate { .. }) && m.began_at > run.manifest.began_at
         })
-        .filter(|d| {
-            run_dir::read_versioned::<Summary<ImportDetail>>(&d.join(run_dir::SUMMARY)).is_ok_and(
-                |s| s.status == RunStatus::Finished && s.finished_at > run.manifest.started_at,
-            )
+        .filter(|(d, _)| {
+            run_dir::read_versioned::<Summary<ImportDetail>>(&d.join(run_dir::SUMMARY))
+                .is_ok_and(|s| s.status == RunStatus::Finished)
         })
-        .collect();
-    found.sort();
-    found.pop()
+        .map(|(d, _)| d)
+        .next_back()
 }
 
 /// A commit of answered batches on a blocking thread; it hands the ledger back.
@@ -188,11 +190,7 @@ type Committing = tokio::task::JoinHandle<(Ledger, std::io::Result<()>)>;
 async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(), Stop> {
     let job = ctx.job;
     let durable = atomic::durable();
-    *committed = match run_dir::read_versioned(&ctx.dir.file(run_dir::CHECKPOINT)) {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoint::default(),
-        Err(e) => return Err(Stop::io("cannot read the checkpoint", &e)),
-    };
+    *committed = runner::read_checkpoint(ctx.dir)?;
     let (events, _) = journal::read_all::<Event>(&ctx.dir.file(run_dir::EVENTS))
         .map_err(|e| Stop::io("cannot read the journal", &e))?;
     let results = Results::open(ctx.dir, committed)
@@ -328,7 +326,7 @@ async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(
         }
     }
     progress.finish();
-    let read = reader.close().await;
+    let read = reader.close(stop.is_some()).await;
     match stop {
         Some(s) => Err(s),
         None => read,

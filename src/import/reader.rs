@@ -27,11 +27,7 @@ pub struct Reader {
 impl Reader {
     /// Start reading `job`'s source; at most `queued` batches wait for the scheduler.
     pub fn start(job: &Job, queued: usize) -> Result<Reader, Stop> {
-        let spec = job
-            .spec
-            .source
-            .clone()
-            .ok_or_else(|| Stop::not_resumable("a batch_create job needs a source"))?;
+        let spec = super::source_of(job).map_err(Stop::not_resumable)?.clone();
         let mapping = job.spec.mapping.clone().unwrap_or_default();
         let mapper = Mapper::new(&mapping, job.spec.filter.as_deref(), &job.vars).map_err(|p| {
             Stop::not_resumable(format!("templates did not compile: {}", p[0].message))
@@ -59,7 +55,7 @@ impl Reader {
                     open
                 },
             )
-            .map_err(|e| format!("reading the source failed: {e}; the run can be resumed"))?;
+            .map_err(|e| format!("reading the source failed: {e}"))?;
             if open && let Some(unit) = batcher.finish() {
                 let _ = tx.blocking_send(unit);
             }
@@ -74,18 +70,30 @@ impl Reader {
         })
     }
 
-    /// Stop reading (whatever is left unread) and wait for the thread: it ends at its next
-    /// record. A read error is a resumable stop.
-    pub async fn close(self) -> Result<(), Stop> {
+    /// Stop reading (whatever is left unread) and let the thread end: it does at its next
+    /// record. A read error is a resumable stop. When the run is `stopping`, a thread stuck
+    /// in a read that never returns (a pipe nobody writes to) is not waited for past a
+    /// short grace: nothing reads its output any more, and the process's exit ends it.
+    pub async fn close(self, stopping: bool) -> Result<(), Stop> {
         self.stop.store(true, Ordering::SeqCst);
         drop(self.units);
         let thread = self.thread;
+        if stopping {
+            let deadline = tokio::time::Instant::now() + READER_GRACE;
+            while !thread.is_finished() {
+                if tokio::time::Instant::now() > deadline {
+                    return Ok(()); // left behind, detached
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(Stop::resumable(e)),
-            Ok(Err(_)) | Err(_) => Err(Stop::resumable(
-                "the source reader failed; the run can be resumed",
-            )),
+            Ok(Err(_)) | Err(_) => Err(Stop::resumable("the source reader failed")),
         }
     }
 }
+
+/// How long a stopping run waits for the reader thread to notice.
+const READER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

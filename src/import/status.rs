@@ -8,8 +8,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Checkpoint, Counts, ImportDetail};
+use crate::error::{Again, Error, Result};
+use crate::run_dir;
 use crate::run_dir::events::{Event, Part};
-use crate::run_dir::{self, Manifest, journal};
+use crate::run_dir::{Manifest, RunDir, journal};
+use crate::runner;
 use crate::runner::status::StatusHead;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,10 +26,13 @@ pub struct ImportStatus {
     pub retries: u64,
 }
 
-pub fn read(dir: &Path, manifest: &Manifest) -> std::io::Result<ImportStatus> {
-    let checkpoint: Checkpoint =
-        run_dir::read_versioned(&dir.join(run_dir::CHECKPOINT)).unwrap_or_default();
-    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))?;
+pub fn read(dir: &Path, manifest: &Manifest) -> Result<ImportStatus> {
+    let checkpoint: Checkpoint = runner::read_checkpoint(&RunDir {
+        path: dir.to_path_buf(),
+    })
+    .map_err(|s| Error::stopped(s.reason, Again::Never(dir.to_path_buf())))?;
+    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))
+        .map_err(|e| Error::io("cannot read the journal", e))?;
     let mut head = StatusHead::read::<ImportDetail>(dir, manifest);
     // Parts sent and not answered, in journal order (a part may be sent again on resume).
     let mut open: HashSet<Part> = HashSet::new();

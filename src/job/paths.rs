@@ -45,6 +45,15 @@ impl JobPaths {
     }
 }
 
+/// `p` made absolute against the working directory, normalized as [`resolve`] does: a
+/// resume or `status` may run from another directory than the run did.
+pub fn absolute(p: &Path) -> PathBuf {
+    match std::env::current_dir() {
+        Ok(cwd) => resolve(&cwd, &p.to_string_lossy()),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
 /// `path` relative to the job file's directory (`-` stays `-`).
 pub fn resolve(base_dir: &Path, path: &str) -> PathBuf {
     if path == "-" {

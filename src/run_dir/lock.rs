@@ -1,5 +1,6 @@
 //! One run of a job at a time: an advisory lock on `<run.root>/<name>/.lock`, holding the
-//! holder's pid. The operating system releases it when the holder dies, so a lock left by a
+//! holder's pid and, once it has one, the run directory it works on (so `status` of another
+//! run of the same job does not take this one's lock for its own). The operating system releases it when the holder dies, so a lock left by a
 //! killed run is simply taken over (with a warning naming the dead pid).
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -41,7 +42,7 @@ impl JobLock {
         let mut file = opts.open(path).map_err(io)?;
         let mut previous = String::new();
         let _ = file.read_to_string(&mut previous);
-        let previous = previous.trim().to_string();
+        let previous = previous.lines().next().unwrap_or("").trim().to_string();
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -66,4 +67,26 @@ impl JobLock {
         file.sync_all().map_err(io)?;
         Ok(JobLock { file })
     }
+
+    /// Record the run directory this holder works on, after its pid.
+    pub fn claim(&mut self, run_dir: &Path) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        write!(self.file, "{}\n{}\n", std::process::id(), run_dir.display())?;
+        self.file.sync_all()
+    }
+}
+
+/// Whether a live process holds the lock at `path` for the run directory `run_dir` (the
+/// operating system releases the lock when its holder dies, so a killed run is not running).
+pub fn held_for(path: &Path, run_dir: &Path) -> bool {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if !matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)) {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    text.lines().nth(1).map(Path::new) == Some(run_dir)
 }

@@ -19,6 +19,8 @@ pub struct Manifest {
     /// Whole seconds: templates see it as `run.started_at`, and an export's window ends
     /// there, so it must not lie in the future (rounding could).
     pub started_at: jiff::Timestamp,
+    /// The same instant to the nanosecond: which of two runs began first (SPEC §12 R4).
+    pub began_at: jiff::Timestamp,
     /// The job's lock, where this run took it (`status` looks there, wherever the run
     /// directory is).
     pub lock: PathBuf,

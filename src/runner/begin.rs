@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::RunOptions;
 use crate::error::{Again, Error, Result};
+use crate::job::paths::absolute;
 use crate::job::{self, Job};
 use crate::run_dir::lock::{JobLock, LockError};
 use crate::run_dir::{self, KindRecord, Manifest, RunDir};
@@ -17,6 +18,8 @@ pub struct Begun {
     pub run_id: String,
     /// Whole seconds (see [`Manifest::started_at`]).
     pub started_at: jiff::Timestamp,
+    /// The same instant, precisely (see [`Manifest::began_at`]).
+    pub began_at: jiff::Timestamp,
     pub lock: JobLock,
 }
 
@@ -26,7 +29,7 @@ pub fn begin(job: &Job, opts: &RunOptions) -> Result<Begun> {
     let root = &job.paths.job_root;
     run_dir::create_private_dir(root)
         .map_err(|e| Error::Environment(format!("cannot create {}: {e}", root.display())))?;
-    let lock = acquire_lock(&job.paths.lock)?;
+    let mut lock = acquire_lock(&job.paths.lock)?;
     let run_id = match &opts.run_dir {
         Some(p) => p
             .file_name()
@@ -46,12 +49,16 @@ pub fn begin(job: &Job, opts: &RunOptions) -> Result<Begun> {
     }
     run_dir::create_private_dir(&dir.path)
         .map_err(|e| Error::Environment(format!("cannot create {}: {e}", dir.path.display())))?;
-    let started_at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .expect("now is a valid timestamp");
+    lock.claim(&absolute(&dir.path))
+        .map_err(|e| Error::io(format!("cannot write {}", job.paths.lock.display()), e))?;
+    let began_at = jiff::Timestamp::now();
+    let started_at =
+        jiff::Timestamp::from_second(began_at.as_second()).expect("now is a valid timestamp");
     Ok(Begun {
         dir,
         run_id,
         started_at,
+        began_at,
         lock,
     })
 }
@@ -66,16 +73,10 @@ pub fn manifest(job: &Job, begun: &Begun, kind: KindRecord) -> Manifest {
         job_sha256: job.send_hash.clone(),
         vars: job.vars.clone(),
         started_at: begun.started_at,
+        began_at: begun.began_at,
         lock: absolute(&job.paths.lock),
         kind,
     }
-}
-
-/// `p` made absolute: a resume or `status` may run from another working directory.
-pub fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p)
-        .or_else(|_| std::path::absolute(p))
-        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Write the manifest: from here on the directory is a run that `resume` can continue.
@@ -110,7 +111,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
     run_dir::read_versioned(&file).map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidData => Error::stopped(
             format!("{e}: this run cannot be resumed here; start a new run (its result files stay as they are)"),
-            Again::Never(Some(path.to_path_buf())),
+            Again::Never(path.to_path_buf()),
         ),
         _ => Error::Usage(format!("{} is not a run directory: {e}", path.display())),
     })
@@ -135,7 +136,9 @@ pub fn reopen(path: &Path) -> Result<Reopened> {
         })
         .collect();
     let job = job::load(&job_path, &overrides).map_err(|e| Error::Job(vec![*e]))?;
-    let lock = acquire_lock(&manifest.lock)?;
+    let mut lock = acquire_lock(&manifest.lock)?;
+    lock.claim(&absolute(path))
+        .map_err(|e| Error::io(format!("cannot write {}", manifest.lock.display()), e))?;
     Ok(Reopened {
         job,
         dir,
@@ -147,12 +150,19 @@ pub fn reopen(path: &Path) -> Result<Reopened> {
 /// A job changed in what it sends stops a resume unless `--force` (SPEC §12 R3).
 pub fn check_job_unchanged(run: &Reopened, opts: &RunOptions) -> Result<()> {
     if run.job.send_hash != run.manifest.job_sha256 && !opts.force {
-        return Err(Error::Usage(format!(
+        return Err(run.refusal(format!(
             "the job file {} changed since the run started in what it sends; resuming could mix two jobs' rows. Start a new run, or pass --force",
             run.manifest.job_path
         )));
     }
     Ok(())
+}
+
+impl Reopened {
+    /// A resume refused (exit 2): the run directory stays as it is, for the record.
+    pub fn refusal(&self, reason: String) -> Error {
+        Error::stopped(reason, Again::Never(self.dir.path.clone()))
+    }
 }
 
 /// The async runtime a command runs its network work on.

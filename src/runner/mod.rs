@@ -64,14 +64,51 @@ impl Stop {
     }
 
     /// A failed read or write of the run's files: resumable, unless the file is not what
-    /// the checkpoint says (cut or changed behind our back).
+    /// the run wrote (corrupt, cut or changed behind its back), which no resume mends.
     pub fn io(what: &str, e: &std::io::Error) -> Stop {
         if e.kind() == std::io::ErrorKind::InvalidData {
             Stop::not_resumable(format!("{what}: {e}"))
         } else {
-            Stop::resumable(format!("{what}: {e}; the run can be resumed"))
+            Stop::resumable(format!("{what}: {e}"))
         }
     }
+
+    /// The error of a stop that leaves no summary behind (the run's files themselves failed).
+    pub fn into_error(self, dir: &RunDir) -> Error {
+        let again = if self.resumable {
+            Again::Resume(dir.path.clone())
+        } else {
+            Again::Never(dir.path.clone())
+        };
+        Error::stopped(self.reason, again)
+    }
+}
+
+/// The checkpoint of a run, or the kind's empty one before the first is written.
+pub fn read_checkpoint<T: Default + serde::de::DeserializeOwned>(dir: &RunDir) -> Result<T, Stop> {
+    match run_dir::read_versioned(&dir.file(run_dir::CHECKPOINT)) {
+        Ok(c) => Ok(c),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Stop::io("cannot read the checkpoint", &e)),
+    }
+}
+
+/// The other runs under a job root, with their manifests, oldest first (run ids sort by
+/// start time). Directories that are not runs of this format are left out.
+pub fn runs_of(job_root: &std::path::Path, except: &std::path::Path) -> Vec<(PathBuf, Manifest)> {
+    let Ok(entries) = std::fs::read_dir(job_root) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(PathBuf, Manifest)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| d != except)
+        .filter_map(|d| {
+            let m = run_dir::read_versioned::<Manifest>(&d.join(run_dir::MANIFEST)).ok()?;
+            Some((d, m))
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    runs
 }
 
 /// How the kind's work ended.
@@ -86,8 +123,6 @@ pub struct Context<'a> {
     pub job: &'a Job,
     pub dir: &'a RunDir,
     pub manifest: &'a Manifest,
-    /// A resume (the checkpoint says what is done) rather than a new run.
-    pub resuming: bool,
     /// `--json`: nothing but the summary on stdout, no progress on stderr.
     pub json: bool,
     pub journal: Arc<GroupJournal>,
@@ -136,13 +171,18 @@ pub trait RunKind {
 /// `cdpjob run JOB`.
 pub fn start<K: RunKind>(job: &Job, opts: &RunOptions) -> Result<Outcome> {
     begin::runtime()?.block_on(async {
-        // Credentials first: a run that cannot connect leaves no run directory.
-        let conn = connection::connect(job).await?;
+        // The lock first: a second run of the job hears that another one is in progress,
+        // whatever else it would have waited for.
         let begun = begin::begin(job, opts)?;
-        let kind = match K::prepare(job, &begun) {
-            Ok(kind) => kind,
+        let prepared = match K::prepare(job, &begun) {
+            Ok(kind) => connection::connect(job).await.map(|conn| (kind, conn)),
+            Err(e) => Err(e),
+        };
+        let (kind, conn) = match prepared {
+            Ok(ready) => ready,
             Err(e) => {
-                // Nothing was written in it yet: leave no empty run directory behind.
+                // Nothing was written in it yet: leave no empty run directory behind (and
+                // so nothing to resume: running the command again is the remedy).
                 let _ = std::fs::remove_dir(&begun.dir.path);
                 return Err(e);
             }
@@ -184,7 +224,7 @@ pub fn finished_summary<D: Detail>(dir: &RunDir) -> Result<Option<Summary<D>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::stopped(
             format!("cannot read the summary: {e}"),
-            Again::Never(Some(dir.path.clone())),
+            Again::Never(dir.path.clone()),
         )),
     }
 }
@@ -214,12 +254,7 @@ async fn run_kind<K: RunKind>(
     conn: Connection,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let stopped_here = |what: &str, e: std::io::Error| {
-        Error::stopped(
-            format!("{what}: {e}; the run can be resumed"),
-            Again::Resume(dir.path.clone()),
-        )
-    };
+    let stopped_here = |what: &str, e: std::io::Error| Stop::io(what, &e).into_error(dir);
     let journal = Journal::open(
         &dir.file(run_dir::EVENTS),
         K::DURABLE_JOURNAL && atomic::durable(),
@@ -260,7 +295,6 @@ async fn run_kind<K: RunKind>(
         job,
         dir,
         manifest,
-        resuming,
         json: opts.json,
         journal: Arc::clone(&journal),
         client: Arc::new(conn.client),
@@ -277,14 +311,13 @@ async fn run_kind<K: RunKind>(
         },
         None => Event::RunFinished { at: now() },
     };
-    // A journal that failed already said why the run stopped; a finished run whose last
-    // line cannot be written is finished in its files, and a resume will say so.
+    // A journal that failed already said why the run stopped. A run whose work is done but
+    // whose last line cannot be written is reported stopped (resumable): its resume finds
+    // everything done and finishes it properly.
     if let Err(e) = journal.append(&last).await
         && stop.is_none()
     {
-        stop = Some(Stop::resumable(format!(
-            "writing the journal: {e}; the run can be resumed"
-        )));
+        stop = Some(Stop::io("writing the journal", &e));
     }
     let summary = Summary {
         run_id: manifest.run_id.clone(),

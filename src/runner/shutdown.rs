@@ -27,10 +27,6 @@ impl Shutdown {
             std::future::pending::<()>().await;
         }
     }
-
-    pub fn is_requested(&self) -> bool {
-        *self.requested.borrow()
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use super::summary::{Detail, RunStatus, Summary};
 use crate::job::model::JobKind;
+use crate::job::paths;
+use crate::run_dir::lock;
 use crate::run_dir::{self, Manifest};
 
 /// The part of a status report that every kind shares.
@@ -31,7 +33,7 @@ impl StatusHead {
     /// From the manifest, the summary (if the run wrote one) and the lock.
     pub fn read<D: Detail>(dir: &Path, manifest: &Manifest) -> StatusHead {
         let summary: Option<Summary<D>> = run_dir::read_versioned(&dir.join(run_dir::SUMMARY)).ok();
-        let status = if is_running(&manifest.lock) {
+        let status = if lock::held_for(&manifest.lock, &paths::absolute(dir)) {
             RunStatus::Running
         } else if summary
             .as_ref()
@@ -74,16 +76,4 @@ impl StatusHead {
                 .unwrap_or_default()
         )
     }
-}
-
-/// Whether a live process holds the lock (the operating system releases it when the holder
-/// dies, so a killed run is not "running").
-pub fn is_running(lock: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(lock) else {
-        return false;
-    };
-    matches!(
-        file.try_lock_shared(),
-        Err(std::fs::TryLockError::WouldBlock)
-    )
 }

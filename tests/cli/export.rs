@@ -688,11 +688,13 @@ fn a_late_resume_never_overwrites_a_newer_export_nor_moves_the_state_back() {
 
         let out = run(cmd(&ws, &["resume", old.to_str().unwrap()]));
         if fixed {
-            assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+            // Stopped, resumable once one of the two files is moved (exit 3, SPEC §12 R1).
+            assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
             assert!(
-                out.stderr.contains("appeared since this export started"),
+                out.stdout.contains("appeared since this export started")
+                    && out.stdout.contains("resume with: cdpjob resume"),
                 "{}",
-                out.stderr
+                out.stdout
             );
             assert_eq!(
                 out_files(&ws).len(),

@@ -295,3 +295,190 @@ fn a_failed_write_stops_an_export_and_the_resume_loses_nothing() {
     ids.dedup();
     assert_eq!(ids.len(), 2_000, "no customer twice");
 }
+
+/// A stdin source never reaches its end while its writer keeps the pipe open: SIGTERM still
+/// ends the run at once (the reader, stuck in a read, is left behind), and since standard
+/// input cannot be read again the stop is not resumable (exit 2, SPEC §12 R1).
+#[test]
+fn sigterm_ends_a_run_reading_a_pipe_that_stays_open_and_says_it_cannot_be_resumed() {
+    use std::io::Write as _;
+    let sim = SimProcess::start(&["--latency-ms", "20"]);
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        job(&sim.url, 10, 2).replace("path: leads.csv", "path: \"-\""),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"))
+        .current_dir(ws.dir.path())
+        .args(["run", "job.yaml", "--json"])
+        .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+        .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // More than a chunk of the pipeline, so batches go out; then the writer goes quiet.
+    stdin.write_all(leads(3_000).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let root = ws.path("runs/t");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !run_dirs_if_any(&root)
+        .iter()
+        .any(|d| d.join("checkpoint.json").exists())
+    {
+        assert!(Instant::now() < deadline, "nothing was committed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after SIGTERM, its stdin open");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(2));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["resumable"], false, "{summary}");
+    assert!(
+        summary["stopped_reason"]
+            .as_str()
+            .unwrap()
+            .contains("standard input"),
+        "{summary}"
+    );
+    assert_lock_free(&root.join(".lock"));
+}
+
+fn run_dirs_if_any(root: &Path) -> Vec<PathBuf> {
+    if root.exists() {
+        run_dirs(root)
+    } else {
+        Vec::new()
+    }
+}
+
+/// `status` of a finished run says "finished" while another run of the same job holds the
+/// job's lock; the running one says "running".
+#[test]
+fn status_tells_the_run_that_holds_the_lock_from_the_other_runs_of_the_job() {
+    let sim = SimProcess::start(&["--latency-ms", "100"]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(20));
+    ws.write("job.yaml", job(&sim.url, 10, 1));
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let finished = run_dirs(&ws.path("runs/t")).pop().unwrap();
+    ws.write("leads.csv", leads(2_000));
+    let second = ws.path("runs/t/second");
+    let running = ws.spawn(
+        &["run", "job.yaml", "--run-dir", second.to_str().unwrap()],
+        sim_env(None),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !second.join("checkpoint.json").exists() {
+        assert!(Instant::now() < deadline, "the second run never committed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status_of = |dir: &Path| {
+        let out = run(cmd(&ws, &["status", dir.to_str().unwrap(), "--json"]));
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["status"].clone()
+    };
+    assert_eq!(status_of(&finished), "finished");
+    assert_eq!(status_of(&second), "running");
+    running.signal("TERM");
+    let out = running.wait_within(Duration::from_secs(20));
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert_eq!(status_of(&second), "interrupted");
+}
+
+/// R4 looks at which run began later: of two stopped runs, resuming the older one to the
+/// end does not block the newer one's resume.
+#[test]
+fn resuming_the_newer_of_two_stopped_runs_is_not_refused() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(20));
+    ws.write("job.yaml", job(&sim.url, 10, 1));
+    let wrong = || {
+        let mut c = ws.cmd(&["run", "job.yaml"]);
+        c.env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+            .env("NXCLOUD_ACCESS_SECRET", "wrong");
+        assert_eq!(run(c).code, 3);
+    };
+    wrong();
+    std::thread::sleep(Duration::from_millis(1_100));
+    wrong();
+    let dirs = run_dirs(&ws.path("runs/t"));
+    let (older, newer) = (&dirs[0], &dirs[1]);
+    let out = run(cmd(&ws, &["resume", older.to_str().unwrap()]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = run(cmd(&ws, &["resume", newer.to_str().unwrap()]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+/// A journal corrupted behind the run's back is not something a resume mends: exit 2,
+/// `resumable: false`, and `status` says so too instead of guessing.
+#[test]
+fn a_corrupt_journal_is_not_resumable() {
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(20));
+    ws.write("job.yaml", job("http://127.0.0.1:9", 10, 1));
+    assert_eq!(run(cmd(&ws, &["run", "job.yaml"])).code, 3);
+    let dir = run_dirs(&ws.path("runs/t")).pop().unwrap();
+    let events = dir.join("events.jsonl");
+    let mut lines: Vec<String> = read(&events).lines().map(str::to_string).collect();
+    lines.insert(1, "{not json".into());
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let out = run(cmd(&ws, &["resume", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["resumable"], false);
+    assert!(doc["error"].as_str().unwrap().contains("corrupt"), "{doc}");
+    let out = run(cmd(&ws, &["status", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+}
+
+/// With `base_url: sim`, a second run of a job that is running hears of the lock (exit 3,
+/// naming the pid) at once, rather than waiting on the embedded simulator's state.
+#[test]
+fn a_second_run_of_a_sim_job_is_told_of_the_lock() {
+    let ws = Workspace::new();
+    ws.write("leads.csv", leads(100_000));
+    ws.write("job.yaml", job("sim", 100, 4).replace("\"sim\"", "sim"));
+    let first = ws.spawn(&["run", "job.yaml"], sim_env(None));
+    let root = ws.path("runs/t");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run_dirs_if_any(&root)
+        .iter()
+        .any(|d| d.join("checkpoint.json").exists())
+    {
+        assert!(Instant::now() < deadline, "the first run never committed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("another run of this job is in progress (pid"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "it waited");
+    first.signal("TERM");
+    assert_eq!(first.wait_within(Duration::from_secs(30)).code, Some(3));
+}

@@ -136,3 +136,26 @@ fn sim_serves_on_an_ephemeral_port_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(state.exists(), "the state file was created");
 }
+
+/// A body file that is not there is the command line's fault: exit 2, not "try again".
+#[test]
+fn sign_with_a_missing_body_file_is_exit_2() {
+    let out = crate::common::run({
+        let mut c = crate::common::cdpjob();
+        c.args([
+            "sign",
+            "--access-key",
+            "k",
+            "--body",
+            "/nonexistent/body.json",
+        ])
+        .env("NXCLOUD_ACCESS_SECRET", "s");
+        c
+    });
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/body.json"),
+        "{}",
+        out.stderr
+    );
+}
