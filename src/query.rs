@@ -69,7 +69,7 @@ pub fn render_query(job: &Job, ctx: &ExportContext) -> Result<(Value, String), V
         let ptr = format!("/query/{key}");
         match (key.as_str(), value) {
             ("page_size", v) => limit = v.as_i64().unwrap_or(50),
-            ("max_records", _) => {}
+            ("max_records" | "parallel", _) => {}
             ("tags" | "his_tags", Value::Array(items)) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {

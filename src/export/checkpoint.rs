@@ -1,6 +1,7 @@
-//! What an export has written, as `checkpoint.json` records it after every page: the
-//! cursor to continue from and the committed length of the partial output (a resume cuts
-//! the output back to it, then asks for the page after the cursor again).
+//! What an export's window has written, as its checkpoint records it after every page: the
+//! cursor to continue from and the committed lengths of the partial output and its sidecar
+//! (a resume cuts both back to them, then asks for the page after the cursor again). With
+//! sub-windows, `checkpoint.json` is written once they are all joined: the whole export's.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,4 +20,7 @@ pub struct ExportCheckpoint {
     pub complete: bool,
     /// `max_records` ended the export while the API had more.
     pub capped: bool,
+    /// The committed length of the window's sidecar of ids and cursors (`seen.rs`).
+    #[serde(default)]
+    pub seen_len: u64,
 }

@@ -12,7 +12,9 @@ mod checkpoint;
 mod finish;
 pub mod format;
 mod pager;
+mod seen;
 pub mod status;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 
@@ -109,18 +111,150 @@ impl RunKind for Export {
                 stop: Some(Stop::not_resumable("this run directory holds no export")),
             };
         };
-        let mut cp = ExportCheckpoint::default();
         let mut detail = ExportDetail {
             output: rec.partial.clone(),
             ..ExportDetail::default()
         };
-        let stop = match pager::page_through(ctx, rec, &mut cp).await {
+        let mut cp = ExportCheckpoint::default();
+        let stop = match page_every_window(ctx, rec, &mut cp).await {
             Ok(()) => finish(ctx, rec, &cp, &mut detail).await.err(),
             Err(stop) => Some(stop),
         };
         detail.rows = cp.rows;
         detail.pages = cp.pages;
         Driven { detail, stop }
+    }
+}
+
+/// Page every window, `parallel` at a time; with sub-windows, join them into the partial
+/// output once all are complete. `cp` ends as the whole export's checkpoint.
+async fn page_every_window(
+    ctx: &Context<'_>,
+    rec: &ExportRecord,
+    cp: &mut ExportCheckpoint,
+) -> Result<(), Stop> {
+    let windows = window::windows(rec, ctx.dir);
+    let pager = pager::Pager::new(ctx, rec);
+    if rec.windows.is_empty() {
+        let opened = pager.open(&windows[0])?;
+        *cp = opened.cp.clone();
+        *cp = pager.page(&windows[0], opened).await?;
+        return Ok(());
+    }
+    *cp = runner::read_checkpoint(ctx.dir)?;
+    if cp.complete {
+        return Ok(()); // joined already: what is left is moving it into place
+    }
+    let mut opened = Vec::with_capacity(windows.len());
+    for w in &windows {
+        opened.push(Some(pager.open(w)?));
+    }
+    let sum = |cps: &[ExportCheckpoint]| ExportCheckpoint {
+        rows: cps.iter().map(|c| c.rows).sum(),
+        pages: cps.iter().map(|c| c.pages).sum(),
+        ..ExportCheckpoint::default()
+    };
+    let done: Vec<ExportCheckpoint> = opened.iter().flatten().map(|o| o.cp.clone()).collect();
+    *cp = sum(&done);
+    // K workers take the windows from one queue, in time order.
+    let queue = std::sync::Mutex::new(windows.iter().zip(opened).collect::<Vec<_>>());
+    let finished = std::sync::Mutex::new(vec![None; windows.len()]);
+    let worker = || async {
+        loop {
+            let next = {
+                let mut q = queue.lock().expect("queue lock");
+                if q.is_empty() {
+                    None
+                } else {
+                    Some(q.remove(0))
+                }
+            };
+            let Some((w, opened)) = next else {
+                return Ok(());
+            };
+            match pager.page(w, opened.expect("opened once")).await {
+                Ok(c) => finished.lock().expect("finished lock")[w.index] = Some(c),
+                Err(stop) => {
+                    pager
+                        .stopping
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Err(stop);
+                }
+            }
+        }
+    };
+    let results = futures_util::future::join_all((0..rec.parallel.max(1)).map(|_| worker())).await;
+    let cps: Vec<ExportCheckpoint> = finished
+        .into_inner()
+        .expect("finished lock")
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Some(stop) = first_stop(results) {
+        let mut partial = sum(&cps);
+        partial.rows = partial.rows.max(cp.rows);
+        *cp = partial;
+        return Err(stop);
+    }
+    *cp = join_windows(rec, &windows, &cps, &pager.encoder, pager.seen.max_id())
+        .map_err(|e| Stop::io(&format!("joining the windows into {}", rec.partial), &e))?;
+    run_dir::write_versioned(&ctx.dir.file(run_dir::CHECKPOINT), &*cp)
+        .map_err(|e| Stop::io("writing the checkpoint", &e))?;
+    Ok(())
+}
+
+/// The stop to report: a window's own reason rather than the "stopping" of those it
+/// stopped.
+fn first_stop(results: Vec<Result<(), Stop>>) -> Option<Stop> {
+    let mut stops: Vec<Stop> = results.into_iter().filter_map(Result::err).collect();
+    let own = stops
+        .iter()
+        .position(|s| s.reason != "the export is stopping")
+        .unwrap_or(0);
+    (!stops.is_empty()).then(|| stops.swap_remove(own))
+}
+
+/// Write the header and every window's committed pages, in time order, into the partial
+/// output, and make it durable. Idempotent: a crash here is mended by doing it again.
+fn join_windows(
+    rec: &ExportRecord,
+    windows: &[window::Window],
+    cps: &[ExportCheckpoint],
+    encoder: &format::Encoder,
+    max_id: Option<i64>,
+) -> std::io::Result<ExportCheckpoint> {
+    use std::io::{Read as _, Write as _};
+    let partial = Path::new(&rec.partial);
+    let mut out = run_dir::atomic::create_private(partial)?;
+    out.set_len(0)?;
+    let header = encoder.header();
+    out.write_all(&header)?;
+    let mut len = header.len() as u64;
+    for (w, c) in windows.iter().zip(cps) {
+        let mut part = std::fs::File::open(&w.partial)?.take(c.output_len);
+        len += std::io::copy(&mut part, &mut out)?;
+    }
+    if run_dir::atomic::durable() {
+        out.sync_all()?;
+        if let Some(d) = partial.parent() {
+            run_dir::atomic::sync_dir(d)?;
+        }
+    }
+    Ok(ExportCheckpoint {
+        rows: cps.iter().map(|c| c.rows).sum(),
+        pages: cps.iter().map(|c| c.pages).sum(),
+        output_len: len,
+        last_id: max_id,
+        complete: true,
+        ..ExportCheckpoint::default()
+    })
+}
+
+/// Once the output is in place: the files the windows wrote on the way are not needed.
+fn clean_up(rec: &ExportRecord, dir: &RunDir) {
+    let _ = std::fs::remove_file(seen::sidecar_of(Path::new(&rec.partial)));
+    if !rec.windows.is_empty() {
+        let _ = std::fs::remove_dir_all(dir.path.join("windows"));
     }
 }
 
@@ -160,6 +294,7 @@ async fn finish(
             .map_err(|e| Stop::io(&format!("writing {}", rec.state_file), &e))?;
         detail.state_file = Some(rec.state_file.clone());
     }
+    clean_up(rec, ctx.dir);
     ctx.journal
         .append(&crate::run_dir::events::Event::ExportFinished {
             rows: cp.rows,
@@ -234,11 +369,37 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
         .as_ref()
         .and_then(|q| q.get("max_records"))
         .and_then(Value::as_u64);
+    let parallel = job
+        .spec
+        .query
+        .as_ref()
+        .and_then(|q| q.get("parallel"))
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as usize;
+    let windows = if parallel > 1 {
+        if max_records.is_some() {
+            return Err(Error::Usage(
+                "query.max_records cannot be used with query.parallel > 1".into(),
+            ));
+        }
+        let bound = |key: &str| {
+            request.get(key).and_then(Value::as_str).ok_or_else(|| {
+                Error::Usage(format!(
+                    "query.parallel > 1 needs query.{key}: the window to split"
+                ))
+            })
+        };
+        window::split(bound("start_time")?, bound("end_time")?, parallel).map_err(Error::Usage)?
+    } else {
+        Vec::new()
+    };
     if let Some(dir) = output.parent() {
         run_dir::create_private_dir(dir)
             .map_err(|e| Error::Environment(format!("cannot create {}: {e}", dir.display())))?;
     }
     Ok(ExportRecord {
+        parallel,
+        windows,
         request,
         output: output.display().to_string(),
         partial: partial.display().to_string(),

@@ -1,59 +1,130 @@
-//! Paging through a query: one page at a time (each page's cursor comes from the previous
-//! answer), each written to the partial output and made durable before the checkpoint that
-//! counts it. An answer that makes no sense stops the export (resumably) rather than ending
-//! it early: ending would rename a short file and advance the state past customers never
-//! written.
+//! Paging through one window of a query: one page at a time (each page's cursor comes from
+//! the previous answer), each page's new customers written to the window's partial output
+//! and their ids to its sidecar, both made durable before the checkpoint that counts them.
+//! Nothing assumes an order: the cursor is followed whichever way the ids run, the export
+//! ends when `next` is null, and only a real loop stops it (a cursor asked for before, a
+//! page whose ids this window all wrote before). An answer that makes no sense stops the
+//! export (resumably) rather than ending it early: ending would move a short file into
+//! place and advance the state past customers never written.
 
+use std::collections::HashSet;
+use std::fs::File;
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::Value;
 
 use super::checkpoint::ExportCheckpoint;
 use super::format::{self, Encoder};
+use super::seen::{self, Claim, Seen};
+use super::window::Window;
 use crate::api::client::ApiError;
 use crate::api::wire::QueryResult;
 use crate::run_dir::events::{Event, now};
 use crate::run_dir::{self, ExportRecord, atomic};
+use crate::runner::progress::Progress;
 use crate::runner::{self, Context, Stop};
 
-/// Write every page not yet written; `cp` follows the checkpoint on disk.
-pub async fn page_through(
-    ctx: &Context<'_>,
-    rec: &ExportRecord,
-    cp: &mut ExportCheckpoint,
-) -> Result<(), Stop> {
-    let durable = atomic::durable();
-    let checkpoint_path = ctx.dir.file(run_dir::CHECKPOINT);
-    *cp = runner::read_checkpoint(ctx.dir)?;
-    let partial = PathBuf::from(&rec.partial);
-    let encoder = Encoder::new(rec.format, &rec.columns);
-    let mut shutdown = ctx.shutdown.clone();
-    let mut progress = ctx.progress(None, None);
-    let rows_before = cp.rows;
-    if !cp.complete {
-        let mut out = atomic::open_at_length(&partial, cp.output_len)
-            .map_err(|e| Stop::io("cannot open the partial output", &e))?;
+/// What every window of one export shares.
+pub struct Pager<'a> {
+    pub ctx: &'a Context<'a>,
+    pub rec: &'a ExportRecord,
+    pub seen: Seen,
+    pub encoder: Encoder,
+    /// Set when one window stopped: the others stop before their next page.
+    pub stopping: AtomicBool,
+    /// Customers and pages written by this invocation, over all windows (for progress).
+    rows: AtomicU64,
+    pages: AtomicU64,
+    progress: Mutex<Progress>,
+    /// Whether the export has sub-windows (their pages are journaled with their index).
+    windowed: bool,
+}
+
+/// A window as its files said when the export (re)started.
+pub struct Opened {
+    pub cp: ExportCheckpoint,
+    asked: HashSet<i64>,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(ctx: &'a Context<'a>, rec: &'a ExportRecord) -> Pager<'a> {
+        Pager {
+            ctx,
+            rec,
+            seen: Seen::default(),
+            encoder: Encoder::new(rec.format, &rec.columns),
+            stopping: AtomicBool::new(false),
+            rows: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            progress: Mutex::new(ctx.progress(None, None)),
+            windowed: !rec.windows.is_empty(),
+        }
+    }
+
+    /// Read a window's checkpoint and sidecar (its ids join the export's). Every window is
+    /// opened before any is paged, so that no id written before is taken for a new one.
+    pub fn open(&self, w: &Window) -> Result<Opened, Stop> {
+        let cp: ExportCheckpoint = runner::read_checkpoint_at(&w.checkpoint)?;
+        if cp.complete {
+            // Its pages are all written (its sidecar may be cleaned up already).
+            return Ok(Opened {
+                cp,
+                asked: HashSet::new(),
+            });
+        }
+        let loaded = self
+            .seen
+            .load(w.index, &seen::sidecar_of(&w.partial), cp.seen_len)
+            .map_err(|e| Stop::io("cannot read the ids written so far", &e))?;
+        Ok(Opened {
+            asked: loaded.cursors.into_iter().collect(),
+            cp,
+        })
+    }
+
+    /// Write every page of `w` not yet written; returns its checkpoint once complete.
+    pub async fn page(&self, w: &Window, opened: Opened) -> Result<ExportCheckpoint, Stop> {
+        let Opened { mut cp, mut asked } = opened;
+        if cp.complete {
+            return Ok(cp);
+        }
+        let durable = atomic::durable();
+        let sidecar = seen::sidecar_of(&w.partial);
+        if let Some(d) = w.partial.parent() {
+            run_dir::create_private_dir(d)
+                .map_err(|e| Stop::io(&format!("cannot create {}", d.display()), &e))?;
+        }
+        let mut files = Some((
+            atomic::open_at_length(&w.partial, cp.output_len)
+                .map_err(|e| Stop::io("cannot open the partial output", &e))?,
+            atomic::open_at_length(&sidecar, cp.seen_len)
+                .map_err(|e| Stop::io("cannot open the ids written so far", &e))?,
+        ));
         if cp.output_len == 0
-            && let Some(d) = partial.parent()
+            && let Some(d) = w.partial.parent()
         {
             // The new file's name must outlive a power cut as surely as its first page.
             atomic::sync_dir(d).map_err(|e| Stop::io("syncing the output directory", &e))?;
         }
+        let mut shutdown = self.ctx.shutdown.clone();
         while !cp.complete {
-            let mut body = rec.request.clone();
+            if self.stopping.load(Ordering::SeqCst) {
+                return Err(Stop::resumable("the export is stopping"));
+            }
+            let mut body = w.request.clone();
             if let Some(after) = cp.after {
                 body["after"] = Value::from(after);
             }
-            ctx.requests.fetch_add(1, Ordering::Relaxed);
+            self.ctx.requests.fetch_add(1, Ordering::Relaxed);
             // A query only reads: one interrupted mid-flight is simply asked again.
             let reply = tokio::select! {
                 biased;
                 _ = shutdown.requested() => {
                     return Err(Stop::resumable("interrupted by a signal"));
                 }
-                r = ctx.client.query(&body) => r,
+                r = self.ctx.client.query(&body) => r,
             };
             let reply = match reply {
                 Ok(r) if r.code == 0 => r,
@@ -66,107 +137,161 @@ pub async fn page_through(
                 Err(ApiError::Refused { code, message, .. }) if code == 1002 => {
                     return Err(Stop::not_resumable(query_refused(code, &message)));
                 }
-                Err(e) => {
-                    return Err(Stop::resumable(e.advice_for_a_run()));
-                }
+                Err(e) => return Err(Stop::resumable(e.advice_for_a_run())),
             };
             let attempts = reply.attempts;
-            // An answer that makes no sense stops the export (resumable) rather than ending
-            // it early: ending would rename a short file and advance the state past
-            // customers never written.
             let Some(QueryResult {
                 paging,
-                mut customer_list,
+                customer_list,
             }) = reply.data
             else {
-                return Err(Stop::resumable(
-                    "the API answered the query without data; the export stopped and can be resumed",
-                ));
+                return Err(Stop::resumable("the API answered the query without data"));
             };
             let more = paging.next.is_some();
             if customer_list.is_empty() && more {
                 return Err(Stop::resumable(
-                    "the API answered an empty page that has a next page; the export stopped and can be resumed",
+                    "the API answered an empty page that has a next page",
                 ));
             }
-            let room = rec
+            // Which customers are new: an id another window wrote is left out (their
+            // boundaries overlap); ids this window wrote before, counted.
+            let on_page = customer_list.len();
+            let last_on_page = customer_list.last().and_then(format::id_of);
+            let mut fresh = Vec::with_capacity(on_page);
+            let mut fresh_ids = Vec::with_capacity(on_page);
+            let mut again = 0usize;
+            for c in customer_list {
+                match format::id_of(&c) {
+                    Some(id) => match self.seen.claim(id, w.index) {
+                        Claim::Fresh => {
+                            fresh.push(c);
+                            fresh_ids.push(id);
+                        }
+                        Claim::Again => again += 1,
+                        Claim::Elsewhere => {}
+                    },
+                    None => fresh.push(c),
+                }
+            }
+            let room = self
+                .rec
                 .max_records
                 .map_or(u64::MAX, |m| m.saturating_sub(cp.rows));
             // Reaching max_records ends the export; it cut the query short when the page
             // held more, or more pages were to come.
-            let reached = customer_list.len() as u64 >= room;
-            let dropped = customer_list.len() as u64 > room;
-            if reached {
-                customer_list.truncate(room as usize);
+            let reached = fresh.len() as u64 >= room;
+            let dropped = fresh.len() as u64 > room;
+            if dropped {
+                fresh.truncate(room as usize);
+                let cut = fresh_ids.len().min(room as usize);
+                self.seen.release(&fresh_ids[cut..]);
+                fresh_ids.truncate(cut);
             }
             let complete = !more || reached;
-            let asked = cp.after;
-            let last_id = customer_list.last().and_then(format::id_of);
-            let next_after = paging.after.or(last_id);
-            let moves_forward = match (next_after, asked) {
-                (Some(next), Some(asked)) => next > asked,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if !complete && !moves_forward {
-                // Ids ascend: a cursor that does not move forward would page forever, or
-                // back over customers already written.
-                return Err(Stop::resumable(format!(
-                    "the API's paging cursor did not move forward (asked after {asked:?}, got {next_after:?}); the export stopped to avoid a loop"
-                )));
+            let asked_now = cp.after;
+            let next_after = paging.after.or(last_on_page);
+            if !complete {
+                let looped = if again == on_page {
+                    Some("a page of customers it had all written already".to_string())
+                } else {
+                    match next_after {
+                        None => Some("a next page without a cursor".to_string()),
+                        Some(n) if asked.contains(&n) || Some(n) == asked_now => {
+                            Some(format!("the cursor {n} again, asked for before"))
+                        }
+                        Some(_) => None,
+                    }
+                };
+                if let Some(what) = looped {
+                    self.seen.release(&fresh_ids);
+                    return Err(Stop::resumable(format!(
+                        "the API's paging went round in a loop ({what}; asked after {asked_now:?}); the export stopped"
+                    )));
+                }
             }
-            let mut buf = if cp.output_len == 0 {
-                encoder.header()
+            let mut page = if w.with_header && cp.output_len == 0 {
+                self.encoder.header()
             } else {
                 Vec::new()
             };
-            encoder.encode(&customer_list, &mut buf);
-            write_page(&mut out, &buf, durable)
-                .map_err(|e| Stop::io(&format!("writing {}", partial.display()), &e))?;
+            self.encoder.encode(&fresh, &mut page);
+            let records = seen::records(asked_now, &fresh_ids);
+            let (out, side) = files.take().expect("the files are home between pages");
+            let (out, side, written) = tokio::task::spawn_blocking(move || {
+                write_page(out, side, &page, &records, durable)
+            })
+            .await
+            .expect("a page write does not panic");
+            files = Some((out, side));
+            let (page_len, records_len) =
+                written.map_err(|e| Stop::io(&format!("writing {}", w.partial.display()), &e))?;
             crate::failpoint!("export_before_checkpoint");
+            if let Some(a) = asked_now {
+                asked.insert(a);
+            }
             cp.pages += 1;
-            cp.rows += customer_list.len() as u64;
-            cp.output_len += buf.len() as u64;
-            cp.last_id = last_id.or(cp.last_id);
+            cp.rows += fresh.len() as u64;
+            cp.output_len += page_len;
+            cp.seen_len += records_len;
+            cp.last_id = fresh_ids.last().copied().or(cp.last_id);
             cp.capped = reached && (dropped || more);
             cp.complete = complete;
             cp.after = next_after.or(cp.after);
-            run_dir::write_versioned(&checkpoint_path, &*cp)
+            let path = w.checkpoint.clone();
+            let snapshot = cp.clone();
+            tokio::task::spawn_blocking(move || run_dir::write_versioned(&path, &snapshot))
+                .await
+                .expect("a checkpoint write does not panic")
                 .map_err(|e| Stop::io("writing the checkpoint", &e))?;
-            ctx.journal
+            self.ctx
+                .journal
                 .append(&Event::Page {
+                    window: self.windowed.then_some(w.index),
                     page: cp.pages,
-                    after: asked,
-                    customers: customer_list.len() as u64,
+                    after: asked_now,
+                    customers: fresh.len() as u64,
                     next: paging.next,
                     attempts,
                     at: now(),
                 })
                 .await
                 .map_err(|e| Stop::io("writing the journal", &e))?;
-            let rate = progress.rate(cp.rows - rows_before);
-            progress.tick(|| {
-                format!(
-                    "{} customers, {} pages, {rate:.0} customers/s, {} retries",
-                    cp.rows,
-                    cp.pages,
-                    ctx.retries()
-                )
-            });
+            self.tick(fresh.len() as u64);
         }
+        Ok(cp)
     }
-    progress.finish();
-    Ok(())
+
+    fn tick(&self, customers: u64) {
+        let rows = self.rows.fetch_add(customers, Ordering::Relaxed) + customers;
+        let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut progress = self.progress.lock().expect("progress lock");
+        let rate = progress.rate(rows);
+        let retries = self.ctx.retries();
+        progress.tick(|| {
+            format!("{rows} customers, {pages} pages, {rate:.0} customers/s, {retries} retries")
+        });
+    }
 }
 
-/// Append a page to the partial output and make it durable.
-fn write_page(out: &mut std::fs::File, page: &[u8], durable: bool) -> std::io::Result<()> {
-    crate::failpoint_io!("export_write");
-    out.write_all(page)?;
-    if durable {
-        out.sync_data()?;
-    }
-    Ok(())
+/// Append a page to the partial output and its ids to the sidecar, and make both durable;
+/// the files come back with how many bytes went into each.
+fn write_page(
+    mut out: File,
+    mut side: File,
+    page: &[u8],
+    records: &[u8],
+    durable: bool,
+) -> (File, File, std::io::Result<(u64, u64)>) {
+    let result = (|| {
+        crate::failpoint_io!("export_write");
+        out.write_all(page)?;
+        seen::append(&mut side, records, durable)?;
+        if durable {
+            out.sync_data()?;
+        }
+        Ok((page.len() as u64, records.len() as u64))
+    })();
+    (out, side, result)
 }
 
 /// A refused query: the request was rendered when the run started and is kept in its

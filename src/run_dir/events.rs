@@ -99,6 +99,9 @@ pub enum Event {
     },
     /// A page of an export, written and checkpointed.
     Page {
+        /// The sub-window it belongs to, when the export has several.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<usize>,
         page: u64,
         /// The cursor it was asked for (none for the first page).
         after: Option<i64>,

@@ -65,6 +65,17 @@ pub struct ExportRecord {
     /// in the next state. None for a query without an end.
     #[serde(default)]
     pub window_end: Option<String>,
+    /// `query.parallel`: how many sub-windows are paged at once.
+    pub parallel: usize,
+    /// The sub-windows, in time order; empty when the query is paged as one.
+    pub windows: Vec<SubWindow>,
+}
+
+/// One sub-window of a parallel export, as rendered when the run started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubWindow {
+    pub start_time: String,
+    pub end_time: String,
 }
 
 /// Enough to tell that the source is not the one the run started with.

@@ -86,7 +86,14 @@ impl Stop {
 
 /// The checkpoint of a run, or the kind's empty one before the first is written.
 pub fn read_checkpoint<T: Default + serde::de::DeserializeOwned>(dir: &RunDir) -> Result<T, Stop> {
-    match run_dir::read_versioned(&dir.file(run_dir::CHECKPOINT)) {
+    read_checkpoint_at(&dir.file(run_dir::CHECKPOINT))
+}
+
+/// A checkpoint at `path` (a run's, or a part of a run's), or an empty one before the first.
+pub fn read_checkpoint_at<T: Default + serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<T, Stop> {
+    match run_dir::read_versioned(path) {
         Ok(c) => Ok(c),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(Stop::io("cannot read the checkpoint", &e)),

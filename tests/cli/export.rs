@@ -120,10 +120,13 @@ fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
     dirs
 }
 
+/// The files in the output directory, without the sidecars of ids beside a partial output
+/// (R17: they go with the partial file, and once the export is in place they are gone).
 fn out_files(ws: &Workspace) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(ws.path("out"))
         .map(|rd| {
             rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".partial.seen"))
                 .collect()
         })
         .unwrap_or_default();
@@ -159,6 +162,15 @@ fn exports_2500_customers_exactly_once_to_csv_and_to_jsonl() {
     assert_eq!(phones, (1..=2500).map(phone).collect());
     // Only the finished file is left, readable by its owner only.
     assert_eq!(out_files(&ws).len(), 1, "{:?}", out_files(&ws));
+    let leftovers: Vec<_> = std::fs::read_dir(ws.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".seen"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the sidecar is removed: {leftovers:?}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
