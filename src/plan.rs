@@ -230,6 +230,9 @@ pub struct ExportPlan {
     pub output: String,
     pub state_file: String,
     pub state: serde_json::Map<String, Value>,
+    /// `query.parallel`, and the sub-windows a run would page (none when it is 1).
+    pub parallel: usize,
+    pub windows: Vec<crate::run_dir::SubWindow>,
 }
 
 pub fn plan_export(job: &Job) -> Result<ExportPlan> {
@@ -249,7 +252,23 @@ pub fn plan_export(job: &Job) -> Result<ExportPlan> {
             errs.join("\n  ")
         ))
     })?;
+    let parallel = job
+        .spec
+        .query
+        .as_ref()
+        .and_then(|q| q.get("parallel"))
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as usize;
+    let windows = if parallel > 1 {
+        let end = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+        crate::export::window::split(end("start_time"), end("end_time"), parallel)
+            .map_err(Error::Usage)?
+    } else {
+        Vec::new()
+    };
     Ok(ExportPlan {
+        parallel,
+        windows,
         job: job.spec.name.clone(),
         kind: JobKind::QueryExport.as_str(),
         endpoint: format!("{}/saas/cdp/openapi/customers/query", job.spec.api.base_url),
@@ -279,6 +298,17 @@ impl ExportPlan {
             "{}",
             serde_json::to_string_pretty(&self.first_request).unwrap_or_default()
         );
+        if !self.windows.is_empty() {
+            let _ = writeln!(
+                o,
+                "parallel {}: {} sub-windows, each paged on its own, joined in time order:",
+                self.parallel,
+                self.windows.len()
+            );
+            for w in &self.windows {
+                let _ = writeln!(o, "  {} .. {}", w.start_time, w.end_time);
+            }
+        }
         let _ = writeln!(o, "output: {}", self.output);
         let _ = writeln!(o, "no request was sent (plan never touches the network)");
         o

@@ -33,10 +33,24 @@ pub struct ExportStatus {
 }
 
 pub fn read(dir: &Path, manifest: &Manifest) -> Result<ExportStatus> {
-    let cp: ExportCheckpoint = runner::read_checkpoint(&RunDir {
+    let run = RunDir {
         path: dir.to_path_buf(),
-    })
-    .map_err(|s| Error::stopped(s.reason, Again::Never(dir.to_path_buf())))?;
+    };
+    let unreadable = |s: runner::Stop| Error::stopped(s.reason, Again::Never(dir.to_path_buf()));
+    let mut cp: ExportCheckpoint = runner::read_checkpoint(&run).map_err(unreadable)?;
+    if let KindRecord::QueryExport(rec) = &manifest.kind
+        && !rec.windows.is_empty()
+        && !cp.complete
+    {
+        // Sub-windows not joined yet: what each has written so far.
+        for w in super::window::windows(rec, &run) {
+            let part: ExportCheckpoint =
+                runner::read_checkpoint_at(&w.checkpoint).map_err(unreadable)?;
+            cp.pages += part.pages;
+            cp.rows += part.rows;
+            cp.output_len += part.output_len;
+        }
+    }
     let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))
         .map_err(|e| Error::io("cannot read the journal", e))?;
     let mut head = StatusHead::read::<ExportDetail>(dir, manifest);

@@ -25,9 +25,9 @@ pub fn split(start: &str, end: &str, parallel: usize) -> Result<Vec<SubWindow>, 
     };
     let (from, to) = (parse(start)?, parse(end)?);
     let seconds = from
-        .until(to)
-        .and_then(|span| span.total(jiff::Unit::Second))
-        .map_err(|e| e.to_string())? as i64;
+        .until((jiff::Unit::Second, to))
+        .map_err(|e| e.to_string())?
+        .get_seconds();
     if seconds <= 0 {
         return Err(format!(
             "the window from {start} to {end} is empty: start_time must come before end_time"

@@ -244,6 +244,31 @@ fn check_query_export(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     }
     out.extend(set.problems.iter().map(|pr| template_diag(p, pr)));
     check_columns(p, out);
+    check_parallel(p, out);
+}
+
+/// `query.parallel` > 1 splits the query's window: it needs both ends, and cannot honour a
+/// `max_records` (which customers would be "the first N" of several windows?).
+fn check_parallel(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let parallel = p.doc.pointer("/query/parallel").and_then(Value::as_u64);
+    if parallel.is_none_or(|k| k <= 1) {
+        return;
+    }
+    if p.doc.pointer("/query/max_records").is_some() {
+        out.push(Diagnostic::new(
+            p.index.key_of("/query/max_records"),
+            "`query.max_records` cannot be used with `query.parallel` > 1: drop one of them"
+                .to_string(),
+        ));
+    }
+    for end in ["start_time", "end_time"] {
+        if p.doc.pointer(&format!("/query/{end}")).is_none() {
+            out.push(Diagnostic::new(
+                p.index.key_of("/query/parallel"),
+                format!("`query.parallel` > 1 splits the window, so `query.{end}` is needed"),
+            ));
+        }
+    }
 }
 
 /// CSV columns must name something a customer has; JSON Lines has no columns.

@@ -814,3 +814,48 @@ fn back_to_back_incremental_runs_export_each_customer_once() {
         "each customer in exactly one export, in order"
     );
 }
+
+/// `query.parallel` needs both ends of the window and refuses `max_records`; `plan` shows
+/// the sub-windows a run would page.
+#[test]
+fn parallel_windows_are_checked_and_planned() {
+    let ws = Workspace::new();
+    let job = |query: &str| {
+        format!(
+            "version: 1\nname: p\nkind: query_export\napi: {{base_url: sim, tenant_id: 123, app_key: k}}\nquery:\n{query}output: {{path: out.csv}}\n"
+        )
+    };
+    ws.write(
+        "a.yaml",
+        job("  start_time: \"2024-01-01 00:00:00\"\n  parallel: 2\n  max_records: 10\n"),
+    );
+    let out = run(ws.cmd(&["validate", "a.yaml"]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("`query.max_records` cannot be used with `query.parallel` > 1")
+            && out.stderr.contains("so `query.end_time` is needed"),
+        "{}",
+        out.stderr
+    );
+    ws.write(
+        "b.yaml",
+        job("  start_time: \"2024-01-01 00:00:00\"\n  end_time: \"2024-01-02 00:00:00\"\n  parallel: 2\n"),
+    );
+    let out = run(ws.cmd(&["plan", "b.yaml"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("parallel 2: 8 sub-windows")
+            && out
+                .stdout
+                .contains("  2024-01-01 00:00:00 .. 2024-01-01 03:00:00")
+            && out
+                .stdout
+                .contains("  2024-01-01 21:00:00 .. 2024-01-02 00:00:00"),
+        "{}",
+        out.stdout
+    );
+    let out = run(ws.cmd(&["plan", "b.yaml", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["windows"].as_array().unwrap().len(), 8);
+}
