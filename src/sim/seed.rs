@@ -125,12 +125,16 @@ impl Seeding {
 const PHONE_SPACE: u64 = 100_000_000;
 
 /// Pronounceable names spelled from syllables: customer i's first name is two syllables
-/// and its last name three, read off i's base-16 digits, so the first 16^5 (1,048,576)
-/// full names are distinct; past that a number is added to the last name. The seed
-/// shuffles the syllables.
+/// and its last name three, read off the base-16 digits of a scrambling of i within its
+/// block of 16^5 (1,048,576), so the names of a block are distinct; past the first block a
+/// number is added to the last name. No syllable is the start of another, so different
+/// syllables never spell the same name. The seed shuffles the syllables.
 struct Syllables {
     table: [&'static str; 16],
 }
+
+/// 16^5: the names one block of [`Syllables`] spells.
+const NAME_BLOCK: u64 = 1 << 20;
 
 const SYLLABLES: [&str; 16] = [
     "ka", "lo", "mi", "ren", "sa", "tu", "vel", "na", "ri", "do", "an", "be", "zo", "li", "mar",
@@ -145,11 +149,13 @@ impl Syllables {
     }
 
     fn name(&self, i: u64) -> (String, String) {
-        let digit = |n: u32| self.table[((i >> (4 * n)) & 15) as usize];
+        // An odd multiplier is a bijection modulo 2^20: neighbours get unrelated names.
+        let j = i.wrapping_mul(0x9_e3b5) % NAME_BLOCK;
+        let digit = |n: u32| self.table[((j >> (4 * n)) & 15) as usize];
         let first = capitalized(&[digit(0), digit(1)]);
         let mut last = capitalized(&[digit(2), digit(3), digit(4)]);
-        if i >= 1 << 20 {
-            last.push_str(&(i >> 20).to_string());
+        if i >= NAME_BLOCK {
+            last.push_str(&(i / NAME_BLOCK).to_string());
         }
         (first, last)
     }
@@ -230,8 +236,11 @@ mod tests {
     fn names_stay_distinct_past_a_million() {
         let names = Syllables::new(1);
         let a = names.name(5);
-        let b = names.name(5 + (1 << 20));
+        let b = names.name(5 + NAME_BLOCK);
         assert_eq!(a.0, b.0);
         assert_ne!(format!("{} {}", a.0, a.1), format!("{} {}", b.0, b.1));
+        // Within a block every full name is distinct (the whole first block, checked).
+        let all: HashSet<(String, String)> = (0..NAME_BLOCK).map(|i| names.name(i)).collect();
+        assert_eq!(all.len() as u64, NAME_BLOCK);
     }
 }
