@@ -173,9 +173,21 @@ pub struct SimArgs {
     /// Answer the first authenticated request with 1004 (timestamp expired).
     #[arg(long)]
     pub expire_ts_once: bool,
-    /// Seed of the fault injection.
+    /// Seed of the fault injection, of the shuffled order and of the generated customers.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The order the query endpoint returns customers in and follows `after` by: asc (ids
+    /// ascending), desc (descending) or shuffled (a fixed pseudo-random order, from --seed).
+    #[arg(long, default_value_t = crate::sim::Order::Asc)]
+    pub order: crate::sim::Order,
+    /// Before listening, create N generated customers (distinct names, phones and e-mails,
+    /// from --seed), created evenly over --seed-window; only when the state holds none.
+    #[arg(long, value_name = "N", requires = "seed_window")]
+    pub seed_customers: Option<u64>,
+    /// The window the generated customers' created_at spread over: "START..END", both
+    /// yyyy-MM-dd HH:mm:ss (UTC), END excluded.
+    #[arg(long, value_name = "START..END", requires = "seed_customers")]
+    pub seed_window: Option<crate::sim::SeedWindow>,
 }
 
 fn probability(s: &str) -> Result<f64, String> {

@@ -176,7 +176,11 @@ fn sign(a: SignArgs) -> Result<Outcome> {
 }
 
 fn sim(a: SimArgs) -> Result<Outcome> {
-    use crate::sim::{FaultConfig, SIM_SECRET, Sim, SimConfig};
+    use crate::sim::{FaultConfig, SIM_SECRET, Seeding, Sim, SimConfig};
+    let seeding = match (a.seed_customers, a.seed_window) {
+        (Some(count), Some(window)) => Some(Seeding::new(count, window).map_err(Error::Usage)?),
+        _ => None,
+    };
     let secret = match std::env::var(&a.secret_env) {
         Ok(s) if !s.is_empty() => Secret::new(s),
         _ => {
@@ -200,6 +204,8 @@ fn sim(a: SimArgs) -> Result<Outcome> {
             expire_ts_once: a.expire_ts_once,
             seed: a.seed,
         },
+        order: a.order,
+        seeding,
         ..SimConfig::default()
     };
     if !a.agents.is_empty() {
@@ -209,6 +215,14 @@ fn sim(a: SimArgs) -> Result<Outcome> {
         let sim = Sim::start(a.listen, cfg.clone(), a.state.as_deref())
             .await
             .map_err(|e| Error::io(format!("cannot start the simulator on {}", a.listen), e))?;
+        // On stderr: the first line on stdout is the address, which scripts read.
+        match (&cfg.seeding, sim.seeded) {
+            (Some(s), true) => eprintln!("seeded {} customers created over {}", s.count, s.window),
+            (Some(_), false) => {
+                eprintln!("note: the state holds customers already: nothing seeded")
+            }
+            (None, _) => {}
+        }
         println!(
             "cdpjob sim listening on {} (access key {}, tenant_id {}, app_key {})",
             sim.base_url(),

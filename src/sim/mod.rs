@@ -2,13 +2,16 @@
 //! every test, demo and benchmark runs against it: header and signature checks (both
 //! algorithms), the ±60 s timestamp window, codes 1001–1005, batch_create with every
 //! customer rule, merge modes and strict binding, query filters with cursor paging, the
-//! fields endpoint, 64-bit ids, and seeded fault injection.
+//! fields endpoint, 64-bit ids, and seeded fault injection; paging in ascending, descending
+//! or shuffled order, and generated customers spread over a window.
 //!
 //! It runs standalone (`cdpjob sim`) or in process (`base_url: sim`), with built-in
 //! credentials so the quickstart needs none.
 
 pub mod faults;
+pub mod order;
 mod routes;
+pub mod seed;
 pub mod store;
 mod timer;
 
@@ -22,6 +25,8 @@ use tokio::task::JoinHandle;
 
 pub use self::faults::FaultConfig;
 use self::faults::Faults;
+pub use self::order::Order;
+pub use self::seed::{SeedWindow, Seeding};
 pub use self::store::Store;
 use crate::secret::Secret;
 
@@ -47,6 +52,11 @@ pub struct SimConfig {
     /// The simulator's clock runs this many milliseconds ahead of the machine's (its `Date`
     /// header and its timestamp check both use it), to exercise clock-offset handling.
     pub clock_skew_ms: i64,
+    /// The order the query endpoint pages in (`shuffled` is fixed by `faults.seed`).
+    pub order: Order,
+    /// Customers to generate before serving, into a state that holds none (from
+    /// `faults.seed`).
+    pub seeding: Option<Seeding>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +70,8 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             id_start: None,
             clock_skew_ms: 0,
+            order: Order::Asc,
+            seeding: None,
         }
     }
 }
@@ -69,30 +81,47 @@ impl Default for SimConfig {
 pub struct Sim {
     pub addr: SocketAddr,
     pub store: Arc<Store>,
+    /// Whether `cfg.seeding` created customers (not when the state held some already).
+    pub seeded: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Sim {
     /// Serve on `listen` (port 0 picks a free one) with the state in `state` (a file, or
-    /// memory when `None`).
+    /// memory when `None`), seeded first if `cfg.seeding` says so.
     pub async fn start(
         listen: SocketAddr,
         cfg: SimConfig,
         state: Option<&Path>,
     ) -> std::io::Result<Sim> {
         // Off the async threads: opening waits while a simulator shutting down in this
-        // process still holds the state file.
+        // process still holds the state file, and seeding takes a while.
         let owned = state.map(Path::to_path_buf);
-        let store = tokio::task::spawn_blocking(move || Store::open(owned.as_deref()))
-            .await
-            .map_err(std::io::Error::other)?
-            .map_err(|e| {
-                std::io::Error::other(format!("cannot open the simulator state {state:?}: {e}"))
-            })?;
-        if let Some(start) = cfg.id_start {
-            store.use_sequential_ids(start);
-        }
+        let (id_start, order, seed, seeding, tenant) = (
+            cfg.id_start,
+            cfg.order,
+            cfg.faults.seed,
+            cfg.seeding,
+            cfg.tenant_id,
+        );
+        let (store, seeded) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(owned.as_deref())?;
+            if let Some(start) = id_start {
+                store.use_sequential_ids(start);
+            }
+            store.use_order(order, seed);
+            let seeded = match seeding {
+                Some(s) => store.seed(tenant, s.customers(seed))?,
+                None => false,
+            };
+            Ok::<_, std::io::Error>((store, seeded))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| {
+            std::io::Error::other(format!("cannot open the simulator state {state:?}: {e}"))
+        })?;
         let store = Arc::new(store);
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -120,6 +149,7 @@ impl Sim {
         Ok(Sim {
             addr,
             store,
+            seeded,
             stop: Some(stop),
             task: Some(task),
         })

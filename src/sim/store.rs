@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::order::{Order, ShuffleIndex};
 use crate::api::wire::Paging;
 
 /// Creates and queries customers.
@@ -109,7 +110,19 @@ struct Inner {
     /// times never decrease with the id (a clock that steps back is not followed), so a
     /// time window is a range of ids, found by binary search.
     created: Vec<(String, i64)>,
+    /// The order queries page in.
+    order: Sequence,
     log: Option<Log>,
+}
+
+/// The order queries page in, with what walking it needs.
+#[derive(Default)]
+enum Sequence {
+    #[default]
+    Asc,
+    Desc,
+    /// By position in a keyed hash of the id, kept in an index of its own.
+    Shuffled(ShuffleIndex),
 }
 
 /// Which customers hold each value of one match key, by a hash of the value. A map keyed by
@@ -361,47 +374,117 @@ impl Store {
         Ok(ids)
     }
 
-    /// One page of customers as the query endpoint returns them, and its paging.
+    /// One page of customers as the query endpoint returns them, and its paging, in the
+    /// store's order: `after` continues just past that id's position in the order,
+    /// `before` ends just before it; `next` is the first id of the next page (null on the
+    /// last), `previous` the first id of the page before (null on the first).
     pub fn query(&self, q: &QuerySpec) -> io::Result<(Vec<Value>, Paging)> {
         let inner = self.inner.lock().expect("store lock");
-        let (lo, hi) = inner.window(q);
-        // The matching customers with ids in lo..=hi, in id order (either way).
-        let matching = |lo: i64, hi: i64| {
-            (lo <= hi)
-                .then(|| inner.customers.range(lo..=hi))
-                .into_iter()
-                .flatten()
-                .map(|(_, c)| c)
-                .filter(|c| inner.matches(c, q))
-        };
+        let window = inner.window(q);
         let limit = q.limit.max(0) as usize;
         let page: Vec<&Stored> = match q.before {
             Some(before) => {
-                let mut page: Vec<&Stored> = matching(lo, hi.min(before.saturating_sub(1)))
-                    .rev()
+                let mut page: Vec<&Stored> = inner
+                    .preceding(q, window, Some(before))
                     .take(limit)
                     .collect();
                 page.reverse();
                 page
             }
-            None => {
-                let lo = q.after.map_or(lo, |after| lo.max(after.saturating_add(1)));
-                matching(lo, hi).take(limit).collect()
-            }
+            None => inner.following(q, window, q.after).take(limit).collect(),
         };
         let mut paging = Paging::default();
         if let (Some(first), Some(last)) = (page.first(), page.last()) {
             paging.before = Some(first.id);
             paging.after = Some(last.id);
-            paging.next = matching(lo.max(last.id + 1), hi).next().map(|c| c.id);
-            paging.previous = matching(lo, hi.min(first.id - 1))
-                .rev()
+            paging.next = inner
+                .following(q, window, Some(last.id))
+                .next()
+                .map(|c| c.id);
+            paging.previous = inner
+                .preceding(q, window, Some(first.id))
                 .take(limit)
                 .last()
                 .map(|c| c.id);
         }
         let list = page.into_iter().map(|c| inner.shown(c)).collect();
         Ok((list, paging))
+    }
+
+    /// From now on, queries page in `order`; `seed` fixes the `shuffled` one.
+    pub fn use_order(&self, order: Order, seed: u64) {
+        let mut inner = self.inner.lock().expect("store lock");
+        inner.order = match order {
+            Order::Asc => Sequence::Asc,
+            Order::Desc => Sequence::Desc,
+            Order::Shuffled => {
+                let mut index = ShuffleIndex::new(seed);
+                for id in inner.customers.keys() {
+                    index.insert(*id);
+                }
+                Sequence::Shuffled(index)
+            }
+        };
+    }
+
+    /// Create these customers of `tenant_id` (fields and `created_at`, in creation order),
+    /// but only into a store that holds no customer yet, so that a simulator restarted on
+    /// its state file does not seed twice: whether it did. With a state file the lines are
+    /// written a few MiB at a time, not one write per customer.
+    pub fn seed(
+        &self,
+        tenant_id: i64,
+        customers: impl IntoIterator<Item = (Map<String, Value>, String)>,
+    ) -> io::Result<bool> {
+        const CHUNK: usize = 4 << 20;
+        let mut inner = self.inner.lock().expect("store lock");
+        if !inner.customers.is_empty() {
+            return Ok(false);
+        }
+        if let Some(log) = &inner.log {
+            log.check()?;
+        }
+        let mut lines = Vec::new();
+        for (fields, created_at) in customers {
+            // Ids ascend with creation times (see `created`): so must the seeded times.
+            if inner.created.last().is_some_and(|(t, _)| *t > created_at) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "customers to seed must come in creation order",
+                ));
+            }
+            let line = Line::Customer(Stored {
+                id: inner.next_id(),
+                tenant: tenant_id,
+                fields,
+                tags: Vec::new(),
+                updated_at: created_at.clone(),
+                created_at,
+            });
+            if inner.log.is_some() {
+                push_line(&mut lines, &line)?;
+            }
+            let Line::Customer(c) = line else {
+                unreachable!("built as a customer")
+            };
+            inner.insert(c);
+            if lines.len() >= CHUNK {
+                inner
+                    .log
+                    .as_mut()
+                    .expect("lines only with a log")
+                    .append(&lines)?;
+                lines.clear();
+            }
+        }
+        if !lines.is_empty() {
+            inner
+                .log
+                .as_mut()
+                .expect("lines only with a log")
+                .append(&lines)?;
+        }
+        Ok(true)
     }
 
     /// Every customer of a tenant (for tests and demos), in id order.
@@ -626,6 +709,9 @@ impl Inner {
         if self.created.last().is_none_or(|(t, _)| *t < c.created_at) {
             self.created.push((c.created_at.clone(), c.id));
         }
+        if let Sequence::Shuffled(index) = &mut self.order {
+            index.insert(c.id);
+        }
         self.customers.insert(c.id, c);
     }
 
@@ -642,7 +728,94 @@ impl Inner {
                 }
             }
         }
+        if let Sequence::Shuffled(index) = &mut self.order {
+            index.remove(id);
+        }
         c
+    }
+
+    /// The matching customers in the order, from just after `after`'s position (from the
+    /// first without).
+    fn following<'a>(
+        &'a self,
+        q: &'a QuerySpec,
+        window: (i64, i64),
+        after: Option<i64>,
+    ) -> Box<dyn Iterator<Item = &'a Stored> + 'a> {
+        let walk: Box<dyn Iterator<Item = &'a Stored> + 'a> = match &self.order {
+            Sequence::Asc => Box::new(self.above(window, after)),
+            Sequence::Desc => Box::new(self.below(window, after).rev()),
+            Sequence::Shuffled(index) => Box::new(self.in_window(window, index.after(after))),
+        };
+        Box::new(walk.filter(move |c| self.matches(c, q)))
+    }
+
+    /// The matching customers before `before`'s position (all without), walking back
+    /// towards the first.
+    fn preceding<'a>(
+        &'a self,
+        q: &'a QuerySpec,
+        window: (i64, i64),
+        before: Option<i64>,
+    ) -> Box<dyn Iterator<Item = &'a Stored> + 'a> {
+        let walk: Box<dyn Iterator<Item = &'a Stored> + 'a> = match &self.order {
+            Sequence::Asc => Box::new(self.below(window, before).rev()),
+            Sequence::Desc => Box::new(self.above(window, before)),
+            Sequence::Shuffled(index) => {
+                Box::new(self.in_window(window, index.before(before).rev()))
+            }
+        };
+        Box::new(walk.filter(move |c| self.matches(c, q)))
+    }
+
+    /// The customers with ids in the window `lo..=hi` and above `id` (all without), by id.
+    fn above(
+        &self,
+        (lo, hi): (i64, i64),
+        id: Option<i64>,
+    ) -> impl DoubleEndedIterator<Item = &Stored> {
+        let lo = match id {
+            None => Some(lo),
+            Some(id) => id.checked_add(1).map(|above| above.max(lo)),
+        };
+        self.ids_between(lo, Some(hi))
+    }
+
+    /// The customers with ids in the window `lo..=hi` and below `id` (all without), by id.
+    fn below(
+        &self,
+        (lo, hi): (i64, i64),
+        id: Option<i64>,
+    ) -> impl DoubleEndedIterator<Item = &Stored> {
+        let hi = match id {
+            None => Some(hi),
+            Some(id) => id.checked_sub(1).map(|below| below.min(hi)),
+        };
+        self.ids_between(Some(lo), hi)
+    }
+
+    /// The customers with ids in `lo..=hi`, by id; none when an end is missing (past the
+    /// ids there are) or `lo` is above `hi`.
+    fn ids_between(
+        &self,
+        lo: Option<i64>,
+        hi: Option<i64>,
+    ) -> impl DoubleEndedIterator<Item = &Stored> {
+        let range = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi => self.customers.range(lo..=hi),
+            _ => self.customers.range(0..0),
+        };
+        range.map(|(_, c)| c)
+    }
+
+    /// The customers of these ids that fall in the window `lo..=hi`.
+    fn in_window<'a>(
+        &'a self,
+        (lo, hi): (i64, i64),
+        ids: impl Iterator<Item = i64> + 'a,
+    ) -> impl Iterator<Item = &'a Stored> + 'a {
+        ids.filter(move |id| (lo..=hi).contains(id))
+            .filter_map(|id| self.customers.get(&id))
     }
 
     /// The ids a query's time window allows, `lo..=hi` (creation times ascend with the id;
@@ -1025,6 +1198,176 @@ mod tests {
         );
         // Name: part of the full name, ASCII case ignored.
         assert_eq!(query(&store, |q| q.name = Some("c7".into())).0, vec![7]);
+    }
+
+    /// Page through a query to the end (`next` null), checking each page's paging and that
+    /// `before` gives back the page before; the ids in the order they came.
+    fn page_all(store: &Store, f: impl Fn(&mut QuerySpec)) -> Vec<i64> {
+        let mut seen: Vec<i64> = Vec::new();
+        let mut after = None;
+        let mut last_page: Option<Vec<i64>> = None;
+        loop {
+            let (page, paging) = query(store, |q| {
+                f(q);
+                q.limit = 4;
+                q.after = after;
+            });
+            assert_eq!(paging.before, page.first().copied());
+            assert_eq!(paging.after, page.last().copied());
+            if let Some(prev) = &last_page {
+                assert_eq!(paging.previous, prev.first().copied());
+                let (back, _) = query(store, |q| {
+                    f(q);
+                    q.limit = 4;
+                    q.before = paging.before;
+                });
+                assert_eq!(&back, prev, "before gives back the page before");
+            } else {
+                assert_eq!(paging.previous, None);
+            }
+            seen.extend(&page);
+            match paging.next {
+                None => break,
+                Some(next) => {
+                    let (ahead, _) = query(store, |q| {
+                        f(q);
+                        q.limit = 1;
+                        q.after = paging.after;
+                    });
+                    assert_eq!(ahead, vec![next], "next is the next page's first id");
+                }
+            }
+            after = paging.after;
+            last_page = Some(page);
+        }
+        seen
+    }
+
+    #[test]
+    fn every_order_pages_through_a_window_once_each_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        // Customers 1..=30, three created each second.
+        let lines: String = (1..=30)
+            .map(|id| {
+                let at = format!("2026-01-01 00:00:{:02}", (id - 1) / 3);
+                format!(
+                    "{{\"t\":\"customer\",\"id\":{id},\"tenant\":1,\"fields\":{{\"full_name\":\"C{}\"}},\"tags\":[],\"created_at\":\"{at}\",\"updated_at\":\"{at}\"}}\n",
+                    if id % 2 == 0 { "even" } else { "odd" }
+                )
+            })
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let store = Store::open(Some(&path)).unwrap();
+        // Seconds 2..8 (ids 7..=24), even ones by name.
+        let filter = |q: &mut QuerySpec| {
+            q.start_time = Some("2026-01-01 00:00:02".into());
+            q.end_time = Some("2026-01-01 00:00:08".into());
+            q.name = Some("even".into());
+        };
+        let expected: Vec<i64> = (7..=24).filter(|id| id % 2 == 0).collect();
+        let mut shuffled = Vec::new();
+        for order in [Order::Asc, Order::Desc, Order::Shuffled] {
+            store.use_order(order, 3);
+            let seen = page_all(&store, filter);
+            let mut sorted = seen.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, expected, "{order}: each once");
+            let all = page_all(&store, |_| {});
+            assert_eq!(all.len(), 30, "{order}");
+            match order {
+                Order::Asc => assert_eq!(seen, expected),
+                Order::Desc => assert_eq!(seen, expected.iter().rev().copied().collect::<Vec<_>>()),
+                Order::Shuffled => {
+                    assert!(
+                        all.windows(2).any(|w| w[0] < w[1]) && all.windows(2).any(|w| w[0] > w[1])
+                    );
+                    shuffled = all;
+                }
+            }
+        }
+        // A simulator restarted on its state file with the same seed pages the same way,
+        // and a customer added later takes its place in that order.
+        drop(store);
+        let store = Store::open(Some(&path)).unwrap();
+        store.use_order(Order::Shuffled, 3);
+        assert_eq!(page_all(&store, |_| {}), shuffled);
+        let late = put(&store, 1, MergeMode::Update, tagged("late", "999", &[]));
+        let with_late = page_all(&store, |_| {});
+        assert_eq!(with_late.len(), 31);
+        assert_eq!(
+            with_late
+                .iter()
+                .filter(|id| **id != late)
+                .copied()
+                .collect::<Vec<_>>(),
+            shuffled
+        );
+        // Past either end of the ids: nothing, in any order.
+        for order in [Order::Asc, Order::Desc] {
+            store.use_order(order, 3);
+            let (end, start) = match order {
+                Order::Asc => (i64::MAX, i64::MIN),
+                _ => (i64::MIN, i64::MAX),
+            };
+            assert_eq!(query(&store, |q| q.after = Some(end)).0, Vec::<i64>::new());
+            assert_eq!(
+                query(&store, |q| q.before = Some(start)).0,
+                Vec::<i64>::new()
+            );
+        }
+    }
+
+    #[test]
+    fn seeding_fills_an_empty_state_once_and_windows_find_the_customers() {
+        use crate::sim::seed::Seeding;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let seeding = Seeding::new(
+            1_000,
+            "2026-01-01 00:00:00..2026-01-11 00:00:00".parse().unwrap(),
+        )
+        .unwrap();
+        {
+            let store = Store::open(Some(&path)).unwrap();
+            assert!(store.seed(1, seeding.customers(1)).unwrap());
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            1_000
+        );
+        let store = Store::open(Some(&path)).unwrap();
+        assert!(!store.seed(1, seeding.customers(1)).unwrap(), "seeded once");
+        assert_eq!(store.all(1).unwrap().len(), 1_000);
+        let half = |q: &mut QuerySpec| {
+            q.start_time = Some("2026-01-01 00:00:00".into());
+            q.end_time = Some("2026-01-06 00:00:00".into());
+        };
+        let first = page_all(&store, half);
+        let rest = page_all(&store, |q| {
+            q.start_time = Some("2026-01-06 00:00:00".into())
+        });
+        assert_eq!((first.len(), rest.len()), (500, 500));
+        let all = store.all(1).unwrap();
+        let created = |id: &i64| {
+            all.iter().find(|c| c["id"] == *id).unwrap()["created_at"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            first
+                .iter()
+                .all(|id| created(id).as_str() < "2026-01-06T00:00:00")
+        );
+        assert!(
+            rest.iter()
+                .all(|id| created(id).as_str() >= "2026-01-06T00:00:00")
+        );
+        // Customers created later come after the seeded ones, and the window still holds.
+        put(&store, 1, MergeMode::Update, tagged("new", "777", &[]));
+        assert_eq!(page_all(&store, half).len(), 500);
+        assert_eq!(page_all(&store, |_| {}).len(), 1_001);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The API client against the simulator over real HTTP on 127.0.0.1 (an ephemeral port):
-//! signing, the retry policy, merge modes, strict binding, paging and exact 64-bit ids.
+//! signing, the retry policy, merge modes, strict binding, paging in every order, seeding,
+//! and exact 64-bit ids.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,8 @@ use cdpjob::customer::{Customer, Field};
 use cdpjob::job::model::SignAlgorithm;
 use cdpjob::secret::Secret;
 use cdpjob::sim::{
-    FaultConfig, SIM_ACCESS_KEY, SIM_APP_KEY, SIM_SECRET, SIM_TENANT_ID, Sim, SimConfig,
+    FaultConfig, Order, SIM_ACCESS_KEY, SIM_APP_KEY, SIM_SECRET, SIM_TENANT_ID, Seeding, Sim,
+    SimConfig,
 };
 use serde_json::{Value, json};
 
@@ -551,51 +553,49 @@ async fn invalid_records_are_fail_items_with_their_index() {
     );
 }
 
-#[tokio::test]
-async fn paging_through_2500_customers_yields_each_exactly_once() {
-    let sim = sim(SimConfig::default()).await;
-    let c = client(&sim, |c| c.concurrency = 8);
-    let mut created = Vec::new();
-    for chunk in 0..25 {
-        let batch: Vec<Customer> = (0..100)
-            .map(|i| {
-                customer(
-                    &format!("C{chunk}-{i}"),
-                    &format!("86139{:08}", chunk * 100 + i),
-                    &[],
-                )
-            })
-            .collect();
-        let r = c
-            .batch_create(&request(&batch, 1, false))
-            .await
-            .unwrap()
-            .data
-            .unwrap();
-        created.extend(r.success_items.iter().map(|s| s.customer_id));
-    }
-    assert_eq!(created.len(), 2500);
+const ORDERS: [Order; 3] = [Order::Asc, Order::Desc, Order::Shuffled];
+
+/// A query body: the tenant, 50 a page, and `extra`'s keys.
+fn query_body(extra: Value) -> Value {
+    let mut body = json!({"tenant_id": SIM_TENANT_ID, "app_key": SIM_APP_KEY, "limit": 50});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    body
+}
+
+/// The ids of a page.
+fn ids_of(page: &cdpjob::api::wire::QueryResult) -> Vec<i64> {
+    page.customer_list
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Page through `body` as an export does: from `after` (the start without) with each page's
+/// `paging.after`, until `next` is null or `max_pages` pages were read. Checks every
+/// page's paging: `before`/`after` its first/last id, `next` the start of the next page,
+/// `previous` null on the first page only, and `before` = this page's start gives back the
+/// page before. Returns the ids in the order they came, and the last `after`.
+async fn page_through(
+    c: &Client,
+    body: &Value,
+    from: Option<i64>,
+    max_pages: usize,
+) -> (Vec<i64>, Option<i64>, bool) {
     let mut seen = Vec::new();
-    let mut after: Option<i64> = None;
-    let mut pages = 0;
+    let mut after = from;
     let mut expected_first: Option<i64> = None;
-    loop {
-        let mut body = json!({"tenant_id": SIM_TENANT_ID, "app_key": SIM_APP_KEY, "limit": 50});
+    let mut previous_page: Option<Vec<i64>> = None;
+    for _ in 0..max_pages {
+        let mut body = body.clone();
         if let Some(a) = after {
             body["after"] = json!(a);
         }
         let page = c.query(&body).await.unwrap().data.unwrap();
-        pages += 1;
-        if pages == 1 {
-            assert_eq!(page.paging.previous, None, "first page");
-        } else {
-            assert!(page.paging.previous.is_some());
-        }
-        let ids: Vec<i64> = page
-            .customer_list
-            .iter()
-            .map(|c| c["id"].as_i64().unwrap())
-            .collect();
+        let ids = ids_of(&page);
+        assert_eq!(page.paging.before, ids.first().copied());
+        assert_eq!(page.paging.after, ids.last().copied());
         if let Some(first) = expected_first {
             assert_eq!(
                 ids.first(),
@@ -603,23 +603,288 @@ async fn paging_through_2500_customers_yields_each_exactly_once() {
                 "`next` was the start of this page"
             );
         }
-        assert_eq!(page.paging.before, ids.first().copied());
-        assert_eq!(page.paging.after, ids.last().copied());
-        seen.extend(ids);
+        if from.is_none() && previous_page.is_none() {
+            assert_eq!(page.paging.previous, None, "first page");
+        } else {
+            assert!(page.paging.previous.is_some(), "a page after the first");
+        }
+        if let Some(prev) = &previous_page {
+            assert_eq!(page.paging.previous, prev.first().copied());
+            let mut back = body.clone();
+            back.as_object_mut().unwrap().remove("after");
+            back["before"] = json!(page.paging.before);
+            let back = c.query(&back).await.unwrap().data.unwrap();
+            assert_eq!(&ids_of(&back), prev, "`before` gives back the page before");
+        }
+        seen.extend(&ids);
         after = page.paging.after;
         expected_first = page.paging.next;
         if page.paging.next.is_none() {
-            break;
+            return (seen, after, true);
         }
+        previous_page = Some(ids);
     }
-    assert_eq!(pages, 50);
-    let mut sorted = seen.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted.len(), 2500, "no customer twice");
-    let mut expected = created.clone();
-    expected.sort();
-    assert_eq!(sorted, expected, "none missing");
+    (seen, after, false)
+}
+
+/// `seen` holds each of `expected` exactly once, and comes in `order`.
+#[track_caller]
+fn exactly_once_in_order(seen: &[i64], expected: &[i64], order: Order) {
+    let mut sorted = seen.to_vec();
+    sorted.sort_unstable();
+    let mut want = expected.to_vec();
+    want.sort_unstable();
+    assert_eq!(sorted.len(), seen.len(), "{order}: sorting lost nothing");
+    let mut dedup = sorted.clone();
+    dedup.dedup();
+    assert_eq!(dedup.len(), seen.len(), "{order}: no customer twice");
+    assert_eq!(dedup, want, "{order}: none missing, none extra");
+    let rising = seen.windows(2).filter(|w| w[0] < w[1]).count();
+    let falling = seen.windows(2).filter(|w| w[0] > w[1]).count();
+    match order {
+        Order::Asc => assert_eq!(falling, 0, "asc: ids ascending"),
+        Order::Desc => assert_eq!(rising, 0, "desc: ids descending"),
+        // Neither way: about as many steps up as down.
+        Order::Shuffled => assert!(
+            rising > seen.len() / 4 && falling > seen.len() / 4,
+            "shuffled: {rising} up, {falling} down"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn paging_through_2500_customers_yields_each_exactly_once() {
+    for order in ORDERS {
+        let sim = sim(SimConfig {
+            order,
+            ..Default::default()
+        })
+        .await;
+        let c = client(&sim, |c| c.concurrency = 8);
+        let mut created = Vec::new();
+        for chunk in 0..25 {
+            let batch: Vec<Customer> = (0..100)
+                .map(|i| {
+                    customer(
+                        &format!("C{chunk}-{i}"),
+                        &format!("86139{:08}", chunk * 100 + i),
+                        &[],
+                    )
+                })
+                .collect();
+            let r = c
+                .batch_create(&request(&batch, 1, false))
+                .await
+                .unwrap()
+                .data
+                .unwrap();
+            created.extend(r.success_items.iter().map(|s| s.customer_id));
+        }
+        assert_eq!(created.len(), 2500);
+        let (seen, _, done) = page_through(&c, &query_body(json!({})), None, 100).await;
+        assert!(done, "{order}: next is null at the end");
+        assert_eq!(seen.len(), 2500, "{order}: 50 full pages");
+        exactly_once_in_order(&seen, &created, order);
+    }
+}
+
+/// The window of the seeded customers of the tests below: ten days.
+const SEED_WINDOW: &str = "2026-01-01 00:00:00..2026-01-11 00:00:00";
+
+fn seeded(count: u64, order: Order) -> SimConfig {
+    SimConfig {
+        order,
+        seeding: Some(Seeding::new(count, SEED_WINDOW.parse().unwrap()).unwrap()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn paging_a_time_window_and_tags_yields_each_match_once_in_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim.jsonl");
+    let start = |order| {
+        let state = state.clone();
+        async move {
+            Sim::start(
+                "127.0.0.1:0".parse().unwrap(),
+                seeded(2500, order),
+                Some(&state),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // 2500 customers over ten days; every 3rd gets the tag vip, every 5th news.
+    let sim = start(Order::Asc).await;
+    assert!(sim.seeded);
+    let c = client(&sim, |_| {});
+    let all = sim_customers(&sim).await;
+    assert_eq!(all.len(), 2500);
+    let tagged: Vec<Customer> = all
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cu)| {
+            let tags: Vec<&str> = [(3, "vip"), (5, "news")]
+                .iter()
+                .filter(|(n, _)| i % n == 0)
+                .map(|(_, t)| *t)
+                .collect();
+            (!tags.is_empty()).then(|| {
+                customer(
+                    cu["full_name"].as_str().unwrap(),
+                    cu["whatsApp_phone"].as_str().unwrap(),
+                    &[(Field::TagStr, &tags.join(","))],
+                )
+            })
+        })
+        .collect();
+    for batch in tagged.chunks(100) {
+        let r = c.batch_create(&request(batch, 1, false)).await.unwrap();
+        assert!(r.data.unwrap().fail_items.is_empty());
+    }
+    let all = sim_customers(&sim).await;
+    assert_eq!(all.len(), 2500, "tagging merged into the seeded customers");
+    let tag_id = |name: &str| {
+        all.iter()
+            .flat_map(|c| c["tags"].as_array().unwrap())
+            .find(|t| t["tag_name"] == name)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (vip, news) = (tag_id("vip"), tag_id("news"));
+    let (from, to) = ("2026-01-03 12:00:00", "2026-01-08 12:00:00");
+    let expect = |want: &dyn Fn(&[i64]) -> bool| -> Vec<i64> {
+        all.iter()
+            .filter(|cu| {
+                let at = cu["created_at"].as_str().unwrap().replace('T', " ");
+                let tags: Vec<i64> = cu["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["id"].as_i64().unwrap())
+                    .collect();
+                at.as_str() >= from && at.as_str() < to && want(&tags)
+            })
+            .map(|cu| cu["id"].as_i64().unwrap())
+            .collect()
+    };
+    let any = expect(&|t| t.contains(&vip) || t.contains(&news));
+    let both = expect(&|t| t.contains(&vip) && t.contains(&news));
+    let window = json!({"start_time": from, "end_time": to});
+    let or = query_body(
+        json!({"start_time": from, "end_time": to, "tags": [{"id": vip}, {"id": news}], "tags_logic_type": "or"}),
+    );
+    let and = query_body(
+        json!({"start_time": from, "end_time": to, "tags": [{"id": vip}, {"id": news}], "tags_logic_type": "and"}),
+    );
+    // 2500 × ½ of the window × (1/3 + 1/5 − 1/15) ≈ 583; × 1/15 ≈ 83.
+    assert!((550..620).contains(&any.len()) && (70..100).contains(&both.len()));
+    drop(c);
+    sim.stop().await;
+    for order in ORDERS {
+        // The same state file, restarted in each order: seeded once only.
+        let sim = start(order).await;
+        assert!(!sim.seeded, "{order}: the state held customers");
+        let c = client(&sim, |_| {});
+        let (seen, _, done) = page_through(&c, &query_body(window.clone()), None, 100).await;
+        assert!(done);
+        assert_eq!(seen.len(), expect(&|_| true).len(), "{order}: the window");
+        exactly_once_in_order(&seen, &expect(&|_| true), order);
+        let (seen, _, _) = page_through(&c, &or, None, 100).await;
+        exactly_once_in_order(&seen, &any, order);
+        let (seen, _, _) = page_through(&c, &and, None, 100).await;
+        exactly_once_in_order(&seen, &both, order);
+        // Interrupted half-way and continued from its cursor by a restarted simulator (as
+        // a resumed export is): still each customer once, in the same order.
+        let (whole, _, _) = page_through(&c, &or, None, 100).await;
+        let (head, cursor, done) = page_through(&c, &or, None, 5).await;
+        assert!(!done);
+        drop(c);
+        sim.stop().await;
+        let sim = start(order).await;
+        let c = client(&sim, |_| {});
+        let (tail, _, done) = page_through(&c, &or, cursor, 100).await;
+        assert!(done);
+        assert_eq!([head, tail].concat(), whole, "{order}: across a restart");
+        drop(c);
+        sim.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_seeded_simulator_answers_half_its_window_with_half_its_customers() {
+    let sim = sim(seeded(1000, Order::Asc)).await;
+    assert!(sim.seeded);
+    let c = client(&sim, |_| {});
+    let all = sim_customers(&sim).await;
+    assert_eq!(all.len(), 1000);
+    for key in ["full_name", "whatsApp_phone", "email"] {
+        let distinct: std::collections::HashSet<&str> =
+            all.iter().map(|c| c[key].as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), 1000, "{key} distinct");
+    }
+    let created = |id: i64| {
+        all.iter().find(|c| c["id"] == id).unwrap()["created_at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let half =
+        query_body(json!({"start_time": "2026-01-01 00:00:00", "end_time": "2026-01-06 00:00:00"}));
+    let (first, _, _) = page_through(&c, &half, None, 100).await;
+    assert!(
+        (450..=550).contains(&first.len()),
+        "{} in half the window",
+        first.len()
+    );
+    assert!(
+        first
+            .iter()
+            .all(|id| created(*id).as_str() < "2026-01-06T00:00:00")
+    );
+    let rest =
+        query_body(json!({"start_time": "2026-01-06 00:00:00", "end_time": "2026-01-11 00:00:00"}));
+    let (second, _, _) = page_through(&c, &rest, None, 100).await;
+    assert!(
+        second
+            .iter()
+            .all(|id| created(*id).as_str() >= "2026-01-06T00:00:00")
+    );
+    let ids: Vec<i64> = all.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    exactly_once_in_order(&[first, second].concat(), &ids, Order::Asc);
+    // Outside the seeding window: none.
+    for (s, e) in [
+        ("2025-12-01 00:00:00", "2026-01-01 00:00:00"),
+        ("2026-01-11 00:00:00", "2026-02-01 00:00:00"),
+    ] {
+        let body = query_body(json!({"start_time": s, "end_time": e}));
+        let page = c.query(&body).await.unwrap().data.unwrap();
+        assert!(page.customer_list.is_empty(), "{s}..{e}");
+    }
+    // The same seed generates the same customers, another seed others.
+    let again = self::sim(seeded(1000, Order::Asc)).await;
+    let other = self::sim(SimConfig {
+        faults: FaultConfig {
+            seed: 2,
+            ..Default::default()
+        },
+        ..seeded(1000, Order::Asc)
+    })
+    .await;
+    let names = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c["full_name"], c["whatsApp_phone"], c["created_at"]
+                )
+            })
+            .collect()
+    };
+    assert_eq!(names(&sim_customers(&again).await), names(&all));
+    assert_ne!(names(&sim_customers(&other).await), names(&all));
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod lifecycle;
 mod plan;
 mod run;
 mod sign_and_sim;
+mod sim_order;
 mod snapshots;
 mod sources;
 mod stops;
