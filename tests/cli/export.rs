@@ -21,7 +21,7 @@ fn phone(i: u64) -> String {
 /// Import customers `from..=to` into the simulator with `cdpjob run`: customer i has the
 /// phone 86139<i>, the tag `even` when i is even and `third` when i is a multiple of 3, and
 /// a custom field `customize_1_14` = `level-<i mod 4>`.
-fn seed(sim: &SimProcess, from: u64, to: u64) {
+pub(crate) fn seed(sim: &SimProcess, from: u64, to: u64) {
     let ws = Workspace::new();
     let mut csv = String::from("n,phone,tags\n");
     for i in from..=to {
@@ -47,7 +47,7 @@ fn seed(sim: &SimProcess, from: u64, to: u64) {
 }
 
 /// An export job against `url`: `query` and `output` lines are added as given.
-fn export_job(url: &str, query: &str, output: &str) -> String {
+pub(crate) fn export_job(url: &str, query: &str, output: &str) -> String {
     format!(
         "version: 1\nname: e\nkind: query_export\napi:\n  base_url: \"{url}\"\n  tenant_id: 123\n  app_key: \"46oKF=os\"\n  max_retries: 8\n  timeout_secs: 5\nquery:\n  page_size: 50\n{query}output:\n  path: \"out/customers-{{{{ run.id }}}}.{}\"\n{output}",
         if output.contains("jsonl") {
@@ -58,7 +58,7 @@ fn export_job(url: &str, query: &str, output: &str) -> String {
     )
 }
 
-fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
+pub(crate) fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
     let mut c = ws.cmd(args);
     with_sim_credentials(&mut c);
     c
@@ -66,20 +66,20 @@ fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
 
 /// The summary `--json` printed.
 #[track_caller]
-fn summary(stdout: &str) -> Value {
+pub(crate) fn summary(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 /// `cdpjob run JOB --json`, which must exit 0: its summary.
 #[track_caller]
-fn export(ws: &Workspace, job: &str) -> Value {
+pub(crate) fn export(ws: &Workspace, job: &str) -> Value {
     let out = run(cmd(ws, &["run", job, "--json"]));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     summary(&out.stdout)
 }
 
 /// A CSV file as its header and records.
-fn csv_records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn csv_records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();
     let header = r.headers().unwrap().iter().map(str::to_string).collect();
     let records = r
@@ -90,7 +90,7 @@ fn csv_records(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 /// The simulator's customer ids, as their exact decimal text.
-fn sim_ids(sim: &SimProcess) -> Vec<String> {
+pub(crate) fn sim_ids(sim: &SimProcess) -> Vec<String> {
     sim.customers()
         .iter()
         .map(|c| c["id"].to_string())
@@ -99,7 +99,7 @@ fn sim_ids(sim: &SimProcess) -> Vec<String> {
 
 /// The first column of a CSV export, checked to hold no id twice.
 #[track_caller]
-fn exported_ids(path: &Path) -> Vec<String> {
+pub(crate) fn exported_ids(path: &Path) -> Vec<String> {
     let (header, records) = csv_records(path);
     assert_eq!(header[0], "id");
     let ids: Vec<String> = records.iter().map(|r| r[0].clone()).collect();
@@ -108,7 +108,7 @@ fn exported_ids(path: &Path) -> Vec<String> {
     ids
 }
 
-fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
+pub(crate) fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.path("runs/e"))
         .map(|rd| {
             rd.map(|e| e.unwrap().path())
@@ -122,7 +122,7 @@ fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
 
 /// The files in the output directory, without the sidecars of ids beside a partial output
 /// (R17: they go with the partial file, and once the export is in place they are gone).
-fn out_files(ws: &Workspace) -> Vec<String> {
+pub(crate) fn out_files(ws: &Workspace) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(ws.path("out"))
         .map(|rd| {
             rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -3,6 +3,7 @@
 mod catalogue;
 mod common;
 mod export;
+mod export_orders;
 mod layout;
 mod lifecycle;
 mod plan;

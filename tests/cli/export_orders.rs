@@ -1,0 +1,263 @@
+//! Exports that assume no sort order (SPEC §11, §12 R16, R17): against a simulator that pages
+//! ascending, descending or shuffled, one window or parallel sub-windows, every customer is
+//! exported exactly once — across kills, failpoints and incremental runs.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[cfg(feature = "failpoints")]
+use crate::common::crash_at;
+use crate::common::{SimProcess, Workspace, read, run};
+use crate::export::{
+    cmd, csv_records, export, export_job, exported_ids, out_files, run_dirs, seed, sim_ids, summary,
+};
+
+const ORDERS: [&str; 3] = ["asc", "desc", "shuffled"];
+
+/// A week of generated customers, `created_at` spread over it.
+const WEEK: &str = "2024-01-01 00:00:00..2024-01-08 00:00:00";
+const WEEK_QUERY: &str =
+    "  start_time: \"2024-01-01 00:00:00\"\n  end_time: \"2024-01-08 00:00:00\"\n";
+
+fn seeded_sim(order: &str, customers: u64, extra: &[&str]) -> SimProcess {
+    let n = customers.to_string();
+    let mut args = vec![
+        "--order",
+        order,
+        "--seed-customers",
+        &n,
+        "--seed-window",
+        WEEK,
+    ];
+    args.extend_from_slice(extra);
+    SimProcess::start(&args)
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// The sub-window (of `n` equal ones over the week) a `created_at` falls in.
+fn window_of(created_at: &str, n: u32) -> u32 {
+    let t: jiff::civil::DateTime = created_at.replace(" ", "T").parse().unwrap();
+    let from = jiff::civil::date(2024, 1, 1).at(0, 0, 0, 0);
+    let secs = from.until((jiff::Unit::Second, t)).unwrap().get_seconds();
+    ((secs * i64::from(n)) / (7 * 86_400)) as u32
+}
+
+#[test]
+fn one_window_follows_the_cursor_in_every_order() {
+    for order in ORDERS {
+        let sim = SimProcess::start(&["--order", order]);
+        seed(&sim, 1, 260);
+        let ws = Workspace::new();
+        ws.write("job.yaml", export_job(&sim.url, "", "  columns: [id]\n"));
+        let s = export(&ws, "job.yaml");
+        assert_eq!(
+            (s["status"].as_str(), s["rows"].as_u64()),
+            (Some("finished"), Some(260)),
+            "{order}"
+        );
+        let ids = exported_ids(Path::new(s["output"].as_str().unwrap()));
+        assert_eq!(
+            sorted(ids.clone()),
+            sorted(sim_ids(&sim)),
+            "{order}: each customer once"
+        );
+        let numbers: Vec<i64> = ids.iter().map(|i| i.parse().unwrap()).collect();
+        let ascending = numbers.windows(2).all(|w| w[0] < w[1]);
+        let descending = numbers.windows(2).all(|w| w[0] > w[1]);
+        match order {
+            "asc" => assert!(ascending, "{order}"),
+            "desc" => assert!(descending, "{order}"),
+            _ => assert!(!ascending && !descending, "shuffled really is"),
+        }
+        let state: Value = serde_json::from_str(&read(&ws.path("runs/e/state.json"))).unwrap();
+        assert_eq!(state["rows"], 260, "{order}");
+    }
+}
+
+#[test]
+fn incremental_runs_cover_adjacent_windows_in_every_order() {
+    for order in ["desc", "shuffled"] {
+        let sim = SimProcess::start(&["--order", order]);
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_job(
+                &sim.url,
+                "  start_time: \"{{ state.last_end_time | default('2024-01-01 00:00:00') }}\"\n  end_time: \"{{ run.started_at | datetime }}\"\n",
+                "  columns: [id]\n",
+            ),
+        );
+        let mut all = Vec::new();
+        for round in 0..3u64 {
+            seed(&sim, round * 100 + 1, round * 100 + 60);
+            // created_at has whole seconds: the run starts in a later second than the seeding.
+            std::thread::sleep(Duration::from_millis(1100));
+            let out = run(cmd(&ws, &["run", "job.yaml", "--json"]));
+            assert_eq!(out.code, 0, "{order}: {}{}", out.stdout, out.stderr);
+            let ids = exported_ids(Path::new(summary(&out.stdout)["output"].as_str().unwrap()));
+            assert_eq!(ids.len(), 60, "{order} round {round}: only the new ones");
+            all.extend(ids);
+        }
+        let unique: BTreeSet<&String> = all.iter().collect();
+        assert_eq!(
+            unique.len(),
+            all.len(),
+            "{order}: no customer in two exports"
+        );
+        assert_eq!(sorted(all), sorted(sim_ids(&sim)), "{order}: no gap");
+    }
+}
+
+#[test]
+fn parallel_windows_export_each_customer_once_window_by_window() {
+    for order in ORDERS {
+        let sim = seeded_sim(order, 3_000, &[]);
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_job(
+                &sim.url,
+                &format!("{WEEK_QUERY}  parallel: 4\n"),
+                "  columns: [id, created_at]\n",
+            ),
+        );
+        let s = export(&ws, "job.yaml");
+        assert_eq!(s["rows"], 3_000, "{order}: {s}");
+        let path = Path::new(s["output"].as_str().unwrap());
+        let ids = exported_ids(path);
+        assert_eq!(sorted(ids), sorted(sim_ids(&sim)), "{order}");
+        // 16 sub-windows, joined in time order: a row's window never goes back.
+        let (_, records) = csv_records(path);
+        let windows: Vec<u32> = records.iter().map(|r| window_of(&r[1], 16)).collect();
+        assert!(
+            windows.windows(2).all(|w| w[0] <= w[1]),
+            "{order}: out of time order"
+        );
+        assert_eq!(out_files(&ws).len(), 1, "{order}: {:?}", out_files(&ws));
+        let dir = run_dirs(&ws).pop().unwrap();
+        assert!(
+            !dir.join("windows").exists(),
+            "the windows' files are cleaned up"
+        );
+        let state: Value = serde_json::from_str(&read(&ws.path("runs/e/state.json"))).unwrap();
+        assert_eq!(
+            state["last_end_time"], "2024-01-08 00:00:00",
+            "the whole window's end"
+        );
+        // Four workers, so requests were in flight together.
+        let stats = sim.get("/__sim/stats");
+        assert!(stats["max_in_flight"].as_u64().unwrap() > 1, "{stats}");
+    }
+}
+
+/// SIGKILL a parallel export (and sometimes its resume) at random moments, in descending and
+/// shuffled order; the resume writes every customer exactly once.
+#[test]
+fn the_parallel_export_kill_test() {
+    let mut rng = fastrand::Rng::with_seed(2028);
+    let mut interrupted = 0;
+    for (trial, order) in ["desc", "shuffled"].iter().cycle().take(8).enumerate() {
+        let sim = seeded_sim(order, 1_500, &["--latency-ms", "15", "--drop", "0.02"]);
+        let want = sorted(sim_ids(&sim));
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_job(
+                &sim.url,
+                &format!("{WEEK_QUERY}  parallel: 4\n"),
+                "  columns: [id]\n",
+            ),
+        );
+        let spawn = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_cdpjob"))
+                .current_dir(ws.dir.path())
+                .args(args)
+                .env("NXCLOUD_ACCESS_KEY", "cdpjob-sim")
+                .env("NXCLOUD_ACCESS_SECRET", "cdpjob-sim-secret")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut child = spawn(&["run", "job.yaml"]);
+        std::thread::sleep(Duration::from_millis(rng.u64(50..500)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let Some(dir) = run_dirs(&ws).pop() else {
+            continue;
+        };
+        if status.success() {
+            continue;
+        }
+        interrupted += 1;
+        let d = dir.to_str().unwrap().to_string();
+        if rng.bool() {
+            let mut child = spawn(&["resume", &d]);
+            std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let out = run(cmd(&ws, &["resume", &d, "--json"]));
+        assert_eq!(
+            out.code, 0,
+            "trial {trial} ({order}): {}{}",
+            out.stdout, out.stderr
+        );
+        let s = summary(&out.stdout);
+        assert_eq!(s["rows"], 1_500, "trial {trial} ({order})");
+        let got = sorted(exported_ids(Path::new(s["output"].as_str().unwrap())));
+        assert_eq!(got, want, "trial {trial} ({order})");
+    }
+    assert!(
+        interrupted >= 4,
+        "only {interrupted} trials were killed mid-export"
+    );
+}
+
+/// Crash at each boundary of a parallel export's write path, then resume.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_at_every_parallel_export_boundary_is_followed_by_a_correct_resume() {
+    let sim = seeded_sim("desc", 800, &[]);
+    let want = sorted(sim_ids(&sim));
+    for (point, nth) in [
+        ("export_before_checkpoint", "1"),
+        ("export_before_checkpoint", "9"),
+        ("atomic_before_rename", "5"),
+        ("export_before_rename", "1"),
+        ("export_after_link", "1"),
+        ("export_before_state", "1"),
+    ] {
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_job(
+                &sim.url,
+                &format!("{WEEK_QUERY}  parallel: 4\n"),
+                "  columns: [id]\n",
+            ),
+        );
+        crash_at(cmd(&ws, &["run", "job.yaml"]), point, nth);
+        let dir = run_dirs(&ws).pop().unwrap();
+        let out = run(cmd(&ws, &["resume", dir.to_str().unwrap(), "--json"]));
+        assert_eq!(out.code, 0, "{point}:{nth}: {}{}", out.stdout, out.stderr);
+        let s = summary(&out.stdout);
+        let got = sorted(exported_ids(Path::new(s["output"].as_str().unwrap())));
+        assert_eq!(got, want, "{point}:{nth}");
+        assert_eq!(
+            out_files(&ws).len(),
+            1,
+            "{point}:{nth}: {:?}",
+            out_files(&ws)
+        );
+        let state: Value = serde_json::from_str(&read(&ws.path("runs/e/state.json"))).unwrap();
+        assert_eq!(state["rows"], 800, "{point}:{nth}");
+    }
+}
