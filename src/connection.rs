@@ -133,7 +133,19 @@ pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
     cfg.algorithm = api.sign_algorithm;
     cfg.timeout = Duration::from_secs(api.timeout_secs);
     cfg.max_retries = api.max_retries;
-    cfg.concurrency = api.concurrency;
+    // A parallel export's K workers are its requests in flight (SPEC §12 R16).
+    let parallel = job
+        .spec
+        .query
+        .as_ref()
+        .and_then(|q| q.get("parallel"))
+        .and_then(serde_json::Value::as_u64)
+        .map_or(1, |k| k as usize);
+    cfg.concurrency = if parallel > 1 {
+        parallel
+    } else {
+        api.concurrency
+    };
     cfg.requests_per_second = api.requests_per_second;
     let client = Client::new(cfg)?;
     Ok(Connection { client, sim })
