@@ -69,7 +69,7 @@ impl ShuffleIndex {
     pub(super) fn new(seed: u64) -> ShuffleIndex {
         ShuffleIndex {
             // Mixed, so that seeds 0, 1, 2… do not give orders that differ in one bit.
-            key: mix(seed ^ 0x5eed_0f_0dde_c0de),
+            key: mix(seed ^ 0x005e_ed0f_0dde_c0de),
             by_position: BTreeMap::new(),
         }
     }

@@ -96,7 +96,7 @@ enum Line {
 
 #[derive(Default)]
 struct Inner {
-    /// By id: ids are unique across tenants and paging walks them in order.
+    /// By id: ids are unique across tenants, and asc and desc paging walk them in order.
     customers: BTreeMap<i64, Stored>,
     /// Per tenant and match key: who holds each value. A record matches the lowest id.
     keys: HashMap<i64, [KeyIndex; 3]>,

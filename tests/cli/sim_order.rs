@@ -138,7 +138,9 @@ fn a_window_query_of_half_the_seeded_window_exports_about_half_the_customers() {
 fn a_wrong_simulator_variable_is_exit_2_naming_what_it_takes() {
     let ws = Workspace::new();
     ws.write("job.yaml", export_job("sim", ""));
-    let cases: [(&[(&str, &str)], &[&str]); 3] = [
+    /// Variables set, and what the message must name.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 3] = [
         (
             &[("CDPJOB_SIM_ORDER", "sideways")],
             &["CDPJOB_SIM_ORDER", "\"sideways\"", "asc, desc or shuffled"],
