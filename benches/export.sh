@@ -16,8 +16,9 @@ customers=${1:-100000}
 latency=${2:-20}
 shift $(( $# < 2 ? $# : 2 ))
 parallels=${*:-1 8}
-cargo build --release --quiet --bin cdpjob
-cdpjob=${CARGO_TARGET_DIR:-target}/release/cdpjob
+# CDPJOB_BIN=path skips the build and measures that binary.
+if [ -z "${CDPJOB_BIN:-}" ]; then cargo build --release --quiet --bin cdpjob; fi
+cdpjob=${CDPJOB_BIN:-${CARGO_TARGET_DIR:-target}/release/cdpjob}
 mkdir -p bench-data
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret

@@ -20,6 +20,7 @@ use super::format::{self, Encoder};
 use super::seen::{self, Claim, Seen};
 use super::window::Window;
 use crate::api::client::ApiError;
+use crate::api::client::Reply as ApiReply;
 use crate::api::wire::QueryResult;
 use crate::run_dir::events::{Event, now};
 use crate::run_dir::{self, ExportRecord, atomic};
@@ -108,36 +109,17 @@ impl<'a> Pager<'a> {
             // The new file's name must outlive a power cut as surely as its first page.
             atomic::sync_dir(d).map_err(|e| Stop::io("syncing the output directory", &e))?;
         }
-        let mut shutdown = self.ctx.shutdown.clone();
+        // The next page is asked for while this one is made durable: its cursor is known
+        // as soon as this page's answer is in, and nothing of it is written before this
+        // page's checkpoint is.
+        let mut prefetched: Option<Result<ApiReply<QueryResult>, Stop>> = None;
         while !cp.complete {
             if self.stopping.load(Ordering::SeqCst) {
                 return Err(Stop::resumable("the export is stopping"));
             }
-            let mut body = w.request.clone();
-            if let Some(after) = cp.after {
-                body["after"] = Value::from(after);
-            }
-            self.ctx.requests.fetch_add(1, Ordering::Relaxed);
-            // A query only reads: one interrupted mid-flight is simply asked again.
-            let reply = tokio::select! {
-                biased;
-                _ = shutdown.requested() => {
-                    return Err(Stop::resumable("interrupted by a signal"));
-                }
-                r = self.ctx.client.query(&body) => r,
-            };
-            let reply = match reply {
-                Ok(r) if r.code == 0 => r,
-                Ok(r) => {
-                    return Err(Stop::not_resumable(query_refused(
-                        r.code,
-                        &r.message.unwrap_or_default(),
-                    )));
-                }
-                Err(ApiError::Refused { code, message, .. }) if code == 1002 => {
-                    return Err(Stop::not_resumable(query_refused(code, &message)));
-                }
-                Err(e) => return Err(Stop::resumable(e.advice_for_a_run())),
+            let reply = match prefetched.take() {
+                Some(r) => r?,
+                None => self.fetch(w, cp.after).await?,
             };
             let attempts = reply.attempts;
             let Some(QueryResult {
@@ -217,48 +199,97 @@ impl<'a> Pager<'a> {
             self.encoder.encode(&fresh, &mut page);
             let records = seen::records(asked_now, &fresh_ids);
             let (out, side) = files.take().expect("the files are home between pages");
-            let (out, side, written) = tokio::task::spawn_blocking(move || {
-                write_page(out, side, &page, &records, durable)
-            })
-            .await
-            .expect("a page write does not panic");
+            let checkpoint_path = w.checkpoint.clone();
+            let mut next_cp = cp.clone();
+            let fresh_count = fresh.len() as u64;
+            let last_fresh = fresh_ids.last().copied();
+            let commit = async move {
+                let (out, side, written) = tokio::task::spawn_blocking(move || {
+                    write_page(out, side, &page, &records, durable)
+                })
+                .await
+                .expect("a page write does not panic");
+                let committed = match written {
+                    Ok((page_len, records_len)) => {
+                        crate::failpoint!("export_before_checkpoint");
+                        next_cp.pages += 1;
+                        next_cp.rows += fresh_count;
+                        next_cp.output_len += page_len;
+                        next_cp.seen_len += records_len;
+                        next_cp.last_id = last_fresh.or(next_cp.last_id);
+                        next_cp.capped = reached && (dropped || more);
+                        next_cp.complete = complete;
+                        next_cp.after = next_after.or(next_cp.after);
+                        let snapshot = next_cp.clone();
+                        tokio::task::spawn_blocking(move || {
+                            run_dir::write_versioned(&checkpoint_path, &snapshot)
+                        })
+                        .await
+                        .expect("a checkpoint write does not panic")
+                        .map(|()| next_cp)
+                        .map_err(|e| Stop::io("writing the checkpoint", &e))
+                    }
+                    Err(e) => Err(Stop::io(&format!("writing {}", w.partial.display()), &e)),
+                };
+                (out, side, committed)
+            };
+            let ((out, side, committed), next) = if complete {
+                (commit.await, None)
+            } else {
+                let (c, n) = tokio::join!(commit, self.fetch(w, next_after));
+                (c, Some(n))
+            };
             files = Some((out, side));
-            let (page_len, records_len) =
-                written.map_err(|e| Stop::io(&format!("writing {}", w.partial.display()), &e))?;
-            crate::failpoint!("export_before_checkpoint");
+            cp = committed?;
+            prefetched = next;
             if let Some(a) = asked_now {
                 asked.insert(a);
             }
-            cp.pages += 1;
-            cp.rows += fresh.len() as u64;
-            cp.output_len += page_len;
-            cp.seen_len += records_len;
-            cp.last_id = fresh_ids.last().copied().or(cp.last_id);
-            cp.capped = reached && (dropped || more);
-            cp.complete = complete;
-            cp.after = next_after.or(cp.after);
-            let path = w.checkpoint.clone();
-            let snapshot = cp.clone();
-            tokio::task::spawn_blocking(move || run_dir::write_versioned(&path, &snapshot))
-                .await
-                .expect("a checkpoint write does not panic")
-                .map_err(|e| Stop::io("writing the checkpoint", &e))?;
             self.ctx
                 .journal
                 .append(&Event::Page {
                     window: self.windowed.then_some(w.index),
                     page: cp.pages,
                     after: asked_now,
-                    customers: fresh.len() as u64,
+                    customers: fresh_count,
                     next: paging.next,
                     attempts,
                     at: now(),
                 })
                 .await
                 .map_err(|e| Stop::io("writing the journal", &e))?;
-            self.tick(fresh.len() as u64);
+            self.tick(fresh_count);
         }
         Ok(cp)
+    }
+
+    /// Ask for the page after `after` of window `w`; a signal stops the asking.
+    async fn fetch(&self, w: &Window, after: Option<i64>) -> Result<ApiReply<QueryResult>, Stop> {
+        let mut body = w.request.clone();
+        if let Some(after) = after {
+            body["after"] = Value::from(after);
+        }
+        self.ctx.requests.fetch_add(1, Ordering::Relaxed);
+        let mut shutdown = self.ctx.shutdown.clone();
+        // A query only reads: one interrupted mid-flight is simply asked again.
+        let reply = tokio::select! {
+            biased;
+            _ = shutdown.requested() => {
+                return Err(Stop::resumable("interrupted by a signal"));
+            }
+            r = self.ctx.client.query(&body) => r,
+        };
+        match reply {
+            Ok(r) if r.code == 0 => Ok(r),
+            Ok(r) => Err(Stop::not_resumable(query_refused(
+                r.code,
+                &r.message.unwrap_or_default(),
+            ))),
+            Err(ApiError::Refused { code, message, .. }) if code == 1002 => {
+                Err(Stop::not_resumable(query_refused(code, &message)))
+            }
+            Err(e) => Err(Stop::resumable(e.advice_for_a_run())),
+        }
     }
 
     fn tick(&self, customers: u64) {
