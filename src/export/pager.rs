@@ -28,7 +28,7 @@ pub async fn page_through(
     let checkpoint_path = ctx.dir.file(run_dir::CHECKPOINT);
     *cp = runner::read_checkpoint(ctx.dir)?;
     let partial = PathBuf::from(&rec.partial);
-    let encoder = Encoder::new(rec.format, &rec.columns);
+    let encoder = Encoder::for_record(rec);
     let mut shutdown = ctx.shutdown.clone();
     let mut progress = ctx.progress(None, None);
     let rows_before = cp.rows;

@@ -3,6 +3,7 @@
 mod catalogue;
 mod common;
 mod export;
+mod formats;
 mod layout;
 mod lifecycle;
 mod plan;
