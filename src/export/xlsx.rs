@@ -394,6 +394,37 @@ mod tests {
         }
     }
 
+    /// The rollover at Excel's own limit: the last row of a full sheet is Excel's last row.
+    /// A million rows take minutes in a debug build, so it is run by hand:
+    /// `cargo test --release --lib -- --ignored export::xlsx`.
+    #[test]
+    #[ignore = "a million rows: run by hand, with --release"]
+    fn a_full_sheet_ends_on_excels_last_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = dir.path().join("out.xlsx");
+        let stop = AtomicBool::new(false);
+        let n = u64::from(MAX_DATA_ROWS) + 2;
+        let text: String = (1..=n).map(|i| format!("[\"{i}\"]\n")).collect();
+        let written = write_workbook(
+            text.as_bytes(),
+            &to,
+            &["id".into()],
+            "e",
+            MAX_DATA_ROWS,
+            false,
+            &stop,
+        )
+        .unwrap();
+        assert_eq!(written, n);
+        let sheets = read_back(&to);
+        assert_eq!(sheets.len(), 2);
+        let (first, second) = (&sheets[0].1, &sheets[1].1);
+        assert_eq!(sheets[1].0, "e 2");
+        assert_eq!(first.len(), 1_048_576, "Excel's every row");
+        assert_eq!(first[1_048_575], ["1048575"]);
+        assert_eq!(second, &[vec!["id"], vec!["1048576"], vec!["1048577"]]);
+    }
+
     #[test]
     fn exactly_the_limit_fits_in_one_sheet_and_none_is_empty_of_rows() {
         let dir = tempfile::tempdir().unwrap();
