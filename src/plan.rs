@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use crate::customer::{Customer, Rule};
 use crate::error::{Error, Result};
+use crate::export::{format, xlsx};
 use crate::job::Job;
-use crate::job::model::JobKind;
+use crate::job::model::{JobKind, OutputFormat};
 use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::query::{self, ExportContext};
@@ -228,11 +229,87 @@ pub struct ExportPlan {
     pub endpoint: String,
     pub first_request: Value,
     pub output: String,
+    pub output_format: OutputPlan,
     pub state_file: String,
     pub state: serde_json::Map<String, Value>,
     /// `query.parallel`, and the sub-windows a run would page (none when it is 1).
     pub parallel: usize,
     pub windows: Vec<crate::run_dir::SubWindow>,
+}
+
+/// How an export's file is written: its format and the options that apply to it.
+#[derive(Debug, Serialize)]
+pub struct OutputPlan {
+    pub format: OutputFormat,
+    /// The columns (CSV, xlsx) or keys (JSON Lines) in order; null: each customer whole.
+    pub columns: Option<Vec<String>>,
+    /// CSV only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bom: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formula_guard: Option<bool>,
+    /// xlsx only: the first sheet's name, and how many data rows a sheet holds before the
+    /// next begins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_per_sheet: Option<u32>,
+}
+
+impl OutputPlan {
+    fn of(job: &Job) -> OutputPlan {
+        let Some(spec) = &job.spec.output else {
+            return OutputPlan {
+                format: OutputFormat::default(),
+                columns: None,
+                bom: None,
+                formula_guard: None,
+                sheet: None,
+                rows_per_sheet: None,
+            };
+        };
+        let columns = format::columns_for(spec);
+        let csv = spec.format == OutputFormat::Csv;
+        let xlsx = spec.format == OutputFormat::Xlsx;
+        OutputPlan {
+            format: spec.format,
+            columns: (!columns.is_empty()).then_some(columns),
+            bom: csv.then_some(spec.bom),
+            formula_guard: csv.then_some(spec.formula_guard),
+            sheet: xlsx.then(|| xlsx::sheet_name(&job.spec.name, 1)),
+            rows_per_sheet: xlsx.then_some(xlsx::MAX_DATA_ROWS),
+        }
+    }
+
+    /// One line: `csv, formula guard on, no byte-order mark`, and so on.
+    fn describe(&self) -> String {
+        let mut parts = vec![self.format.as_str().to_string()];
+        if let Some(bom) = self.bom {
+            parts.push(
+                if bom {
+                    "byte-order mark"
+                } else {
+                    "no byte-order mark"
+                }
+                .into(),
+            );
+        }
+        if let Some(guard) = self.formula_guard {
+            parts.push(format!(
+                "formula guard {}",
+                if guard { "on" } else { "off" }
+            ));
+        }
+        if let (Some(sheet), Some(rows)) = (&self.sheet, self.rows_per_sheet) {
+            parts.push(format!(
+                "sheet `{sheet}`, every cell text, a new sheet after {rows} rows"
+            ));
+        }
+        if self.columns.is_none() {
+            parts.push("each customer whole, as received".into());
+        }
+        parts.join(", ")
+    }
 }
 
 pub fn plan_export(job: &Job) -> Result<ExportPlan> {
@@ -274,6 +351,7 @@ pub fn plan_export(job: &Job) -> Result<ExportPlan> {
         endpoint: format!("{}/saas/cdp/openapi/customers/query", job.spec.api.base_url),
         first_request: body,
         output: job.resolve(&output).display().to_string(),
+        output_format: OutputPlan::of(job),
         state_file: state_file.display().to_string(),
         state,
     })
@@ -309,7 +387,19 @@ impl ExportPlan {
                 let _ = writeln!(o, "  {} .. {}", w.start_time, w.end_time);
             }
         }
-        let _ = writeln!(o, "output: {}", self.output);
+        let _ = writeln!(
+            o,
+            "output: {} ({})",
+            self.output,
+            self.output_format.describe()
+        );
+        if let Some(columns) = &self.output_format.columns {
+            let what = match self.output_format.format {
+                OutputFormat::Jsonl => "keys",
+                OutputFormat::Csv | OutputFormat::Xlsx => "columns",
+            };
+            let _ = writeln!(o, "{what}: {}", columns.join(", "));
+        }
         let _ = writeln!(o, "no request was sent (plan never touches the network)");
         o
     }

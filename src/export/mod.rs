@@ -15,6 +15,7 @@ mod pager;
 mod seen;
 pub mod status;
 pub mod window;
+pub mod xlsx;
 
 use std::path::{Path, PathBuf};
 
@@ -267,12 +268,17 @@ async fn finish(
 ) -> Result<(), Stop> {
     let durable = run_dir::atomic::durable();
     crate::failpoint!("export_before_rename");
-    finish::finish_output(
-        Path::new(&rec.partial),
-        Path::new(&rec.output),
-        cp.output_len,
-        durable,
-    )?;
+    if rec.format == OutputFormat::Xlsx {
+        // The partial holds the rows: the workbook is written from it, then moves into place.
+        xlsx::finish_workbook(ctx, rec, cp.output_len, durable).await?;
+    } else {
+        finish::finish_output(
+            Path::new(&rec.partial),
+            Path::new(&rec.output),
+            cp.output_len,
+            durable,
+        )?;
+    }
     detail.output = rec.output.clone();
     crate::failpoint!("export_before_state");
     let moved_on = finish::state_moved_on(rec, &ctx.manifest.run_id)?;
@@ -355,14 +361,7 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
         .into_owned();
     let partial = output.with_file_name(format!(".{file_name}.{}.partial", begun.run_id));
     let window_end = query::window_end(&request);
-    let columns = match (&output_spec.format, &output_spec.columns) {
-        (OutputFormat::Csv, Some(c)) => c.clone(),
-        (OutputFormat::Csv, None) => format::SCALAR_FIELDS
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        (OutputFormat::Jsonl, _) => Vec::new(),
-    };
+    let columns = format::columns_for(output_spec);
     let max_records = job
         .spec
         .query
@@ -405,6 +404,8 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
         partial: partial.display().to_string(),
         format: output_spec.format,
         columns,
+        bom: output_spec.bom,
+        formula_guard: output_spec.formula_guard,
         max_records,
         state_file: state_file.display().to_string(),
         state_read: state,

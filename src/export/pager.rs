@@ -55,7 +55,7 @@ impl<'a> Pager<'a> {
             ctx,
             rec,
             seen: Seen::default(),
-            encoder: Encoder::new(rec.format, &rec.columns),
+            encoder: Encoder::for_record(rec),
             stopping: AtomicBool::new(false),
             rows: AtomicU64::new(0),
             pages: AtomicU64::new(0),

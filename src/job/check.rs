@@ -271,21 +271,39 @@ fn check_parallel(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// CSV columns must name something a customer has; JSON Lines has no columns.
+/// Columns (CSV, xlsx) and keys (JSON Lines) must name something a customer has; the
+/// spreadsheet options of CSV belong to CSV.
 fn check_columns(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let format = p
+        .doc
+        .pointer("/output/format")
+        .and_then(Value::as_str)
+        .unwrap_or("csv");
+    if format != "csv" {
+        for (key, why) in [
+            (
+                "bom",
+                "a byte-order mark is for spreadsheet programs that open a CSV file",
+            ),
+            (
+                "formula_guard",
+                "only a CSV cell can run as a formula: a workbook's text cells and JSON strings never do",
+            ),
+        ] {
+            if p.doc.pointer(&format!("/output/{key}")).is_some() {
+                out.push(
+                    Diagnostic::new(
+                        p.index.key_of(&format!("/output/{key}")),
+                        format!("`output.{key}` applies to csv output, not {format}: {why}"),
+                    )
+                    .with_hint(format!("remove `{key}`, or use `format: csv`")),
+                );
+            }
+        }
+    }
     let Some(columns) = p.doc.pointer("/output/columns").and_then(Value::as_array) else {
         return;
     };
-    if p.doc.pointer("/output/format").and_then(Value::as_str) == Some("jsonl") {
-        out.push(
-            Diagnostic::new(
-                p.index.key_of("/output/columns"),
-                "`output.columns` applies to csv output; jsonl writes each customer whole, as received".into(),
-            )
-            .with_hint("remove `columns`, or use `format: csv`"),
-        );
-        return;
-    }
     for (i, column) in columns.iter().enumerate() {
         if let Some(name) = column.as_str()
             && let Err(message) = crate::api::wire::check_query_column(name)

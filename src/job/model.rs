@@ -115,8 +115,17 @@ pub struct OutputSpec {
     pub path: String,
     #[serde(default)]
     pub format: OutputFormat,
+    /// The columns (CSV, xlsx) or keys (JSON Lines), in order; by default every scalar field
+    /// (CSV, xlsx) or each customer whole (JSON Lines).
     #[serde(default)]
     pub columns: Option<Vec<String>>,
+    /// CSV: start the file with a UTF-8 byte-order mark, which spreadsheet programs need to
+    /// read it as UTF-8.
+    #[serde(default)]
+    pub bom: bool,
+    /// CSV: a text cell that a spreadsheet would run as a formula gets a leading `'`.
+    #[serde(default = "default_formula_guard")]
+    pub formula_guard: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -125,6 +134,17 @@ pub enum OutputFormat {
     #[default]
     Csv,
     Jsonl,
+    Xlsx,
+}
+
+impl OutputFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Csv => "csv",
+            OutputFormat::Jsonl => "jsonl",
+            OutputFormat::Xlsx => "xlsx",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -162,6 +182,9 @@ fn default_max_retries() -> u32 {
 }
 fn default_concurrency() -> usize {
     4
+}
+fn default_formula_guard() -> bool {
+    true
 }
 fn default_run_root() -> String {
     "runs".into()

@@ -55,8 +55,14 @@ pub struct ExportRecord {
     /// …and where it grows until then.
     pub partial: String,
     pub format: crate::job::model::OutputFormat,
-    /// CSV columns, in order.
+    /// The columns (CSV, xlsx) or keys (JSON Lines) in order; empty: each customer whole.
     pub columns: Vec<String>,
+    /// CSV: a byte-order mark first, and the formula guard. Absent from the manifests of
+    /// runs begun before these options: both off, as those runs wrote their first pages.
+    #[serde(default)]
+    pub bom: bool,
+    #[serde(default)]
+    pub formula_guard: bool,
     pub max_records: Option<u64>,
     /// The state file read at the start, and what it held.
     pub state_file: String,

@@ -4,6 +4,7 @@ mod catalogue;
 mod common;
 mod export;
 mod export_orders;
+mod formats;
 mod layout;
 mod lifecycle;
 mod plan;

@@ -119,6 +119,62 @@ fn batch_size_101() {
     );
 }
 
+/// A query_export job whose `output` block is `output` (lines indented by two).
+fn export_with(output: &str) -> String {
+    format!(
+        "version: 1\nname: e\nkind: query_export\napi:\n  base_url: sim\n  tenant_id: 1\n  app_key: k\nquery:\n  page_size: 50\noutput:\n  path: out\n{output}"
+    )
+}
+
+#[test]
+fn columns_are_checked_for_every_format() {
+    for format in ["csv", "jsonl", "xlsx"] {
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_with(&format!(
+                "  format: {format}\n  columns: [id, full_name, customize_1_14, tags]\n"
+            )),
+        );
+        let out = run(ws.cmd(&["validate", "job.yaml"]));
+        assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+        assert_rejected(
+            &export_with(&format!("  format: {format}\n  columns: [id, full_nmae]\n")),
+            13,
+            "`output.columns[1]`: unknown column `full_nmae`; did you mean `full_name`?",
+        );
+    }
+}
+
+#[test]
+fn the_csv_options_are_refused_for_the_other_formats() {
+    for format in ["jsonl", "xlsx"] {
+        assert_rejected(
+            &export_with(&format!("  format: {format}\n  bom: true\n")),
+            13,
+            &format!("`output.bom` applies to csv output, not {format}"),
+        );
+        assert_rejected(
+            &export_with(&format!("  format: {format}\n  formula_guard: false\n")),
+            13,
+            &format!("`output.formula_guard` applies to csv output, not {format}"),
+        );
+    }
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        export_with("  format: csv\n  bom: true\n  formula_guard: false\n"),
+    );
+    let out = run(ws.cmd(&["validate", "job.yaml"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_rejected(&export_with("  bom: \"yes\"\n"), 12, "`output.bom` must be");
+    assert_rejected(
+        &export_with("  format: xls\n"),
+        12,
+        "`output.format` must be one of csv, jsonl, xlsx",
+    );
+}
+
 #[test]
 fn page_size_0() {
     let yaml = "version: 1\nname: e\nkind: query_export\napi:\n  base_url: sim\n  tenant_id: 1\n  app_key: k\nquery:\n  page_size: 0\noutput:\n  path: out.csv\n";
