@@ -133,7 +133,7 @@ fn csv_rows(path: &Path, bom: bool) -> Vec<Vec<String>> {
 /// Every sheet of a workbook: its name and its rows, each cell's text ("" for an empty
 /// cell); a cell that is not text fails the test.
 #[track_caller]
-fn sheets(path: &Path) -> Vec<(String, Vec<Vec<String>>)> {
+pub(crate) fn sheets(path: &Path) -> Vec<(String, Vec<Vec<String>>)> {
     let mut book: Xlsx<_> = open_workbook(path).unwrap();
     book.worksheets()
         .into_iter()
