@@ -68,8 +68,9 @@ impl<'a> Pager<'a> {
     /// opened before any is paged, so that no id written before is taken for a new one.
     pub fn open(&self, w: &Window) -> Result<Opened, Stop> {
         let cp: ExportCheckpoint = runner::read_checkpoint_at(&w.checkpoint)?;
-        if cp.complete {
-            // Its pages are all written (its sidecar may be cleaned up already).
+        if cp.complete && !self.windowed {
+            // The only window, all written (its sidecar may be cleaned up already). A
+            // complete sub-window's ids still count: a neighbour must not write them again.
             return Ok(Opened {
                 cp,
                 asked: HashSet::new(),
