@@ -180,6 +180,10 @@ pub struct SimArgs {
     /// ascending), desc (descending) or shuffled (a fixed pseudo-random order, from --seed).
     #[arg(long, default_value_t = crate::sim::Order::Asc)]
     pub order: crate::sim::Order,
+    /// A query's end_time is inside its window ([start, end]) instead of just past it
+    /// ([start, end)): the vendor does not say which, so a client must work with both.
+    #[arg(long)]
+    pub inclusive_end: bool,
     /// Before listening, create N generated customers (distinct names, phones and e-mails,
     /// from --seed), created evenly over --seed-window; only when the state holds none.
     #[arg(long, value_name = "N", requires = "seed_window")]

@@ -205,6 +205,7 @@ fn sim(a: SimArgs) -> Result<Outcome> {
             seed: a.seed,
         },
         order: a.order,
+        inclusive_end: a.inclusive_end,
         seeding,
         ..SimConfig::default()
     };

@@ -143,6 +143,7 @@ impl<'a> Pager<'a> {
             let mut fresh = Vec::with_capacity(on_page);
             let mut fresh_ids = Vec::with_capacity(on_page);
             let mut again = 0usize;
+            let mut elsewhere = 0u64;
             for c in customer_list {
                 match format::id_of(&c) {
                     Some(id) => match self.seen.claim(id, w.index) {
@@ -151,7 +152,7 @@ impl<'a> Pager<'a> {
                             fresh_ids.push(id);
                         }
                         Claim::Again => again += 1,
-                        Claim::Elsewhere => {}
+                        Claim::Elsewhere => elsewhere += 1,
                     },
                     None => fresh.push(c),
                 }
@@ -253,6 +254,7 @@ impl<'a> Pager<'a> {
                     page: cp.pages,
                     after: asked_now,
                     customers: fresh_count,
+                    elsewhere,
                     next: paging.next,
                     attempts,
                     at: now(),

@@ -106,6 +106,9 @@ pub enum Event {
         /// The cursor it was asked for (none for the first page).
         after: Option<i64>,
         customers: u64,
+        /// Customers on the page that another sub-window had written (their ends overlap).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        elsewhere: u64,
         next: Option<i64>,
         attempts: u32,
         at: Timestamp,
@@ -117,6 +120,10 @@ pub enum Event {
         output: String,
         at: Timestamp,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn now() -> Timestamp {

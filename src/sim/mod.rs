@@ -54,6 +54,8 @@ pub struct SimConfig {
     pub clock_skew_ms: i64,
     /// The order the query endpoint pages in (`shuffled` is fixed by `faults.seed`).
     pub order: Order,
+    /// A query's `end_time` is inside its window (default: just past it).
+    pub inclusive_end: bool,
     /// Customers to generate before serving, into a state that holds none (from
     /// `faults.seed`).
     pub seeding: Option<Seeding>,
@@ -71,6 +73,7 @@ impl Default for SimConfig {
             id_start: None,
             clock_skew_ms: 0,
             order: Order::Asc,
+            inclusive_end: false,
             seeding: None,
         }
     }
@@ -98,6 +101,7 @@ impl Sim {
         // Off the async threads: opening waits while a simulator shutting down in this
         // process still holds the state file, and seeding takes a while.
         let owned = state.map(Path::to_path_buf);
+        let inclusive_end = cfg.inclusive_end;
         let (id_start, order, seed, seeding, tenant) = (
             cfg.id_start,
             cfg.order,
@@ -111,6 +115,9 @@ impl Sim {
                 store.use_sequential_ids(start);
             }
             store.use_order(order, seed);
+            if inclusive_end {
+                store.use_inclusive_end();
+            }
             let seeded = match seeding {
                 Some(s) => store.seed(tenant, s.customers(seed))?,
                 None => false,

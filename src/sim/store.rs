@@ -112,6 +112,10 @@ struct Inner {
     created: Vec<(String, i64)>,
     /// The order queries page in.
     order: Sequence,
+    /// Whether a query's `end_time` is inside its window (`[start, end]`) rather than just
+    /// past it (`[start, end)`, the default): the vendor does not say, so a client must
+    /// work with either.
+    inclusive_end: bool,
     log: Option<Log>,
 }
 
@@ -409,6 +413,11 @@ impl Store {
         }
         let list = page.into_iter().map(|c| inner.shown(c)).collect();
         Ok((list, paging))
+    }
+
+    /// From now on, a query's `end_time` is inside its window.
+    pub fn use_inclusive_end(&self) {
+        self.inner.lock().expect("store lock").inclusive_end = true;
     }
 
     /// From now on, queries page in `order`; `seed` fixes the `shuffled` one.
@@ -825,12 +834,21 @@ impl Inner {
             let i = self.created.partition_point(|(at, _)| at.as_str() < t);
             self.created.get(i).map(|(_, id)| *id)
         };
+        let first_after = |t: &str| {
+            let i = self.created.partition_point(|(at, _)| at.as_str() <= t);
+            self.created.get(i).map(|(_, id)| *id)
+        };
         let lo = match q.start_time.as_deref().map(first_at_or_after) {
             None => i64::MIN,
             Some(Some(id)) => id,
             Some(None) => return (1, 0),
         };
-        let hi = match q.end_time.as_deref().and_then(first_at_or_after) {
+        let end = if self.inclusive_end {
+            q.end_time.as_deref().and_then(first_after)
+        } else {
+            q.end_time.as_deref().and_then(first_at_or_after)
+        };
+        let hi = match end {
             Some(id) => id - 1,
             None => i64::MAX,
         };

@@ -164,7 +164,13 @@ fn the_parallel_export_kill_test() {
     let mut rng = fastrand::Rng::with_seed(2028);
     let mut interrupted = 0;
     for (trial, order) in ["desc", "shuffled"].iter().cycle().take(8).enumerate() {
-        let sim = seeded_sim(order, 1_500, &["--latency-ms", "15", "--drop", "0.02"]);
+        // One customer every 600 s, so some sit exactly on the sub-windows' ends, and a
+        // simulator that counts a window's end inside it: those come back from two windows.
+        let sim = seeded_sim(
+            order,
+            1_008,
+            &["--latency-ms", "15", "--drop", "0.02", "--inclusive-end"],
+        );
         let want = sorted(sim_ids(&sim));
         let ws = Workspace::new();
         ws.write(
@@ -211,7 +217,7 @@ fn the_parallel_export_kill_test() {
             out.stdout, out.stderr
         );
         let s = summary(&out.stdout);
-        assert_eq!(s["rows"], 1_500, "trial {trial} ({order})");
+        assert_eq!(s["rows"], 1_008, "trial {trial} ({order})");
         let got = sorted(exported_ids(Path::new(s["output"].as_str().unwrap())));
         assert_eq!(got, want, "trial {trial} ({order})");
     }
@@ -334,4 +340,39 @@ fn parallel_windows_in_every_format_hold_the_same_customers() {
     let mut ids: Vec<String> = rows[1..].iter().map(|r| r[0].clone()).collect();
     ids.sort();
     assert_eq!(ids, want, "xlsx");
+}
+
+/// Whether a window's end is inside it, the vendor does not say: against a simulator that
+/// counts it in, the customers on the sub-windows' boundaries come back from two windows and
+/// are written once.
+#[test]
+fn customers_on_a_boundary_of_two_sub_windows_are_written_once() {
+    // 1,008 customers over the week: one every 600 s; the 16 sub-windows of parallel 4 are
+    // 37,800 s long, a multiple of 600, so 15 customers sit on inner boundaries.
+    let sim = seeded_sim("asc", 1_008, &["--inclusive-end"]);
+    let ws = Workspace::new();
+    ws.write(
+        "job.yaml",
+        export_job(
+            &sim.url,
+            &format!("{WEEK_QUERY}  parallel: 4\n"),
+            "  columns: [id, created_at]\n",
+        ),
+    );
+    let s = export(&ws, "job.yaml");
+    assert_eq!(s["rows"], 1_008, "{s}");
+    let ids = exported_ids(Path::new(s["output"].as_str().unwrap()));
+    assert_eq!(sorted(ids), sorted(sim_ids(&sim)));
+    // The simulator really did answer those twice: the journal counts, per page, the
+    // customers another window had written already.
+    let dir = run_dirs(&ws).pop().unwrap();
+    let pages: Vec<Value> = read(&dir.join("events.jsonl"))
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "page")
+        .collect();
+    let written: u64 = pages.iter().map(|e| e["customers"].as_u64().unwrap()).sum();
+    let twice: u64 = pages.iter().filter_map(|e| e["elsewhere"].as_u64()).sum();
+    assert_eq!(written, 1_008);
+    assert_eq!(twice, 15, "one customer on each inner boundary");
 }
