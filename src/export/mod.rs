@@ -137,10 +137,20 @@ async fn page_every_window(
     let windows = window::windows(rec, ctx.dir);
     let pager = pager::Pager::new(ctx, rec);
     if rec.windows.is_empty() {
-        let opened = pager.open(&windows[0])?;
-        *cp = opened.cp.clone();
-        *cp = pager.page(&windows[0], opened).await?;
-        return Ok(());
+        let paged = match pager.open(&windows[0]) {
+            Ok(opened) => pager.page(&windows[0], opened).await,
+            Err(stop) => Err(stop),
+        };
+        return match paged {
+            Ok(done) => {
+                *cp = done;
+                Ok(())
+            }
+            Err(stop) => {
+                *cp = pager.committed();
+                Err(stop)
+            }
+        };
     }
     *cp = runner::read_checkpoint(ctx.dir)?;
     if cp.complete {
@@ -150,13 +160,6 @@ async fn page_every_window(
     for w in &windows {
         opened.push(Some(pager.open(w)?));
     }
-    let sum = |cps: &[ExportCheckpoint]| ExportCheckpoint {
-        rows: cps.iter().map(|c| c.rows).sum(),
-        pages: cps.iter().map(|c| c.pages).sum(),
-        ..ExportCheckpoint::default()
-    };
-    let done: Vec<ExportCheckpoint> = opened.iter().flatten().map(|o| o.cp.clone()).collect();
-    *cp = sum(&done);
     // K workers take the windows from one queue, in time order.
     let queue = std::sync::Mutex::new(windows.iter().zip(opened).collect::<Vec<_>>());
     let finished = std::sync::Mutex::new(vec![None; windows.len()]);
@@ -171,48 +174,33 @@ async fn page_every_window(
                 }
             };
             let Some((w, opened)) = next else {
-                return Ok(());
+                return;
             };
             match pager.page(w, opened.expect("opened once")).await {
                 Ok(c) => finished.lock().expect("finished lock")[w.index] = Some(c),
                 Err(stop) => {
-                    pager
-                        .stopping
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Err(stop);
+                    pager.halt(stop);
+                    return;
                 }
             }
         }
     };
-    let results = futures_util::future::join_all((0..rec.parallel.max(1)).map(|_| worker())).await;
+    futures_util::future::join_all((0..rec.parallel.max(1)).map(|_| worker())).await;
+    if let Some(stop) = pager.stopped() {
+        *cp = pager.committed();
+        return Err(stop);
+    }
     let cps: Vec<ExportCheckpoint> = finished
         .into_inner()
         .expect("finished lock")
         .into_iter()
         .flatten()
         .collect();
-    if let Some(stop) = first_stop(results) {
-        let mut partial = sum(&cps);
-        partial.rows = partial.rows.max(cp.rows);
-        *cp = partial;
-        return Err(stop);
-    }
     *cp = join_windows(rec, &windows, &cps, &pager.encoder, pager.seen.max_id())
         .map_err(|e| Stop::io(&format!("joining the windows into {}", rec.partial), &e))?;
     run_dir::write_versioned(&ctx.dir.file(run_dir::CHECKPOINT), &*cp)
         .map_err(|e| Stop::io("writing the checkpoint", &e))?;
     Ok(())
-}
-
-/// The stop to report: a window's own reason rather than the "stopping" of those it
-/// stopped.
-fn first_stop(results: Vec<Result<(), Stop>>) -> Option<Stop> {
-    let mut stops: Vec<Stop> = results.into_iter().filter_map(Result::err).collect();
-    let own = stops
-        .iter()
-        .position(|s| s.reason != "the export is stopping")
-        .unwrap_or(0);
-    (!stops.is_empty()).then(|| stops.swap_remove(own))
 }
 
 /// Write the header and every window's committed pages, in time order, into the partial

@@ -33,8 +33,14 @@ pub struct Pager<'a> {
     pub rec: &'a ExportRecord,
     pub seen: Seen,
     pub encoder: Encoder,
-    /// Set when one window stopped: the others stop before their next page.
-    pub stopping: AtomicBool,
+    /// Set when one window stopped: the others stop at once (their requests in flight are
+    /// dropped: a query only reads) — `halt` wakes them.
+    stopping: AtomicBool,
+    halt: tokio::sync::Notify,
+    /// The first window's own reason to stop: the one the export reports.
+    first_stop: Mutex<Option<Stop>>,
+    /// Each window's checkpoint as last committed: what a stopped export reports.
+    latest: Mutex<Vec<Option<ExportCheckpoint>>>,
     /// Customers and pages written by this invocation, over all windows (for progress).
     rows: AtomicU64,
     pages: AtomicU64,
@@ -57,6 +63,9 @@ impl<'a> Pager<'a> {
             seen: Seen::default(),
             encoder: Encoder::for_record(rec),
             stopping: AtomicBool::new(false),
+            halt: tokio::sync::Notify::new(),
+            first_stop: Mutex::new(None),
+            latest: Mutex::new(vec![None; rec.windows.len().max(1)]),
             rows: AtomicU64::new(0),
             pages: AtomicU64::new(0),
             progress: Mutex::new(ctx.progress(None, None)),
@@ -64,10 +73,57 @@ impl<'a> Pager<'a> {
         }
     }
 
+    /// Stop every window: `stop` is the export's reason unless another came first (one no
+    /// resume mends wins over one it does).
+    pub fn halt(&self, stop: Stop) {
+        {
+            let mut first = self.first_stop.lock().expect("stop lock");
+            match &*first {
+                None => *first = Some(stop),
+                Some(f) if f.resumable && !stop.resumable => *first = Some(stop),
+                Some(_) => {}
+            }
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        self.halt.notify_waiters();
+    }
+
+    /// Why the export stopped, if a window did.
+    pub fn stopped(&self) -> Option<Stop> {
+        self.first_stop.lock().expect("stop lock").clone()
+    }
+
+    /// The export's checkpoint as its windows last committed them, summed.
+    pub fn committed(&self) -> ExportCheckpoint {
+        let latest = self.latest.lock().expect("latest lock");
+        let mut sum = ExportCheckpoint::default();
+        for cp in latest.iter().flatten() {
+            sum.pages += cp.pages;
+            sum.rows += cp.rows;
+        }
+        sum
+    }
+
+    fn record(&self, w: &Window, cp: &ExportCheckpoint) {
+        self.latest.lock().expect("latest lock")[w.index] = Some(cp.clone());
+    }
+
+    /// Resolves once the export is stopping (at once if it is).
+    async fn halted(&self) {
+        let notified = self.halt.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+
     /// Read a window's checkpoint and sidecar (its ids join the export's). Every window is
     /// opened before any is paged, so that no id written before is taken for a new one.
     pub fn open(&self, w: &Window) -> Result<Opened, Stop> {
         let cp: ExportCheckpoint = runner::read_checkpoint_at(&w.checkpoint)?;
+        self.record(w, &cp);
         if cp.complete && !self.windowed {
             // The only window, all written (its sidecar may be cleaned up already). A
             // complete sub-window's ids still count: a neighbour must not write them again.
@@ -116,7 +172,7 @@ impl<'a> Pager<'a> {
         let mut prefetched: Option<Result<ApiReply<QueryResult>, Stop>> = None;
         while !cp.complete {
             if self.stopping.load(Ordering::SeqCst) {
-                return Err(Stop::resumable("the export is stopping"));
+                return Err(Stop::resumable(STOPPING));
             }
             let reply = match prefetched.take() {
                 Some(r) => r?,
@@ -243,6 +299,7 @@ impl<'a> Pager<'a> {
             };
             files = Some((out, side));
             cp = committed?;
+            self.record(w, &cp);
             prefetched = next;
             if let Some(a) = asked_now {
                 asked.insert(a);
@@ -280,6 +337,7 @@ impl<'a> Pager<'a> {
             _ = shutdown.requested() => {
                 return Err(Stop::resumable("interrupted by a signal"));
             }
+            _ = self.halted() => return Err(Stop::resumable(STOPPING)),
             r = self.ctx.client.query(&body) => r,
         };
         match reply {
@@ -306,6 +364,9 @@ impl<'a> Pager<'a> {
         });
     }
 }
+
+/// Why a window stopped because another one did.
+const STOPPING: &str = "the export is stopping";
 
 /// Append a page to the partial output and its ids to the sidecar, and make both durable;
 /// the files come back with how many bytes went into each.

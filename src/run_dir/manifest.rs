@@ -71,10 +71,17 @@ pub struct ExportRecord {
     /// in the next state. None for a query without an end.
     #[serde(default)]
     pub window_end: Option<String>,
-    /// `query.parallel`: how many sub-windows are paged at once.
+    /// `query.parallel`: how many sub-windows are paged at once (1 in a manifest written
+    /// before there were sub-windows).
+    #[serde(default = "one")]
     pub parallel: usize,
     /// The sub-windows, in time order; empty when the query is paged as one.
+    #[serde(default)]
     pub windows: Vec<SubWindow>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One sub-window of a parallel export, as rendered when the run started.

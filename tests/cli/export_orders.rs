@@ -376,3 +376,52 @@ fn customers_on_a_boundary_of_two_sub_windows_are_written_once() {
     assert_eq!(written, 1_008);
     assert_eq!(twice, 15, "one customer on each inner boundary");
 }
+
+/// A stopped export reports what its windows committed: the summary's customers and pages
+/// are the checkpoints' (as `status` reads them), with one window or several.
+#[test]
+fn a_stopped_export_reports_what_its_windows_committed() {
+    for parallel in [1, 4] {
+        let sim = seeded_sim("desc", 5_000, &["--latency-ms", "40"]);
+        let ws = Workspace::new();
+        ws.write(
+            "job.yaml",
+            export_job(
+                &sim.url,
+                &format!("{WEEK_QUERY}  parallel: {parallel}\n"),
+                "  columns: [id]\n",
+            ),
+        );
+        let running = ws.spawn(&["run", "job.yaml", "--json"], crate::common::sim_env(None));
+        let root = ws.path("runs/e");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let pages: u64 = run_dirs(&ws)
+                .last()
+                .and_then(|d| std::fs::read_to_string(d.join("events.jsonl")).ok())
+                .map_or(0, |t| t.matches("\"event\":\"page\"").count() as u64);
+            if pages >= 6 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no pages at {}",
+                root.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        running.signal("TERM");
+        let out = running.wait_within(Duration::from_secs(20));
+        assert_eq!(out.code, Some(3), "{}", out.stderr);
+        let summary = summary(&out.stdout);
+        let dir = run_dirs(&ws).pop().unwrap();
+        let status = run(cmd(&ws, &["status", dir.to_str().unwrap(), "--json"]));
+        let status = crate::export::summary(&status.stdout);
+        assert!(
+            summary["rows"].as_u64().unwrap() > 0,
+            "parallel {parallel}: {summary}"
+        );
+        assert_eq!(summary["rows"], status["rows"], "parallel {parallel}");
+        assert_eq!(summary["pages"], status["pages"], "parallel {parallel}");
+    }
+}
