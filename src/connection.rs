@@ -134,13 +134,7 @@ pub async fn connect(job: &Job) -> crate::error::Result<Connection> {
     cfg.timeout = Duration::from_secs(api.timeout_secs);
     cfg.max_retries = api.max_retries;
     // A parallel export's K workers are its requests in flight (SPEC §12 R16).
-    let parallel = job
-        .spec
-        .query
-        .as_ref()
-        .and_then(|q| q.get("parallel"))
-        .and_then(serde_json::Value::as_u64)
-        .map_or(1, |k| k as usize);
+    let parallel = job.spec.parallel();
     cfg.concurrency = if parallel > 1 {
         parallel
     } else {

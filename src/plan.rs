@@ -329,13 +329,7 @@ pub fn plan_export(job: &Job) -> Result<ExportPlan> {
             errs.join("\n  ")
         ))
     })?;
-    let parallel = job
-        .spec
-        .query
-        .as_ref()
-        .and_then(|q| q.get("parallel"))
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as usize;
+    let parallel = job.spec.parallel();
     let windows = if parallel > 1 {
         let end = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
         crate::export::window::split(end("start_time"), end("end_time"), parallel)

@@ -356,13 +356,7 @@ fn prepare_record(job: &Job, begun: &Begun) -> Result<ExportRecord> {
         .as_ref()
         .and_then(|q| q.get("max_records"))
         .and_then(Value::as_u64);
-    let parallel = job
-        .spec
-        .query
-        .as_ref()
-        .and_then(|q| q.get("parallel"))
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as usize;
+    let parallel = job.spec.parallel();
     let windows = if parallel > 1 {
         if max_records.is_some() {
             return Err(Error::Usage(

@@ -42,6 +42,17 @@ pub struct JobSpec {
     pub run: RunSpec,
 }
 
+impl JobSpec {
+    /// `query.parallel`: how many sub-windows of an export are paged at once (1 when unset).
+    pub fn parallel(&self) -> usize {
+        self.query
+            .as_ref()
+            .and_then(|q| q.get("parallel"))
+            .and_then(Value::as_u64)
+            .map_or(1, |k| k as usize)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
