@@ -196,21 +196,19 @@ impl<'a> Pager<'a> {
             // boundaries overlap); ids this window wrote before, counted.
             let on_page = customer_list.len();
             let last_on_page = customer_list.last().and_then(format::id_of);
-            let mut fresh = Vec::with_capacity(on_page);
-            let mut fresh_ids = Vec::with_capacity(on_page);
+            // Each new customer with its id (none when the answer has none: it cannot be
+            // de-duplicated, and is written).
+            let mut fresh: Vec<(Value, Option<i64>)> = Vec::with_capacity(on_page);
             let mut again = 0usize;
             let mut elsewhere = 0u64;
             for c in customer_list {
                 match format::id_of(&c) {
                     Some(id) => match self.seen.claim(id, w.index) {
-                        Claim::Fresh => {
-                            fresh.push(c);
-                            fresh_ids.push(id);
-                        }
+                        Claim::Fresh => fresh.push((c, Some(id))),
                         Claim::Again => again += 1,
                         Claim::Elsewhere => elsewhere += 1,
                     },
-                    None => fresh.push(c),
+                    None => fresh.push((c, None)),
                 }
             }
             let room = self
@@ -222,11 +220,15 @@ impl<'a> Pager<'a> {
             let reached = fresh.len() as u64 >= room;
             let dropped = fresh.len() as u64 > room;
             if dropped {
-                fresh.truncate(room as usize);
-                let cut = fresh_ids.len().min(room as usize);
-                self.seen.release(&fresh_ids[cut..]);
-                fresh_ids.truncate(cut);
+                let cut: Vec<i64> = fresh
+                    .split_off(room as usize)
+                    .into_iter()
+                    .filter_map(|(_, id)| id)
+                    .collect();
+                self.seen.release(&cut);
             }
+            let fresh_ids: Vec<i64> = fresh.iter().filter_map(|(_, id)| *id).collect();
+            let fresh: Vec<Value> = fresh.into_iter().map(|(c, _)| c).collect();
             let complete = !more || reached;
             let asked_now = cp.after;
             let next_after = paging.after.or(last_on_page);
