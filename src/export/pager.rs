@@ -263,35 +263,33 @@ impl<'a> Pager<'a> {
             let mut next_cp = cp.clone();
             let fresh_count = fresh.len() as u64;
             let last_fresh = fresh_ids.last().copied();
+            // The page, its ids and the checkpoint that counts them, in that order, on one
+            // blocking thread.
+            let partial = w.partial.clone();
             let commit = async move {
-                let (out, side, written) = tokio::task::spawn_blocking(move || {
-                    write_page(out, side, &page, &records, durable)
+                tokio::task::spawn_blocking(move || {
+                    let (out, side, written) = write_page(out, side, &page, &records, durable);
+                    let committed = match written {
+                        Ok((page_len, records_len)) => {
+                            crate::failpoint!("export_before_checkpoint");
+                            next_cp.pages += 1;
+                            next_cp.rows += fresh_count;
+                            next_cp.output_len += page_len;
+                            next_cp.seen_len += records_len;
+                            next_cp.last_id = last_fresh.or(next_cp.last_id);
+                            next_cp.capped = reached && (dropped || more);
+                            next_cp.complete = complete;
+                            next_cp.after = next_after.or(next_cp.after);
+                            run_dir::write_versioned(&checkpoint_path, &next_cp)
+                                .map(|()| next_cp)
+                                .map_err(|e| Stop::io("writing the checkpoint", &e))
+                        }
+                        Err(e) => Err(Stop::io(&format!("writing {}", partial.display()), &e)),
+                    };
+                    (out, side, committed)
                 })
                 .await
-                .expect("a page write does not panic");
-                let committed = match written {
-                    Ok((page_len, records_len)) => {
-                        crate::failpoint!("export_before_checkpoint");
-                        next_cp.pages += 1;
-                        next_cp.rows += fresh_count;
-                        next_cp.output_len += page_len;
-                        next_cp.seen_len += records_len;
-                        next_cp.last_id = last_fresh.or(next_cp.last_id);
-                        next_cp.capped = reached && (dropped || more);
-                        next_cp.complete = complete;
-                        next_cp.after = next_after.or(next_cp.after);
-                        let snapshot = next_cp.clone();
-                        tokio::task::spawn_blocking(move || {
-                            run_dir::write_versioned(&checkpoint_path, &snapshot)
-                        })
-                        .await
-                        .expect("a checkpoint write does not panic")
-                        .map(|()| next_cp)
-                        .map_err(|e| Stop::io("writing the checkpoint", &e))
-                    }
-                    Err(e) => Err(Stop::io(&format!("writing {}", w.partial.display()), &e)),
-                };
-                (out, side, committed)
+                .expect("a page commit does not panic")
             };
             let ((out, side, committed), next) = if complete {
                 (commit.await, None)

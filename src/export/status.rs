@@ -8,13 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ExportCheckpoint, ExportDetail};
-use crate::error::{Again, Error, Result};
-use crate::run_dir;
+use crate::error::Result;
 use crate::run_dir::events::Event;
-use crate::run_dir::{KindRecord, Manifest, RunDir, journal};
-use crate::runner;
+use crate::run_dir::{self, KindRecord, Manifest, RunDir};
 use crate::runner::RunStatus;
-use crate::runner::status::StatusHead;
+use crate::runner::status::{self, StatusHead};
 use crate::runner::summary::plural;
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,23 +34,20 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<ExportStatus> {
     let run = RunDir {
         path: dir.to_path_buf(),
     };
-    let unreadable = |s: runner::Stop| Error::stopped(s.reason, Again::Never(dir.to_path_buf()));
-    let mut cp: ExportCheckpoint = runner::read_checkpoint(&run).map_err(unreadable)?;
+    let (mut cp, events): (ExportCheckpoint, _) =
+        status::read_files(dir, &dir.join(run_dir::CHECKPOINT))?;
     if let KindRecord::QueryExport(rec) = &manifest.kind
         && !rec.windows.is_empty()
         && !cp.complete
     {
         // Sub-windows not joined yet: what each has written so far.
         for w in super::window::windows(rec, &run) {
-            let part: ExportCheckpoint =
-                runner::read_checkpoint_at(&w.checkpoint).map_err(unreadable)?;
+            let (part, _): (ExportCheckpoint, _) = status::read_files(dir, &w.checkpoint)?;
             cp.pages += part.pages;
             cp.rows += part.rows;
             cp.output_len += part.output_len;
         }
     }
-    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))
-        .map_err(|e| Error::io("cannot read the journal", e))?;
     let mut head = StatusHead::read::<ExportDetail>(dir, manifest);
     let mut retries = 0u64;
     for e in &events {

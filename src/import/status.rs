@@ -8,12 +8,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Checkpoint, Counts, ImportDetail};
-use crate::error::{Again, Error, Result};
-use crate::run_dir;
+use crate::error::Result;
 use crate::run_dir::events::{Event, Part};
-use crate::run_dir::{Manifest, RunDir, journal};
-use crate::runner;
-use crate::runner::status::StatusHead;
+use crate::run_dir::{self, Manifest};
+use crate::runner::status::{self, StatusHead};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportStatus {
@@ -27,12 +25,8 @@ pub struct ImportStatus {
 }
 
 pub fn read(dir: &Path, manifest: &Manifest) -> Result<ImportStatus> {
-    let checkpoint: Checkpoint = runner::read_checkpoint(&RunDir {
-        path: dir.to_path_buf(),
-    })
-    .map_err(|s| Error::stopped(s.reason, Again::Never(dir.to_path_buf())))?;
-    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))
-        .map_err(|e| Error::io("cannot read the journal", e))?;
+    let (checkpoint, events): (Checkpoint, _) =
+        status::read_files(dir, &dir.join(run_dir::CHECKPOINT))?;
     let mut head = StatusHead::read::<ImportDetail>(dir, manifest);
     // Parts sent and not answered, in journal order (a part may be sent again on resume).
     let mut open: HashSet<Part> = HashSet::new();

@@ -8,10 +8,12 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::summary::{Detail, RunStatus, Summary};
+use crate::error::{Again, Error, Result};
 use crate::job::model::JobKind;
 use crate::job::paths;
+use crate::run_dir::events::Event;
 use crate::run_dir::lock;
-use crate::run_dir::{self, Manifest};
+use crate::run_dir::{self, Manifest, journal};
 
 /// The part of a status report that every kind shares.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +29,19 @@ pub struct StatusHead {
     pub last_event_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub last_error: Option<String>,
+}
+
+/// What every status report reads first: the run's checkpoint (the kind's, or an empty
+/// one before the first) and its journal. Either unreadable is reported, never guessed at.
+pub fn read_files<C: Default + serde::de::DeserializeOwned>(
+    dir: &Path,
+    checkpoint: &Path,
+) -> Result<(C, Vec<Event>)> {
+    let cp = super::read_checkpoint_at(checkpoint)
+        .map_err(|s| Error::stopped(s.reason, Again::Never(dir.to_path_buf())))?;
+    let (events, _) = journal::read_all::<Event>(&dir.join(run_dir::EVENTS))
+        .map_err(|e| Error::io("cannot read the journal", e))?;
+    Ok((cp, events))
 }
 
 impl StatusHead {
