@@ -37,18 +37,38 @@ pub fn map_in_order(
     mapper: &Mapper,
     workers: usize,
     stop: &AtomicBool,
-    mut consume: impl FnMut(u64, Outcome) -> bool,
+    consume: impl FnMut(u64, Outcome) -> bool,
+) -> io::Result<()> {
+    map_then_in_order(
+        source,
+        mapper,
+        workers,
+        stop,
+        &|_, outcome| outcome,
+        consume,
+    )
+}
+
+/// [`map_in_order`] with a further per-row step `then`, run on the mapping threads (so
+/// it is parallel too): it gets the record and its outcome and makes what `consume` gets.
+pub fn map_then_in_order<T: Send>(
+    source: Box<dyn RecordSource>,
+    mapper: &Mapper,
+    workers: usize,
+    stop: &AtomicBool,
+    then: &(dyn Fn(Record, Outcome) -> T + Sync),
+    mut consume: impl FnMut(u64, T) -> bool,
 ) -> io::Result<()> {
     let workers = workers.max(1);
     std::thread::scope(|scope| {
         let (work_tx, work_rx) = sync_channel::<(u64, Vec<Record>)>(workers * 2);
-        let (done_tx, done_rx) = sync_channel::<(u64, Vec<(u64, Outcome)>)>(workers * 2);
+        let (done_tx, done_rx) = sync_channel::<(u64, Vec<(u64, T)>)>(workers * 2);
         let reader = scope.spawn(move || read_chunks(source, work_tx, stop));
         let work_rx = Arc::new(Mutex::new(work_rx));
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
-            scope.spawn(move || map_chunks(mapper, &work_rx, &done_tx, stop));
+            scope.spawn(move || map_chunks(mapper, then, &work_rx, &done_tx, stop));
         }
         // Only the mappers may hold the work queue's receiver: once they are gone, the
         // reader's send fails instead of waiting forever on a full queue.
@@ -88,10 +108,11 @@ fn read_chunks(
     Ok(())
 }
 
-fn map_chunks(
+fn map_chunks<T>(
     mapper: &Mapper,
+    then: &(dyn Fn(Record, Outcome) -> T + Sync),
     rx: &Mutex<Receiver<(u64, Vec<Record>)>>,
-    tx: &SyncSender<(u64, Vec<(u64, Outcome)>)>,
+    tx: &SyncSender<(u64, Vec<(u64, T)>)>,
     stop: &AtomicBool,
 ) {
     let session = mapper.session();
@@ -103,7 +124,10 @@ fn map_chunks(
         }
         let mapped = records
             .into_iter()
-            .map(|r| (r.row, session.map(r)))
+            .map(|r| {
+                let outcome = session.map(&r);
+                (r.row, then(r, outcome))
+            })
             .collect();
         if tx.send((seq, mapped)).is_err() {
             return;
@@ -111,10 +135,7 @@ fn map_chunks(
     }
 }
 
-fn reorder(
-    rx: Receiver<(u64, Vec<(u64, Outcome)>)>,
-    consume: &mut impl FnMut(u64, Outcome) -> bool,
-) {
+fn reorder<T>(rx: Receiver<(u64, Vec<(u64, T)>)>, consume: &mut impl FnMut(u64, T) -> bool) {
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     for (seq, chunk) in rx.iter() {

@@ -5,6 +5,7 @@
 
 use crate::customer::{Customer, FieldError};
 use crate::mapping::Outcome;
+use crate::source::Record;
 
 #[derive(Debug, Clone, Default)]
 pub struct BatchUnit {
@@ -15,8 +16,18 @@ pub struct BatchUnit {
     /// of the batch is a slice of the request body as it is, never a copy).
     pub customers: Vec<Customer>,
     pub customer_rows: Vec<u64>,
-    pub rejected: Vec<(u64, Vec<FieldError>)>,
+    /// The source record of each customer, for the line of one that fails (SPEC §7).
+    pub records: Vec<Record>,
+    pub rejected: Vec<Rejection>,
     pub skipped: u64,
+}
+
+/// A row refused locally: why, and the record as read (SPEC §7 `"record"`).
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub row: u64,
+    pub errors: Vec<FieldError>,
+    pub record: Record,
 }
 
 impl BatchUnit {
@@ -45,7 +56,7 @@ impl Batcher {
     }
 
     /// Add one row; returns a unit when it is full.
-    pub fn push(&mut self, row: u64, outcome: Outcome) -> Option<BatchUnit> {
+    pub fn push(&mut self, row: u64, outcome: Outcome, record: Record) -> Option<BatchUnit> {
         if self.current.first_row == 0 {
             self.current.first_row = row;
         }
@@ -54,8 +65,13 @@ impl Batcher {
             Outcome::Valid(c) => {
                 self.current.customers.push(c);
                 self.current.customer_rows.push(row);
+                self.current.records.push(record);
             }
-            Outcome::Rejected(e) => self.current.rejected.push((row, e)),
+            Outcome::Rejected(errors) => self.current.rejected.push(Rejection {
+                row,
+                errors,
+                record,
+            }),
             Outcome::Skipped => self.current.skipped += 1,
         }
         (self.current.customers.len() == self.size).then(|| self.take())
@@ -99,7 +115,13 @@ mod tests {
             Outcome::Skipped,
         ];
         for (i, o) in outcomes.into_iter().enumerate() {
-            units.extend(b.push(i as u64 + 1, o));
+            let row = i as u64 + 1;
+            let record = Record {
+                row,
+                line: row + 1,
+                data: Err("not read".into()),
+            };
+            units.extend(b.push(row, o, record));
         }
         units.extend(b.finish());
         let shape: Vec<(u64, u64, u64, usize, usize, u64)> = units

@@ -43,13 +43,14 @@ impl Reader {
             let source = source::open_counted(&spec, &path, counter).map_err(|e| e.to_string())?;
             let mut batcher = Batcher::new(batch_size);
             let mut open = true;
-            pipeline::map_in_order(
+            pipeline::map_then_in_order(
                 source,
                 &mapper,
                 pipeline::default_workers(),
                 &stop_reading,
-                |row, outcome| {
-                    if let Some(unit) = batcher.push(row, outcome) {
+                &|record, outcome| (outcome, record),
+                |row, (outcome, record)| {
+                    if let Some(unit) = batcher.push(row, outcome, record) {
                         open = tx.blocking_send(unit).is_ok();
                     }
                     open

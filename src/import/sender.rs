@@ -298,15 +298,36 @@ pub fn materialize(
         skipped: unit.skipped,
         unchanged: 0,
     };
+    // The record of a failed customer, found by its row (`customer_rows` ascends).
+    let record_of = |row: u64| {
+        unit.customer_rows
+            .binary_search(&row)
+            .ok()
+            .and_then(|i| unit.records.get(i))
+            .and_then(|r| r.as_json())
+    };
     Materialized {
         seq: unit.seq,
         created: created.iter().map(|c| serde_json::to_string(c).expect("serializes")).collect(),
-        failed: failed.iter().map(|f| serde_json::to_string(f).expect("serializes")).collect(),
+        failed: failed
+            .iter()
+            .map(|f| {
+                let mut v = serde_json::to_value(f).expect("serializes");
+                if let Some(record) = record_of(f.row) {
+                    v["record"] = record;
+                }
+                line(v)
+            })
+            .collect(),
         rejected: unit
             .rejected
             .iter()
-            .map(|(row, errors)| {
-                line(json!({"row": row, "errors": errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()}))
+            .map(|r| {
+                let mut v = json!({"row": r.row, "errors": r.errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()});
+                if let Some(record) = r.record.as_json() {
+                    v["record"] = record;
+                }
+                line(v)
             })
             .collect(),
         counts,

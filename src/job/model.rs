@@ -34,6 +34,11 @@ pub struct JobSpec {
     pub strict_binding: bool,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Change detection (SPEC §7): send every valid row, or only what changed.
+    #[serde(default)]
+    pub sync: SyncMode,
+    #[serde(default)]
+    pub guard: GuardSpec,
     #[serde(default)]
     pub query: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
@@ -50,6 +55,84 @@ impl JobSpec {
             .and_then(|q| q.get("parallel"))
             .and_then(Value::as_u64)
             .map_or(1, |k| k as usize)
+    }
+}
+
+/// `sync:` — whether a run compares its customers with the last finished runs' (SPEC §7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    #[default]
+    All,
+    Changed,
+}
+
+/// `guard:` — limits past which a run refuses to start or stops (exit 4, SPEC §7).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rejected: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed: Option<Limit>,
+}
+
+/// A guard's limit: a number of rows, or a percentage of some base (`"5%"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Rows(u64),
+    Percent(f64),
+}
+
+impl Limit {
+    /// Whether `count` rows out of `base` is past the limit.
+    pub fn exceeded(self, count: u64, base: u64) -> bool {
+        match self {
+            Limit::Rows(n) => count > n,
+            Limit::Percent(p) => base > 0 && (count as f64) * 100.0 > p * base as f64,
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Rows(n) => write!(f, "{n}"),
+            Limit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Rows(n) => s.serialize_u64(*n),
+            Limit::Percent(_) => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Rows(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Rows(n) => Ok(Limit::Rows(n)),
+            Raw::Text(t) => t
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .filter(|p| p.is_finite() && *p >= 0.0)
+                .map(Limit::Percent)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not a number or a percentage like \"5%\""
+                    ))
+                }),
+        }
     }
 }
 
@@ -199,4 +282,21 @@ fn default_formula_guard() -> bool {
 }
 fn default_run_root() -> String {
     "runs".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_rows_or_percentages() {
+        let g: GuardSpec =
+            serde_json::from_str(r#"{"max_rejected": 10, "max_failed": "2.5%"}"#).unwrap();
+        assert_eq!(g.max_rejected, Some(Limit::Rows(10)));
+        assert_eq!(g.max_failed, Some(Limit::Percent(2.5)));
+        assert!(serde_json::from_str::<Limit>(r#""many""#).is_err());
+        assert!(!Limit::Rows(10).exceeded(10, 100) && Limit::Rows(10).exceeded(11, 100));
+        assert!(!Limit::Percent(2.5).exceeded(25, 1000) && Limit::Percent(2.5).exceeded(26, 1000));
+        assert!(!Limit::Percent(0.0).exceeded(0, 0));
+    }
 }

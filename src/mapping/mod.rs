@@ -274,14 +274,14 @@ pub struct MapperSession<'m> {
 
 impl MapperSession<'_> {
     /// Map one record. Never fails: problems become a rejected outcome with reasons.
-    pub fn map(&self, record: Record) -> Outcome {
-        let data = match record.data {
+    pub fn map(&self, record: &Record) -> Outcome {
+        let data = match &record.data {
             Ok(d) => d,
             Err(reason) => {
                 return Outcome::Rejected(vec![FieldError::new(
                     "source",
                     Rule::Unreadable,
-                    reason,
+                    reason.clone(),
                 )]);
             }
         };
@@ -309,7 +309,7 @@ impl MapperSession<'_> {
             return self.assemble(|i| Ok(texts[i].take().unwrap_or_default()));
         }
         let ctx = minijinja::context! {
-            row => row_value(data),
+            row => row_value(data.clone()),
             vars => m.vars.clone(),
             row_number => record.row,
         };
@@ -501,7 +501,7 @@ mod tests {
 
     fn run(m: &Mapper, records: Vec<Record>) -> Vec<String> {
         let s = m.session();
-        records.into_iter().map(|r| summary(&s.map(r))).collect()
+        records.into_iter().map(|r| summary(&s.map(&r))).collect()
     }
 
     #[test]
@@ -544,7 +544,7 @@ mod tests {
             None,
         );
         let s = m.session();
-        let out = s.map(json_record(
+        let out = s.map(&json_record(
             1,
             serde_json::json!({"name": "A\u{1f}B", "e": "x@y"}),
         ));
@@ -560,7 +560,7 @@ mod tests {
             serde_json::json!({"full_name": "{{ row.name }}", "sms_phone": "{{ row.phone | digits }}"}),
             None,
         );
-        let out = m.session().map(json_record(
+        let out = m.session().map(&json_record(
             1,
             serde_json::json!({"name": "Ann", "phone": 8613912345678_i64}),
         ));

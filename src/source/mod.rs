@@ -32,6 +32,29 @@ pub struct Record {
     pub data: Result<RowData, String>,
 }
 
+impl Record {
+    /// The record as it was read, for result lines (SPEC §7 `"record"`): CSV columns →
+    /// text, a JSON object as it is. `None` for a record that could not be read.
+    pub fn as_json(&self) -> Option<serde_json::Value> {
+        match &self.data {
+            Ok(RowData::Json(map)) => Some(serde_json::Value::Object(map.clone())),
+            Ok(RowData::Csv(row)) => Some(serde_json::Value::Object(
+                row.header
+                    .names()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        let start = if i == 0 { 0 } else { row.ends[i - 1] };
+                        let text = row.text.get(start..row.ends[i]).unwrap_or_default();
+                        (name.clone(), serde_json::Value::from(text))
+                    })
+                    .collect(),
+            )),
+            Err(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum RowData {
     Csv(CsvRow),

@@ -175,6 +175,7 @@ fn resume_is_refused_once_a_newer_run_of_the_job_has_finished() {
 }
 
 /// Lines of a JSON Lines result file, by row number.
+#[cfg(feature = "failpoints")]
 fn rows_in(path: &Path) -> Vec<u64> {
     read(path)
         .lines()
