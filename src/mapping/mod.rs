@@ -289,7 +289,7 @@ impl MapperSession<'_> {
         // The fast path: native filter and slots first, then one render for the rest.
         let mut natives_ok = true;
         if let Some(cond) = &m.native_filter {
-            match cond.eval(&data, record.row) {
+            match cond.eval(data, record.row) {
                 Some(true) => {}
                 Some(false) => return Outcome::Skipped,
                 None => natives_ok = false,
@@ -298,7 +298,7 @@ impl MapperSession<'_> {
         let mut texts: Vec<Option<String>> = m
             .direct
             .iter()
-            .map(|d| d.as_ref().and_then(|d| d.eval(&data, record.row)))
+            .map(|d| d.as_ref().and_then(|d| d.eval(data, record.row)))
             .collect();
         natives_ok &= texts
             .iter()
