@@ -71,6 +71,8 @@ pub enum Rule {
     Unreadable,
     /// A template or the filter failed to render.
     Template,
+    /// With `sync: changed`, a match key an earlier row of the same source had (SPEC §12 R7).
+    DuplicateKey,
 }
 
 impl Rule {
@@ -89,6 +91,7 @@ impl Rule {
             Rule::JsonObject => "json_object",
             Rule::Unreadable => "unreadable",
             Rule::Template => "template",
+            Rule::DuplicateKey => "duplicate_key",
         }
     }
 }
@@ -446,7 +449,7 @@ mod tests {
     }
 
     /// Every rule's wire name, written out: rejected.jsonl and `plan --json` carry these.
-    const WIRE_NAMES: [(Rule, &str); 12] = [
+    const WIRE_NAMES: [(Rule, &str); 13] = [
         (Rule::Required, "required"),
         (Rule::ContactChannel, "contact_channel"),
         (Rule::UnknownField, "unknown_field"),
@@ -459,6 +462,7 @@ mod tests {
         (Rule::JsonObject, "json_object"),
         (Rule::Unreadable, "unreadable"),
         (Rule::Template, "template"),
+        (Rule::DuplicateKey, "duplicate_key"),
     ];
 
     #[test]
@@ -477,7 +481,8 @@ mod tests {
                 | Rule::Integer
                 | Rule::JsonObject
                 | Rule::Unreadable
-                | Rule::Template => {}
+                | Rule::Template
+                | Rule::DuplicateKey => {}
             }
             assert_eq!(serde_json::to_string(&rule).unwrap(), format!("\"{name}\""));
             assert_eq!(

@@ -29,6 +29,7 @@ pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod suggest;
+pub mod sync;
 pub mod template;
 
 pub use run_dir::FORMAT_VERSION;

@@ -1,0 +1,125 @@
+//! Change detection for scheduled syncs (SPEC §7, §12 R5–R8): a job with `sync: changed`
+//! sends only the customers that are new or changed since the runs that finished before it.
+//!
+//! The pieces, in the order a run meets them: [`tag`] gives each mapped customer its match
+//! key and a hash of exactly what would be sent; [`snapshot`] is the state as the run found
+//! it, kept in the run directory so a resume compares with the same thing; [`Classifier`]
+//! decides per row (unchanged, to send, duplicate key); [`store`] is the state itself,
+//! which takes a run's confirmed customers in one commit when the run finishes.
+
+pub mod snapshot;
+pub mod store;
+pub mod tag;
+
+use std::fmt;
+
+pub use snapshot::{Seen, Snapshot};
+pub use store::{Confirmed, StateError};
+pub use tag::{SyncTag, tag_of};
+
+use crate::customer::{Customer, Field, FieldError, Rule};
+
+/// The API a state belongs to (R6): the same job pointed at another API has other customers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub base_url: String,
+    pub tenant_id: i64,
+    pub app_key: String,
+}
+
+impl Target {
+    pub fn of(api: &crate::job::model::ApiSpec) -> Target {
+        Target {
+            base_url: api.base_url.trim_end_matches('/').to_string(),
+            tenant_id: api.tenant_id,
+            app_key: api.app_key.clone(),
+        }
+    }
+
+    /// A short, stable name for the target's state file.
+    pub fn digest(&self) -> String {
+        crate::run_dir::sha256_hex(self.to_string().as_bytes())[..16].to_string()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} tenant {} app {}",
+            self.base_url, self.tenant_id, self.app_key
+        )
+    }
+}
+
+/// What change detection makes of one valid customer.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The state holds it exactly so: not sent.
+    Unchanged,
+    /// New or changed: sent, and recorded once confirmed (no tag: no match key, never
+    /// recorded).
+    Send(Option<SyncTag>),
+}
+
+/// The per-row decisions of one run, made on the mapping threads (`verdict`) and then in
+/// row order (`check_duplicate`).
+#[derive(Debug)]
+pub struct Classifier {
+    snapshot: Snapshot,
+    /// `run --full`: send every valid row (the state is only refreshed).
+    full: bool,
+    merge_type: u8,
+    strict_binding: bool,
+}
+
+impl Classifier {
+    pub fn new(snapshot: Snapshot, full: bool, merge_type: u8, strict_binding: bool) -> Self {
+        Classifier {
+            snapshot,
+            full,
+            merge_type,
+            strict_binding,
+        }
+    }
+
+    /// The verdict on a valid customer, and its match key (the field and the key's digest)
+    /// when it has one. Parallel: it reads the snapshot only.
+    pub fn verdict(&self, customer: &Customer) -> (Verdict, Option<(Field, u128)>) {
+        let Some(tag) = tag_of(customer, self.merge_type, self.strict_binding) else {
+            return (Verdict::Send(None), None);
+        };
+        let key = Some((tag.field, tag.key_digest));
+        if !self.full && self.snapshot.is_unchanged(&tag) {
+            (Verdict::Unchanged, key)
+        } else {
+            (Verdict::Send(Some(tag)), key)
+        }
+    }
+
+    /// R7, in row order: a key seen at an earlier row rejects this one.
+    pub fn check_duplicate(
+        seen: &mut Seen,
+        (field, key_digest): (Field, u128),
+        row: u64,
+    ) -> Option<FieldError> {
+        let earlier = seen.note(key_digest, row)?;
+        let field = field.name();
+        Some(FieldError::new(
+            field,
+            Rule::DuplicateKey,
+            format!(
+                "{field} is the match key of row {earlier} too: one source may hold each customer once (the sync state would flip between them)"
+            ),
+        ))
+    }
+
+    /// Customers of the state this run's source did not have.
+    pub fn missing(&self, seen: &Seen) -> u64 {
+        self.snapshot.missing_from(seen)
+    }
+
+    pub fn state_size(&self) -> usize {
+        self.snapshot.len()
+    }
+}

@@ -1,0 +1,310 @@
+//! The sync state on disk: one redb file per API target under `<run.root>/<name>/sync/`
+//! (SPEC §7, §12 R6). redb is an ACID key-value store in one file with crash-safe commits,
+//! pure Rust; a run's confirmed customers go in with one write transaction, so a crash
+//! leaves the state as it was before that commit or after it, never half of it.
+//!
+//! Tables: `customers` (match key → content hash, customer id, run index), `runs` (run id
+//! → run index: which runs are in, so a second commit of the same run does nothing) and
+//! `meta` (format version, target). Only a finishing run writes; everything else reads.
+
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Builder, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+
+use super::Target;
+use super::snapshot::Snapshot;
+use super::tag::{key_digest, short};
+
+/// The state's own format; a state written by a newer cdpjob is refused, not guessed at.
+pub const STATE_FORMAT: u32 = 1;
+
+const CUSTOMERS: TableDefinition<&str, ([u8; 32], i64, u32)> = TableDefinition::new("customers");
+const RUNS: TableDefinition<&str, u32> = TableDefinition::new("runs");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// redb keeps a page cache of its own (1 GiB by default); the state is read once per run,
+/// front to back, so a small one keeps a run's memory flat.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// Why a state cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the sync state {path} cannot be read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error(
+        "the sync state {path} was written by a newer cdpjob (state format {found}; this one reads {STATE_FORMAT})"
+    )]
+    Newer { path: PathBuf, found: String },
+    #[error("the sync state {path} is held by a running run")]
+    Held { path: PathBuf },
+    #[error("cannot write the sync state {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+}
+
+impl StateError {
+    /// Whether it is the state itself that is bad (as opposed to busy or unwritable).
+    pub fn is_broken(&self) -> bool {
+        matches!(self, StateError::Unreadable { .. } | StateError::Newer { .. })
+    }
+}
+
+/// A confirmed customer, as a finishing run records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub key: String,
+    pub hash: [u8; 32],
+    pub customer_id: i64,
+}
+
+/// The state file of `target` in the job's sync directory.
+pub fn state_path(sync_dir: &Path, target: &Target) -> PathBuf {
+    sync_dir.join(format!("{}.redb", target.digest()))
+}
+
+/// The states of other targets beside `target`'s (R6: they are kept, not used).
+pub fn other_targets(sync_dir: &Path, target: &Target) -> usize {
+    let own = state_path(sync_dir, target);
+    std::fs::read_dir(sync_dir).map_or(0, |d| {
+        d.filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p != &own && p.extension().is_some_and(|x| x == "redb"))
+            .count()
+    })
+}
+
+/// Read the state at `path` into a snapshot; an empty one when there is no state yet.
+pub fn snapshot(path: &Path) -> Result<Snapshot, StateError> {
+    if !path.exists() {
+        return Ok(Snapshot::default());
+    }
+    let db = Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .open_read_only(path)
+        .map_err(|e| open_error(path, e))?;
+    read_snapshot(&db, path)
+}
+
+fn read_snapshot(db: &ReadOnlyDatabase, path: &Path) -> Result<Snapshot, StateError> {
+    let unreadable = |e: redb::Error| StateError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let txn = db.begin_read().map_err(|e| unreadable(e.into()))?;
+    check_format(&txn, path)?;
+    let table = match txn.open_table(CUSTOMERS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Snapshot::default()),
+        Err(e) => return Err(unreadable(e.into())),
+    };
+    let mut pairs = Vec::with_capacity(table.len().map_err(|e| unreadable(e.into()))? as usize);
+    for entry in table.iter().map_err(|e| unreadable(e.into()))? {
+        let (k, v) = entry.map_err(|e| unreadable(e.into()))?;
+        pairs.push((key_digest(k.value()), short(&v.value().0)));
+    }
+    Ok(Snapshot::from_pairs(pairs))
+}
+
+fn check_format(txn: &redb::ReadTransaction, path: &Path) -> Result<(), StateError> {
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => {
+            return Err(StateError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let found = meta
+        .get("format_version")
+        .ok()
+        .flatten()
+        .map(|v| v.value().to_string());
+    match found {
+        Some(v) if v.parse::<u32>() == Ok(STATE_FORMAT) => Ok(()),
+        Some(v) => Err(StateError::Newer {
+            path: path.to_path_buf(),
+            found: v,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> StateError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StateError::Held {
+            path: path.to_path_buf(),
+        },
+        e => StateError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Whether `run_id`'s customers are in the state already.
+pub fn has_run(path: &Path, run_id: &str) -> Result<bool, StateError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let db = Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .open_read_only(path)
+        .map_err(|e| open_error(path, e))?;
+    let txn = db.begin_read().map_err(|e| StateError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(match txn.open_table(RUNS) {
+        Ok(t) => t.get(run_id).ok().flatten().is_some(),
+        Err(_) => false,
+    })
+}
+
+/// Record `run_id`'s confirmed customers in one write transaction, creating the state when
+/// there is none. A run already recorded is not recorded again (a resume after a crash
+/// between this commit and the summary). Returns how many customers were written.
+pub fn commit(
+    path: &Path,
+    target: &Target,
+    run_id: &str,
+    confirmed: impl IntoIterator<Item = Confirmed>,
+) -> Result<u64, StateError> {
+    let write = |reason: String| StateError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let db = open_for_write(path)?;
+    let txn = db.begin_write().map_err(|e| write(e.to_string()))?;
+    let mut written = 0u64;
+    {
+        let mut runs = txn.open_table(RUNS).map_err(|e| write(e.to_string()))?;
+        if runs
+            .get(run_id)
+            .map_err(|e| write(e.to_string()))?
+            .is_some()
+        {
+            return Ok(0);
+        }
+        let index = runs.len().map_err(|e| write(e.to_string()))? as u32;
+        runs.insert(run_id, index)
+            .map_err(|e| write(e.to_string()))?;
+        let mut meta = txn.open_table(META).map_err(|e| write(e.to_string()))?;
+        meta.insert("format_version", STATE_FORMAT.to_string().as_str())
+            .map_err(|e| write(e.to_string()))?;
+        meta.insert("target", target.to_string().as_str())
+            .map_err(|e| write(e.to_string()))?;
+        let mut customers = txn.open_table(CUSTOMERS).map_err(|e| write(e.to_string()))?;
+        for c in confirmed {
+            customers
+                .insert(c.key.as_str(), (c.hash, c.customer_id, index))
+                .map_err(|e| write(e.to_string()))?;
+            written += 1;
+        }
+    }
+    #[cfg(feature = "failpoints")]
+    crate::failpoint::io("sync_commit").map_err(|e| write(e.to_string()))?;
+    txn.commit().map_err(|e| write(e.to_string()))?;
+    crate::failpoint!("after_sync_commit");
+    Ok(written)
+}
+
+fn open_for_write(path: &Path) -> Result<Database, StateError> {
+    let mut builder = Builder::new();
+    builder.set_cache_size(CACHE_BYTES);
+    if path.exists() {
+        return builder.open(path).map_err(|e| open_error(path, e));
+    }
+    let write = |e: std::io::Error| StateError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        crate::run_dir::create_private_dir(dir).map_err(write)?;
+    }
+    // The state holds phone numbers and emails: private, like the run directories. redb
+    // initializes an empty file it is given.
+    drop(crate::run_dir::atomic::create_private(path).map_err(write)?);
+    builder.create(path).map_err(|e| open_error(path, e))
+}
+
+/// Move a state that cannot be read aside (R8), so a `--full` run starts a fresh one.
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let aside = path.with_extension(format!("sync.broken-{stamp}"));
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            base_url: "sim".into(),
+            tenant_id: 1,
+            app_key: "k".into(),
+        }
+    }
+
+    fn confirmed(key: &str, byte: u8, id: i64) -> Confirmed {
+        Confirmed {
+            key: key.into(),
+            hash: [byte; 32],
+            customer_id: id,
+        }
+    }
+
+    #[test]
+    fn a_commit_is_read_back_and_a_second_commit_of_a_run_does_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), &target());
+        assert!(snapshot(&path).unwrap().is_empty());
+        let n = commit(
+            &path,
+            &target(),
+            "run-1",
+            [confirmed("email:a@x", 1, 10), confirmed("email:b@x", 2, 11)],
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        assert!(has_run(&path, "run-1").unwrap());
+        assert_eq!(
+            commit(&path, &target(), "run-1", [confirmed("email:c@x", 3, 12)]).unwrap(),
+            0
+        );
+        let snap = snapshot(&path).unwrap();
+        assert_eq!(snap.len(), 2);
+        commit(&path, &target(), "run-2", [confirmed("email:a@x", 9, 10)]).unwrap();
+        assert_eq!(snapshot(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_state_is_unreadable_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), &target());
+        commit(&path, &target(), "run-1", [confirmed("email:a@x", 1, 10)]).unwrap();
+        {
+            let db = Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("format_version", "99")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(
+            snapshot(&path).unwrap_err(),
+            StateError::Newer { .. }
+        ));
+        std::fs::write(&path, b"not a database at all").unwrap();
+        let e = snapshot(&path).unwrap_err();
+        assert!(e.is_broken(), "{e}");
+        let aside = move_aside(&path).unwrap();
+        assert!(!path.exists() && aside.exists());
+        assert!(aside.to_string_lossy().contains(".sync.broken-"));
+    }
+}
