@@ -60,6 +60,10 @@ pub enum Command {
         /// Do not run: show the plan (the same as `cdpjob plan`).
         #[arg(long)]
         dry_run: bool,
+        /// With `sync: changed`: send every valid row, not only what changed, and refresh
+        /// the sync state (an unreadable state is moved aside and started afresh).
+        #[arg(long)]
+        full: bool,
     },
     /// List the tenant's customer fields (name, type, choice options) from the job's API.
     Fields {

@@ -47,6 +47,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             vars,
             json,
             dry_run,
+            full,
         } => {
             let vars: VarOverrides = vars.into_iter().collect();
             if dry_run {
@@ -57,6 +58,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 run_dir,
                 json,
                 force: false,
+                full,
             };
             match job.spec.kind {
                 JobKind::BatchCreate => runner::start::<Import>(&job, &opts),
@@ -72,6 +74,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 run_dir: None,
                 json,
                 force,
+                full: false,
             };
             let run = runner::begin::reopen(&run_dir)?;
             match run.manifest.kind.job_kind() {

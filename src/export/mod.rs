@@ -81,7 +81,7 @@ impl RunKind for Export {
     // people and `status`, not worth an fsync a page.
     const DURABLE_JOURNAL: bool = false;
 
-    fn prepare(job: &Job, begun: &Begun) -> Result<KindRecord> {
+    fn prepare(job: &Job, begun: &Begun, _opts: &RunOptions) -> Result<KindRecord> {
         prepare_record(job, begun).map(|r| KindRecord::QueryExport(Box::new(r)))
     }
 

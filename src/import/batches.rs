@@ -6,6 +6,7 @@
 use crate::customer::{Customer, FieldError};
 use crate::mapping::Outcome;
 use crate::source::Record;
+use crate::sync::SyncTag;
 
 #[derive(Debug, Clone, Default)]
 pub struct BatchUnit {
@@ -18,8 +19,13 @@ pub struct BatchUnit {
     pub customer_rows: Vec<u64>,
     /// The source record of each customer, for the line of one that fails (SPEC §7).
     pub records: Vec<Record>,
+    /// Each customer's match key and hash, recorded in the sync state once it is confirmed
+    /// (`sync: changed` only; `None` for a customer without a match key).
+    pub tags: Vec<Option<SyncTag>>,
     pub rejected: Vec<Rejection>,
     pub skipped: u64,
+    /// Rows the sync state already holds exactly so: not sent.
+    pub unchanged: u64,
 }
 
 /// A row refused locally: why, and the record as read (SPEC §7 `"record"`).
@@ -57,15 +63,24 @@ impl Batcher {
 
     /// Add one row; returns a unit when it is full.
     pub fn push(&mut self, row: u64, outcome: Outcome, record: Record) -> Option<BatchUnit> {
-        if self.current.first_row == 0 {
-            self.current.first_row = row;
-        }
-        self.current.last_row = row;
+        self.push_tagged(row, outcome, record, None)
+    }
+
+    /// Add one row, a valid customer's with its sync tag.
+    pub fn push_tagged(
+        &mut self,
+        row: u64,
+        outcome: Outcome,
+        record: Record,
+        tag: Option<SyncTag>,
+    ) -> Option<BatchUnit> {
+        self.start(row);
         match outcome {
             Outcome::Valid(c) => {
                 self.current.customers.push(c);
                 self.current.customer_rows.push(row);
                 self.current.records.push(record);
+                self.current.tags.push(tag);
             }
             Outcome::Rejected(errors) => self.current.rejected.push(Rejection {
                 row,
@@ -75,6 +90,19 @@ impl Batcher {
             Outcome::Skipped => self.current.skipped += 1,
         }
         (self.current.customers.len() == self.size).then(|| self.take())
+    }
+
+    /// Add a row the sync state holds unchanged (counted, never sent).
+    pub fn push_unchanged(&mut self, row: u64) {
+        self.start(row);
+        self.current.unchanged += 1;
+    }
+
+    fn start(&mut self, row: u64) {
+        if self.current.first_row == 0 {
+            self.current.first_row = row;
+        }
+        self.current.last_row = row;
     }
 
     /// The last, partial unit (possibly with no customers, only rejected or skipped rows).

@@ -5,6 +5,7 @@
 //! the checkpoint and the journal say what is done already.
 
 mod batches;
+pub mod changes;
 mod checkpoint;
 mod ledger;
 mod reader;
@@ -42,6 +43,10 @@ pub struct Import;
 pub struct ImportDetail {
     pub counts: Counts,
     pub files: ResultFiles,
+    /// With `sync: changed`: customers of the sync state this run's source did not have
+    /// (the API has no delete: nothing is done to them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since_last_sync: Option<u64>,
 }
 
 /// Where an import's rows ended up, one JSON line each.
@@ -69,9 +74,13 @@ impl Detail for ImportDetail {
 
     fn render_counts(&self, requests: u64, retries: u64) -> String {
         let c = &self.counts;
+        let missing = match self.missing_since_last_sync {
+            Some(n) => format!("missing since the last sync {n}\n"),
+            None => String::new(),
+        };
         format!(
-            "rows {}: created {}, failed {}, rejected {}, skipped {}\nrequests {requests}, retries {retries}\n",
-            c.rows, c.created, c.failed, c.rejected, c.skipped
+            "rows {}: created {}, failed {}, rejected {}, skipped {}, unchanged {}\n{missing}requests {requests}, retries {retries}\n",
+            c.rows, c.created, c.failed, c.rejected, c.skipped, c.unchanged
         )
     }
 
@@ -90,7 +99,7 @@ impl RunKind for Import {
     type Detail = ImportDetail;
     const DURABLE_JOURNAL: bool = true;
 
-    fn prepare(job: &Job, _begun: &Begun) -> Result<KindRecord> {
+    fn prepare(job: &Job, _begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
         let src = source_of(job).map_err(Error::Usage)?;
         let source = if src.path == "-" {
             SourceFingerprint {
@@ -103,11 +112,23 @@ impl RunKind for Import {
             run_dir::fingerprint(&path)
                 .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
         };
-        Ok(KindRecord::BatchCreate { source })
+        let sync = changes::prepare(job, opts)?;
+        Ok(KindRecord::BatchCreate { source, sync })
+    }
+
+    fn announce(job: &Job, dir: &RunDir) {
+        if let Ok(m) = run_dir::read_versioned::<run_dir::Manifest>(&dir.file(run_dir::MANIFEST))
+            && let KindRecord::BatchCreate { sync: Some(s), .. } = &m.kind
+        {
+            changes::announce(job, s);
+        }
     }
 
     fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()> {
-        let KindRecord::BatchCreate { source: started } = &run.manifest.kind else {
+        let KindRecord::BatchCreate {
+            source: started, ..
+        } = &run.manifest.kind
+        else {
             return Err(run.refusal("this run directory holds no import".into()));
         };
         let src = source_of(&run.job).map_err(|e| run.refusal(e))?;
@@ -136,7 +157,24 @@ impl RunKind for Import {
 
     async fn drive(ctx: &mut Context<'_>) -> Driven<ImportDetail> {
         let mut committed = Checkpoint::default();
-        let mut stop = schedule(ctx, &mut committed).await.err();
+        let sync = match &ctx.manifest.kind {
+            KindRecord::BatchCreate { sync, .. } => sync.clone(),
+            KindRecord::QueryExport(_) => None,
+        };
+        let mut missing = None;
+        let mut stop = match schedule(ctx, &mut committed, sync.as_ref()).await {
+            Ok(m) => {
+                missing = m;
+                None
+            }
+            Err(s) => Some(s),
+        };
+        if stop.is_none()
+            && let Some(record) = &sync
+            && let Err(s) = changes::commit(ctx.job, ctx.dir, record, &ctx.manifest.run_id)
+        {
+            stop = Some(s);
+        }
         if source_of(ctx.job).is_ok_and(|s| s.path == "-")
             && let Some(s) = &mut stop
             && s.resumable
@@ -148,6 +186,7 @@ impl RunKind for Import {
             detail: ImportDetail {
                 counts: committed.counts,
                 files: ResultFiles::of(ctx.dir),
+                missing_since_last_sync: missing,
             },
             stop,
         }
@@ -186,8 +225,13 @@ fn newer_finished_run(run: &Reopened) -> Option<PathBuf> {
 type Committing = tokio::task::JoinHandle<(Ledger, std::io::Result<()>)>;
 
 /// The scheduler: batches from the reader, `2 × concurrency` of them in progress, answered
-/// ones committed in groups. `committed` follows the checkpoint on disk.
-async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(), Stop> {
+/// ones committed in groups. `committed` follows the checkpoint on disk. With change
+/// detection, returns how many of the state's customers the source lacked.
+async fn schedule(
+    ctx: &mut Context<'_>,
+    committed: &mut Checkpoint,
+    sync: Option<&run_dir::SyncRecord>,
+) -> Result<Option<u64>, Stop> {
     let job = ctx.job;
     let durable = atomic::durable();
     *committed = runner::read_checkpoint(ctx.dir)?;
@@ -203,7 +247,11 @@ async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(
         Arc::clone(&ctx.requests),
     ));
     let concurrency = job.spec.api.concurrency.max(1);
-    let mut reader = Reader::start(job, concurrency * 2 + 2)?;
+    let classifier = match sync {
+        Some(record) => Some(changes::classifier(job, ctx.dir, record)?),
+        None => None,
+    };
+    let mut reader = Reader::start(job, concurrency * 2 + 2, classifier)?;
 
     // Twice as many batches in progress as requests allowed in flight (`Sender::slots`):
     // while `concurrency` requests wait on the API, as many more batches serialize, journal
@@ -293,8 +341,8 @@ async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(
                 let rate = progress.rate(c.rows - rows_before);
                 let retries = ctx.retries();
                 progress.tick(|| format!(
-                    "{} rows ({} created, {} failed, {} rejected, {} skipped), {batches} batches, {rate:.0} rows/s, {retries} retries",
-                    c.rows, c.created, c.failed, c.rejected, c.skipped
+                    "{} rows ({} created, {} failed, {} rejected, {} skipped, {} unchanged), {batches} batches, {rate:.0} rows/s, {retries} retries",
+                    c.rows, c.created, c.failed, c.rejected, c.skipped, c.unchanged
                 ));
             }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {

@@ -11,9 +11,15 @@ use tokio::sync::mpsc;
 
 use super::batches::{BatchUnit, Batcher};
 use crate::job::Job;
-use crate::mapping::Mapper;
+use crate::mapping::{Mapper, Outcome};
 use crate::runner::Stop;
+use crate::source::Record;
+use crate::sync::{Classifier, Seen, Verdict};
 use crate::{pipeline, source};
+
+/// What the mapping threads hand on for one row: its outcome, its record, and with change
+/// detection the verdict and the match key (field, digest) of a valid customer.
+type Sorted = (Outcome, Record, Option<(Verdict, Option<(crate::customer::Field, u128)>)>);
 
 pub struct Reader {
     pub units: mpsc::Receiver<BatchUnit>,
@@ -21,12 +27,18 @@ pub struct Reader {
     pub bytes_read: Arc<AtomicU64>,
     pub size: Option<u64>,
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Result<(), String>>,
+    thread: std::thread::JoinHandle<Result<Option<u64>, String>>,
 }
 
 impl Reader {
-    /// Start reading `job`'s source; at most `queued` batches wait for the scheduler.
-    pub fn start(job: &Job, queued: usize) -> Result<Reader, Stop> {
+    /// Start reading `job`'s source; at most `queued` batches wait for the scheduler. With
+    /// a `classifier` (change detection), unchanged rows are counted and not sent, and a
+    /// match key seen before in the source rejects its row.
+    pub fn start(
+        job: &Job,
+        queued: usize,
+        classifier: Option<Arc<Classifier>>,
+    ) -> Result<Reader, Stop> {
         let spec = super::source_of(job).map_err(Stop::not_resumable)?.clone();
         let mapping = job.spec.mapping.clone().unwrap_or_default();
         let mapper = Mapper::new(&mapping, job.spec.filter.as_deref(), &job.vars).map_err(|p| {
@@ -39,18 +51,41 @@ impl Reader {
         let bytes_read = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (counter, stop_reading) = (Arc::clone(&bytes_read), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || -> Result<(), String> {
+        let thread = std::thread::spawn(move || -> Result<Option<u64>, String> {
             let source = source::open_counted(&spec, &path, counter).map_err(|e| e.to_string())?;
             let mut batcher = Batcher::new(batch_size);
+            let mut seen = Seen::default();
             let mut open = true;
+            let classify = |record: Record, outcome: Outcome| -> Sorted {
+                let verdict = match (&classifier, &outcome) {
+                    (Some(c), Outcome::Valid(customer)) => Some(c.verdict(customer)),
+                    _ => None,
+                };
+                (outcome, record, verdict)
+            };
             pipeline::map_then_in_order(
                 source,
                 &mapper,
                 pipeline::default_workers(),
                 &stop_reading,
-                &|record, outcome| (outcome, record),
-                |row, (outcome, record)| {
-                    if let Some(unit) = batcher.push(row, outcome, record) {
+                &classify,
+                |row, (outcome, record, verdict)| {
+                    let unit = match verdict {
+                        None => batcher.push(row, outcome, record),
+                        Some((verdict, key)) => {
+                            match key.and_then(|k| Classifier::check_duplicate(&mut seen, k, row)) {
+                                Some(dup) => batcher.push(row, Outcome::Rejected(vec![dup]), record),
+                                None => match verdict {
+                                    Verdict::Unchanged => {
+                                        batcher.push_unchanged(row);
+                                        None
+                                    }
+                                    Verdict::Send(tag) => batcher.push_tagged(row, outcome, record, tag),
+                                },
+                            }
+                        }
+                    };
+                    if let Some(unit) = unit {
                         open = tx.blocking_send(unit).is_ok();
                     }
                     open
@@ -58,9 +93,13 @@ impl Reader {
             )
             .map_err(|e| format!("reading the source failed: {e}"))?;
             if open && let Some(unit) = batcher.finish() {
-                let _ = tx.blocking_send(unit);
+                open = tx.blocking_send(unit).is_ok();
             }
-            Ok(())
+            // Only a source read to its end says which of the state's customers it lacks.
+            let read_all = open && !stop_reading.load(Ordering::Relaxed);
+            Ok(classifier
+                .filter(|_| read_all)
+                .map(|c| c.missing(&seen)))
         });
         Ok(Reader {
             units,
@@ -75,7 +114,9 @@ impl Reader {
     /// record. A read error is a resumable stop. When the run is `stopping`, a thread stuck
     /// in a read that never returns (a pipe nobody writes to) is not waited for past a
     /// short grace: nothing reads its output any more, and the process's exit ends it.
-    pub async fn close(self, stopping: bool) -> Result<(), Stop> {
+    /// On success, how many customers of the sync state the source lacked (with change
+    /// detection, once the whole source was read).
+    pub async fn close(self, stopping: bool) -> Result<Option<u64>, Stop> {
         self.stop.store(true, Ordering::SeqCst);
         drop(self.units);
         let thread = self.thread;
@@ -83,13 +124,13 @@ impl Reader {
             let deadline = tokio::time::Instant::now() + READER_GRACE;
             while !thread.is_finished() {
                 if tokio::time::Instant::now() > deadline {
-                    return Ok(()); // left behind, detached
+                    return Ok(None); // left behind, detached
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
         match tokio::task::spawn_blocking(move || thread.join()).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(missing))) => Ok(missing),
             Ok(Ok(Err(e))) => Err(Stop::resumable(e)),
             Ok(Err(_)) | Err(_) => Err(Stop::resumable("the source reader failed")),
         }

@@ -296,19 +296,33 @@ pub fn materialize(
         failed: failed.len() as u64,
         rejected: unit.rejected.len() as u64,
         skipped: unit.skipped,
-        unchanged: 0,
+        unchanged: unit.unchanged,
     };
-    // The record of a failed customer, found by its row (`customer_rows` ascends).
+    // A customer's place in the batch, found by its row (`customer_rows` ascends).
+    let index_of = |row: u64| unit.customer_rows.binary_search(&row).ok();
     let record_of = |row: u64| {
-        unit.customer_rows
-            .binary_search(&row)
-            .ok()
+        index_of(row)
             .and_then(|i| unit.records.get(i))
             .and_then(|r| r.as_json())
     };
     Materialized {
         seq: unit.seq,
-        created: created.iter().map(|c| serde_json::to_string(c).expect("serializes")).collect(),
+        created: created
+            .iter()
+            .map(|c| {
+                let tag = index_of(c.row).and_then(|i| unit.tags.get(i)).and_then(Option::as_ref);
+                match tag {
+                    // What the sync state records once the run finishes (SPEC §7).
+                    Some(t) => {
+                        let mut v = serde_json::to_value(c).expect("serializes");
+                        v["sync_key"] = t.key.clone().into();
+                        v["sync_hash"] = hex::encode(t.hash).into();
+                        line(v)
+                    }
+                    None => serde_json::to_string(c).expect("serializes"),
+                }
+            })
+            .collect(),
         failed: failed
             .iter()
             .map(|f| {

@@ -18,8 +18,9 @@ pub struct JobPaths {
     pub lock: PathBuf,
     /// What the last finished export recorded for the next one (`state.json`).
     pub export_state: PathBuf,
-    /// The customers earlier runs confirmed, for change detection (SPEC §7).
-    pub sync_state: PathBuf,
+    /// `<run.root>/<name>/sync/`: the customers earlier runs confirmed, one state per API
+    /// target, for change detection (SPEC §7).
+    pub sync_dir: PathBuf,
     /// The embedded simulator's customers (`base_url: sim`).
     pub sim_state: PathBuf,
 }
@@ -32,7 +33,7 @@ impl JobPaths {
             job_dir: job_dir.to_path_buf(),
             lock: job_root.join(".lock"),
             export_state: job_root.join("state.json"),
-            sync_state: job_root.join("sync.redb"),
+            sync_dir: job_root.join("sync"),
             sim_state: run_root.join(".sim").join("state.jsonl"),
             run_root,
             job_root,

@@ -31,7 +31,12 @@ pub struct Manifest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KindRecord {
-    BatchCreate { source: SourceFingerprint },
+    BatchCreate {
+        source: SourceFingerprint,
+        /// Change detection, when the job has `sync: changed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sync: Option<SyncRecord>,
+    },
     QueryExport(Box<ExportRecord>),
 }
 
@@ -42,6 +47,19 @@ impl KindRecord {
             KindRecord::QueryExport(_) => crate::job::model::JobKind::QueryExport,
         }
     }
+}
+
+/// How a run with `sync: changed` detects changes: fixed when it starts, so a resume
+/// compares and records exactly as the first attempt did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    /// `run --full`: every valid row is sent; the state is only refreshed.
+    pub full: bool,
+    /// The state this run compares with (as the run directory's snapshot holds it) and
+    /// records its confirmed customers in.
+    pub state: std::path::PathBuf,
+    /// The API target the state belongs to (base_url, tenant, app key).
+    pub target: String,
 }
 
 /// An export's query and output, rendered once when the run started: a resume continues

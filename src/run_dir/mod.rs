@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use manifest::{ExportRecord, KindRecord, Manifest, SourceFingerprint, SubWindow};
+pub use manifest::{ExportRecord, KindRecord, Manifest, SourceFingerprint, SubWindow, SyncRecord};
 
 /// The version of every JSON document cdpjob writes for others to read: `--json` output,
 /// manifest, checkpoint and summary (SPEC §12 R2). Raised when one changes incompatibly.

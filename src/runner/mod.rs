@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Resume even though the job or the source changed, or a newer run finished.
     pub force: bool,
+    /// `run --full`: with `sync: changed`, send every valid row and refresh the state.
+    pub full: bool,
 }
 
 /// Why a run stopped before its end, and whether `resume` can continue it.
@@ -163,7 +165,7 @@ pub trait RunKind {
 
     /// Before a new run's manifest is written: what the run is about. Nothing is written
     /// yet; an error here leaves no run directory behind.
-    fn prepare(job: &Job, begun: &Begun) -> Result<KindRecord>;
+    fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord>;
 
     /// Once the new run's manifest is written: anything the operator must hear first.
     fn announce(_job: &Job, _dir: &RunDir) {}
@@ -181,7 +183,7 @@ pub fn start<K: RunKind>(job: &Job, opts: &RunOptions) -> Result<Outcome> {
         // The lock first: a second run of the job hears that another one is in progress,
         // whatever else it would have waited for.
         let begun = begin::begin(job, opts)?;
-        let prepared = match K::prepare(job, &begun) {
+        let prepared = match K::prepare(job, &begun, opts) {
             Ok(kind) => connection::connect(job).await.map(|conn| (kind, conn)),
             Err(e) => Err(e),
         };

@@ -74,6 +74,22 @@ pub fn other_targets(sync_dir: &Path, target: &Target) -> usize {
     })
 }
 
+/// That the state at `path` opens and is of a format this cdpjob reads (no state is fine).
+pub fn check(path: &Path) -> Result<(), StateError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let db = Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .open_read_only(path)
+        .map_err(|e| open_error(path, e))?;
+    let txn = db.begin_read().map_err(|e| StateError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    check_format(&txn, path)
+}
+
 /// Read the state at `path` into a snapshot; an empty one when there is no state yet.
 pub fn snapshot(path: &Path) -> Result<Snapshot, StateError> {
     if !path.exists() {

@@ -1,0 +1,164 @@
+//! An import's side of change detection (SPEC §7, §12 R5–R8): before the run, that the
+//! state can be read (or, with `--full`, moving a broken one aside); when the run's work
+//! begins, the state as it was then, kept in the run directory; when the run finishes, its
+//! confirmed customers — the `created.jsonl` lines, durable already — into the state in one
+//! commit. A resume goes through the same three steps, so it compares with the same
+//! snapshot and its commit is the same commit (a run recorded once is not recorded again).
+
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::job::model::SyncMode;
+use crate::run_dir::{self, RunDir, SyncRecord};
+use crate::runner::{RunOptions, Stop};
+use crate::sync::{Classifier, Confirmed, Snapshot, StateError, Target, store};
+
+/// The run directory's copy of the state as the run found it.
+pub const SNAPSHOT: &str = "sync-snapshot.bin";
+
+/// For a new run of a job with `sync: changed`: the record of how it detects changes,
+/// once the state is known to be readable. Nothing is written, except that `--full` moves
+/// an unreadable state aside (R8).
+pub fn prepare(job: &Job, opts: &RunOptions) -> Result<Option<SyncRecord>> {
+    if job.spec.sync != SyncMode::Changed {
+        return Ok(None);
+    }
+    let target = Target::of(&job.spec.api);
+    let state = store::state_path(&job.paths.sync_dir, &target);
+    match store::check(&state) {
+        Ok(()) => {}
+        Err(e) if e.is_broken() && opts.full => {
+            let aside = store::move_aside(&state)
+                .map_err(|io| Error::io(format!("cannot move {} aside", state.display()), io))?;
+            if !opts.json {
+                eprintln!(
+                    "sync: {e}; moved it aside to {} and starting a fresh state (--full)",
+                    aside.display()
+                );
+            }
+        }
+        Err(e) => return Err(state_error(e)),
+    }
+    Ok(Some(SyncRecord {
+        full: opts.full,
+        state,
+        target: target.to_string(),
+    }))
+}
+
+/// What a run is told about its state before it starts.
+pub fn announce(job: &Job, record: &SyncRecord) {
+    let target = Target::of(&job.spec.api);
+    let others = store::other_targets(&job.paths.sync_dir, &target);
+    if record.full {
+        eprintln!("sync: --full: every valid row is sent and the state refreshed");
+    } else if !record.state.exists() {
+        eprintln!(
+            "sync: no state yet for {target}: every customer counts as new{}",
+            if others > 0 {
+                " (the state of another API target is kept beside it, unused)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// An unusable state as the error a user reads: the path, and the way out.
+pub fn state_error(e: StateError) -> Error {
+    match e {
+        StateError::Held { .. } => Error::Environment(format!("{e}: try again once it has finished")),
+        e => Error::Environment(format!(
+            "{e}. Nothing was sent. `cdpjob run --full` sends every row and starts a fresh state (this one is moved aside)"
+        )),
+    }
+}
+
+/// The classifier of a run's rows: from the run directory's snapshot, taken from the state
+/// the first time the run's work begins.
+pub fn classifier(job: &Job, dir: &RunDir, record: &SyncRecord) -> Result<Arc<Classifier>, Stop> {
+    let path = dir.file(SNAPSHOT);
+    let snapshot = match Snapshot::read(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = store::snapshot(&record.state)
+                .map_err(|e| Stop::not_resumable(state_error(e).to_string()))?;
+            s.write(&path)
+                .map_err(|e| Stop::io("cannot write the sync snapshot", &e))?;
+            s
+        }
+        Err(e) => return Err(Stop::io("cannot read the run's sync snapshot", &e)),
+    };
+    Ok(Arc::new(Classifier::new(
+        snapshot,
+        record.full,
+        job.spec.merge.wire_type(),
+        job.spec.strict_binding,
+    )))
+}
+
+/// Record the run's confirmed customers in the state (R5), from its created lines.
+pub fn commit(job: &Job, dir: &RunDir, record: &SyncRecord, run_id: &str) -> Result<u64, Stop> {
+    let stop = |e: StateError| {
+        Stop::resumable(format!(
+            "{e}; the run's customers are not in the sync state yet: `cdpjob resume {}` records them",
+            dir.path.display()
+        ))
+    };
+    let created = dir.file(run_dir::CREATED);
+    let lines = confirmed_lines(&created).map_err(|e| Stop::io("cannot read created.jsonl", &e))?;
+    let target = Target::of(&job.spec.api);
+    let mut bad: Option<std::io::Error> = None;
+    let confirmed = lines.map_while(|l| match l {
+        Ok(c) => Some(c),
+        Err(e) => {
+            bad = Some(e);
+            None
+        }
+    });
+    let n = store::commit(&record.state, &target, run_id, confirmed.flatten()).map_err(stop)?;
+    if let Some(e) = bad {
+        return Err(Stop::io("cannot read created.jsonl", &e));
+    }
+    Ok(n)
+}
+
+/// The confirmed customers of a created.jsonl, as the state records them (lines without a
+/// match key — customers that have none — are not recorded).
+fn confirmed_lines(
+    path: &Path,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<Option<Confirmed>>>> {
+    let file = std::fs::File::open(path);
+    let reader = match file {
+        Ok(f) => Some(std::io::BufReader::new(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    Ok(reader.into_iter().flat_map(|r| r.lines()).map(|line| {
+        let line = line?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let (Some(key), Some(hash), Some(id)) = (
+            v["sync_key"].as_str(),
+            v["sync_hash"].as_str(),
+            v["customer_id"].as_i64(),
+        ) else {
+            return Ok(None);
+        };
+        let hash: [u8; 32] = hex::decode(hash)
+            .ok()
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "a sync_hash that is not 32 bytes of hex")
+            })?;
+        Ok(Some(Confirmed {
+            key: key.to_string(),
+            hash,
+            customer_id: id,
+        }))
+    }))
+}
+
