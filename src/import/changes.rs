@@ -70,7 +70,9 @@ pub fn announce(job: &Job, record: &SyncRecord) {
 /// An unusable state as the error a user reads: the path, and the way out.
 pub fn state_error(e: StateError) -> Error {
     match e {
-        StateError::Held { .. } => Error::Environment(format!("{e}: try again once it has finished")),
+        StateError::Held { .. } => {
+            Error::Environment(format!("{e}: try again once it has finished"))
+        }
         e => Error::Environment(format!(
             "{e}. Nothing was sent. `cdpjob run --full` sends every row and starts a fresh state (this one is moved aside)"
         )),
@@ -152,7 +154,10 @@ fn confirmed_lines(
             .ok()
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "a sync_hash that is not 32 bytes of hex")
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a sync_hash that is not 32 bytes of hex",
+                )
             })?;
         Ok(Some(Confirmed {
             key: key.to_string(),
@@ -161,4 +166,3 @@ fn confirmed_lines(
         }))
     }))
 }
-

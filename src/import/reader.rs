@@ -19,7 +19,11 @@ use crate::{pipeline, source};
 
 /// What the mapping threads hand on for one row: its outcome, its record, and with change
 /// detection the verdict and the match key (field, digest) of a valid customer.
-type Sorted = (Outcome, Record, Option<(Verdict, Option<(crate::customer::Field, u128)>)>);
+type Sorted = (
+    Outcome,
+    Record,
+    Option<(Verdict, Option<(crate::customer::Field, u128)>)>,
+);
 
 pub struct Reader {
     pub units: mpsc::Receiver<BatchUnit>,
@@ -74,13 +78,17 @@ impl Reader {
                         None => batcher.push(row, outcome, record),
                         Some((verdict, key)) => {
                             match key.and_then(|k| Classifier::check_duplicate(&mut seen, k, row)) {
-                                Some(dup) => batcher.push(row, Outcome::Rejected(vec![dup]), record),
+                                Some(dup) => {
+                                    batcher.push(row, Outcome::Rejected(vec![dup]), record)
+                                }
                                 None => match verdict {
                                     Verdict::Unchanged => {
                                         batcher.push_unchanged(row);
                                         None
                                     }
-                                    Verdict::Send(tag) => batcher.push_tagged(row, outcome, record, tag),
+                                    Verdict::Send(tag) => {
+                                        batcher.push_tagged(row, outcome, record, tag)
+                                    }
                                 },
                             }
                         }
@@ -97,9 +105,7 @@ impl Reader {
             }
             // Only a source read to its end says which of the state's customers it lacks.
             let read_all = open && !stop_reading.load(Ordering::Relaxed);
-            Ok(classifier
-                .filter(|_| read_all)
-                .map(|c| c.missing(&seen)))
+            Ok(classifier.filter(|_| read_all).map(|c| c.missing(&seen)))
         });
         Ok(Reader {
             units,

@@ -76,8 +76,8 @@ impl fmt::Display for ImportStatus {
         writeln!(f, "{}", self.head.title())?;
         writeln!(
             f,
-            "rows {}: created {}, failed {}, rejected {}, skipped {}",
-            c.rows, c.created, c.failed, c.rejected, c.skipped
+            "rows {}: created {}, failed {}, rejected {}, skipped {}, unchanged {}",
+            c.rows, c.created, c.failed, c.rejected, c.skipped, c.unchanged
         )?;
         let in_doubt = if self.batches_in_doubt.is_empty() {
             "none".to_string()

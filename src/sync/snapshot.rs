@@ -72,7 +72,10 @@ impl Snapshot {
         let bad = |why: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} is not a sync snapshot cdpjob wrote: {why}", path.display()),
+                format!(
+                    "{} is not a sync snapshot cdpjob wrote: {why}",
+                    path.display()
+                ),
             )
         };
         let head = MAGIC.len() + 8;

@@ -10,8 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use redb::{
-    Builder, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    Builder, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
 use super::Target;
@@ -40,6 +39,10 @@ pub enum StateError {
     Newer { path: PathBuf, found: String },
     #[error("the sync state {path} is held by a running run")]
     Held { path: PathBuf },
+    #[error(
+        "the sync state {path} was left by a crash and needs a repair, which the next run makes"
+    )]
+    NeedsRepair { path: PathBuf },
     #[error("cannot write the sync state {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 }
@@ -47,7 +50,10 @@ pub enum StateError {
 impl StateError {
     /// Whether it is the state itself that is bad (as opposed to busy or unwritable).
     pub fn is_broken(&self) -> bool {
-        matches!(self, StateError::Unreadable { .. } | StateError::Newer { .. })
+        matches!(
+            self,
+            StateError::Unreadable { .. } | StateError::Newer { .. }
+        )
     }
 }
 
@@ -75,14 +81,13 @@ pub fn other_targets(sync_dir: &Path, target: &Target) -> usize {
 }
 
 /// That the state at `path` opens and is of a format this cdpjob reads (no state is fine).
+/// For a run, which holds the job's lock: a state a crash left needing redb's repair (its
+/// last commit is intact, its free-page bookkeeping is rebuilt) is repaired here.
 pub fn check(path: &Path) -> Result<(), StateError> {
     if !path.exists() {
         return Ok(());
     }
-    let db = Builder::new()
-        .set_cache_size(CACHE_BYTES)
-        .open_read_only(path)
-        .map_err(|e| open_error(path, e))?;
+    let db = open_for_write(path)?;
     let txn = db.begin_read().map_err(|e| StateError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -91,6 +96,7 @@ pub fn check(path: &Path) -> Result<(), StateError> {
 }
 
 /// Read the state at `path` into a snapshot; an empty one when there is no state yet.
+/// Read-only: a state that needs a repair first (see [`check`]) is `NeedsRepair`.
 pub fn snapshot(path: &Path) -> Result<Snapshot, StateError> {
     if !path.exists() {
         return Ok(Snapshot::default());
@@ -102,7 +108,7 @@ pub fn snapshot(path: &Path) -> Result<Snapshot, StateError> {
     read_snapshot(&db, path)
 }
 
-fn read_snapshot(db: &ReadOnlyDatabase, path: &Path) -> Result<Snapshot, StateError> {
+fn read_snapshot(db: &impl ReadableDatabase, path: &Path) -> Result<Snapshot, StateError> {
     let unreadable = |e: redb::Error| StateError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -151,6 +157,9 @@ fn check_format(txn: &redb::ReadTransaction, path: &Path) -> Result<(), StateErr
 fn open_error(path: &Path, e: redb::DatabaseError) -> StateError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StateError::Held {
+            path: path.to_path_buf(),
+        },
+        redb::DatabaseError::RepairAborted => StateError::NeedsRepair {
             path: path.to_path_buf(),
         },
         e => StateError::Unreadable {
@@ -212,7 +221,9 @@ pub fn commit(
             .map_err(|e| write(e.to_string()))?;
         meta.insert("target", target.to_string().as_str())
             .map_err(|e| write(e.to_string()))?;
-        let mut customers = txn.open_table(CUSTOMERS).map_err(|e| write(e.to_string()))?;
+        let mut customers = txn
+            .open_table(CUSTOMERS)
+            .map_err(|e| write(e.to_string()))?;
         for c in confirmed {
             customers
                 .insert(c.key.as_str(), (c.hash, c.customer_id, index))
@@ -248,7 +259,9 @@ fn open_for_write(path: &Path) -> Result<Database, StateError> {
 
 /// Move a state that cannot be read aside (R8), so a `--full` run starts a fresh one.
 pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let aside = path.with_extension(format!("sync.broken-{stamp}"));
     std::fs::rename(path, &aside)?;
     Ok(aside)

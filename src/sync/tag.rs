@@ -75,7 +75,10 @@ mod tests {
             (Field::SmsPhone, "8613800000001"),
         ]);
         let t = tag_of(&both, 1, false).unwrap();
-        assert_eq!((t.field, t.key.as_str()), (Field::SmsPhone, "sms_phone:8613800000001"));
+        assert_eq!(
+            (t.field, t.key.as_str()),
+            (Field::SmsPhone, "sms_phone:8613800000001")
+        );
         let email = customer(&[(Field::FullName, "A"), (Field::Email, "a@x.io")]);
         assert_eq!(tag_of(&email, 1, false).unwrap().key, "email:a@x.io");
     }

@@ -14,4 +14,5 @@ mod sim_order;
 mod snapshots;
 mod sources;
 mod stops;
+mod sync;
 mod validate;
