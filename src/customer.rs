@@ -127,6 +127,10 @@ impl Field {
         Field::Weight,
     ];
 
+    /// The fields the server matches an incoming record to an existing customer by, in
+    /// the order it tries them (SPEC §6): a customer's match key is the first present.
+    pub const MATCH_KEYS: [Field; 3] = [Field::WhatsAppPhone, Field::SmsPhone, Field::Email];
+
     /// The channels of which at least one must be present.
     pub const CONTACT_CHANNELS: [Field; 8] = [
         Field::SmsPhone,

@@ -97,7 +97,30 @@ fn check_batch_create(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
+    check_sync_key(p, mapping, out);
     check_source(p, mapper.as_ref(), out);
+}
+
+/// `sync: changed` recognizes a customer by its match key: a mapping without any of the
+/// key fields would send every customer on every run, which is not what was asked for.
+fn check_sync_key(
+    p: &Parsed<'_>,
+    mapping: Option<&serde_json::Map<String, Value>>,
+    out: &mut Vec<Diagnostic>,
+) {
+    if p.doc.get("sync").and_then(Value::as_str) != Some("changed") {
+        return;
+    }
+    let keys: Vec<&str> = Field::MATCH_KEYS.iter().map(|f| f.name()).collect();
+    if mapping.is_some_and(|m| !m.keys().any(|k| keys.contains(&k.as_str()))) {
+        out.push(Diagnostic::new(
+            p.index.value_of("/sync"),
+            format!(
+                "`sync: changed` recognizes customers by their match key, but `mapping` renders none of {}: every customer would be sent on every run",
+                keys.join(", ")
+            ),
+        ));
+    }
 }
 
 fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnostic>) {

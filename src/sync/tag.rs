@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::customer::{Customer, Field};
 
 /// The fields the server matches an incoming record by, in the order it tries them.
-pub const KEY_FIELDS: [Field; 3] = [Field::WhatsAppPhone, Field::SmsPhone, Field::Email];
+pub const KEY_FIELDS: [Field; 3] = Field::MATCH_KEYS;
 
 /// A customer's match key and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -383,3 +383,27 @@ fn a_failed_state_commit_stops_resumably_and_the_resume_records_it_once() {
     let (next, sent) = s.run(&[], 0);
     assert_eq!((counts(&next), sent), ((200, 0, 200), 0));
 }
+
+#[test]
+fn validate_refuses_change_detection_without_a_match_key() {
+    let ws = Workspace::new();
+    ws.write(
+        "customers.csv",
+        "name,phone,status\nAda,8613700000001,active\n",
+    );
+    let text = job("sim", "").replace(
+        "whats_app_phone: \"{{ row.phone }}\"",
+        "viber_phone: \"{{ row.phone }}\"",
+    );
+    ws.write("job.yaml", &text);
+    let out = run(ws.cmd(&["validate", "job.yaml"]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let line = text.lines().position(|l| l.starts_with("sync:")).unwrap() + 1;
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains(&format!("job.yaml:{line}:7")), "{all}");
+    assert!(all.contains("match key"), "{all}");
+    // With a key field it is valid.
+    ws.write("job.yaml", job("sim", ""));
+    let out = run(ws.cmd(&["validate", "job.yaml"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
