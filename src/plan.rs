@@ -66,8 +66,22 @@ pub struct BatchPlan {
     pub strict_binding: bool,
 }
 
-/// Read and map every row of a batch_create job.
-pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
+/// What the counting pass found: where every row of the source would end up.
+#[derive(Debug)]
+pub struct Tally {
+    pub counts: Counts,
+    /// Rejections grouped by field and rule, the largest group first.
+    pub rejected_by_reason: Vec<ReasonGroup>,
+    /// The first valid customers, as many as asked for.
+    pub preview: Vec<PreviewCustomer>,
+}
+
+/// The counting pass over a batch_create job's whole source: every row read, mapped and
+/// checked exactly as a run would, counted by outcome, rejections grouped by field and
+/// rule. `plan` shows it, and the `max_rejected` guard (SPEC §7) refuses a run on it before
+/// anything is sent, so whatever this pass counts, both see. Keeps the first `preview`
+/// valid customers.
+pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
     let spec = &job.spec;
     let src_spec = spec
         .source
@@ -79,6 +93,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
     let source = source::open(src_spec, &job.resolve(&src_spec.path))
         .map_err(|e| Error::Usage(e.to_string()))?;
 
+    let limit = preview;
     let mut counts = Counts::default();
     let mut preview = Vec::new();
     // Keyed by the rule's wire name, not the enum, so groups that tie on count and rows
@@ -131,6 +146,46 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
             .cmp(&a.count)
             .then(a.example_rows.cmp(&b.example_rows))
     });
+    Ok(Tally {
+        counts,
+        rejected_by_reason,
+        preview,
+    })
+}
+
+/// The lines of the rejections by reason, as `plan` prints them (and a guard's refusal).
+pub fn render_reasons(groups: &[ReasonGroup]) -> String {
+    let mut o = String::new();
+    for g in groups {
+        let rows: Vec<String> = g.example_rows.iter().map(u64::to_string).collect();
+        let more = if g.count as usize > g.example_rows.len() {
+            ", …"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  {:>7}  {} / {}  (row{} {}{more})  e.g. {}",
+            g.count,
+            g.field,
+            g.rule,
+            if g.example_rows.len() == 1 { "" } else { "s" },
+            rows.join(", "),
+            g.example
+        );
+    }
+    o
+}
+
+/// Read and map every row of a batch_create job.
+pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
+    let spec = &job.spec;
+    let Tally {
+        counts,
+        rejected_by_reason,
+        preview,
+    } = count_rows(job, limit)?;
+    let src_spec = spec.source.as_ref().expect("count_rows checked it");
     let batches = counts.valid.div_ceil(spec.batch_size as u64);
     Ok(BatchPlan {
         job: spec.name.clone(),
@@ -188,24 +243,7 @@ impl BatchPlan {
         let _ = writeln!(o, "\nrows      {:>9}", c.rows);
         let _ = writeln!(o, "valid     {:>9}", c.valid);
         let _ = writeln!(o, "rejected  {:>9}", c.rejected);
-        for g in &self.rejected_by_reason {
-            let rows: Vec<String> = g.example_rows.iter().map(u64::to_string).collect();
-            let more = if g.count as usize > g.example_rows.len() {
-                ", …"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                o,
-                "  {:>7}  {} / {}  (row{} {}{more})  e.g. {}",
-                g.count,
-                g.field,
-                g.rule,
-                if g.example_rows.len() == 1 { "" } else { "s" },
-                rows.join(", "),
-                g.example
-            );
-        }
+        o.push_str(&render_reasons(&self.rejected_by_reason));
         let _ = writeln!(o, "skipped   {:>9}  (filter)", c.skipped);
         let _ = writeln!(
             o,
