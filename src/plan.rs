@@ -11,11 +11,12 @@ use crate::customer::{Customer, Rule};
 use crate::error::{Error, Result};
 use crate::export::{format, xlsx};
 use crate::job::Job;
-use crate::job::model::{JobKind, OutputFormat};
+use crate::job::model::{JobKind, OutputFormat, SyncMode};
 use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::query::{self, ExportContext};
 use crate::source;
+use crate::sync::{Classifier, Seen, Snapshot, Target, Verdict, store};
 
 /// The first line of every human plan.
 fn heading(name: &str, kind: &str, job: &Job) -> String {
@@ -28,9 +29,63 @@ const EXAMPLE_ROWS: usize = 5;
 #[derive(Debug, Default, Serialize)]
 pub struct Counts {
     pub rows: u64,
+    /// Valid customers a run would send (with `sync: changed`, the new and changed ones).
     pub valid: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Valid customers the sync state holds as they are: a run would not send them.
+    pub unchanged: u64,
+}
+
+/// What change detection contributes to a plan (`sync: changed`), read from the state
+/// with no network.
+#[derive(Debug, Serialize)]
+pub struct SyncPlan {
+    /// The state file of the job's API target.
+    pub state: String,
+    pub target: String,
+    /// Customers the state holds (0 when there is none yet or it could not be read).
+    pub customers_in_state: u64,
+    pub missing_since_last_sync: u64,
+    /// Why the state was not used, when it was not (held by a running run, unreadable).
+    pub note: Option<String>,
+}
+
+impl SyncPlan {
+    /// The state of `job`'s target as a classifier, and what the plan says about it. A
+    /// state that cannot be read now is counted without (R8), saying why.
+    fn load(job: &Job) -> Option<(Classifier, SyncPlan)> {
+        if job.spec.sync != SyncMode::Changed {
+            return None;
+        }
+        let target = Target::of(&job.spec.api);
+        let path = store::state_path(&job.paths.sync_dir, &target);
+        let (snapshot, note) = match store::snapshot(&path) {
+            Ok(s) => (s, None),
+            Err(e) => {
+                let then = if e.is_broken() {
+                    "a run would refuse it (exit 2); `run --full` moves it aside and sends every row"
+                } else {
+                    "counted as if every customer were new"
+                };
+                (Snapshot::default(), Some(format!("{e}: {then}")))
+            }
+        };
+        let plan = SyncPlan {
+            state: path.display().to_string(),
+            target: target.to_string(),
+            customers_in_state: snapshot.len() as u64,
+            missing_since_last_sync: 0,
+            note,
+        };
+        let classifier = Classifier::new(
+            snapshot,
+            false,
+            job.spec.merge.wire_type(),
+            job.spec.strict_binding,
+        );
+        Some((classifier, plan))
+    }
 }
 
 /// Rejections that share a field and a rule.
@@ -64,6 +119,9 @@ pub struct BatchPlan {
     pub requests: u64,
     pub merge: &'static str,
     pub strict_binding: bool,
+    /// With `sync: changed`: the state the plan compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncPlan>,
 }
 
 /// What the counting pass found: where every row of the source would end up.
@@ -74,6 +132,8 @@ pub struct Tally {
     pub rejected_by_reason: Vec<ReasonGroup>,
     /// The first valid customers, as many as asked for.
     pub preview: Vec<PreviewCustomer>,
+    /// With `sync: changed`: the state the rows were compared with.
+    pub sync: Option<SyncPlan>,
 }
 
 /// The counting pass over a batch_create job's whole source: every row read, mapped and
@@ -99,13 +159,32 @@ pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
     // Keyed by the rule's wire name, not the enum, so groups that tie on count and rows
     // keep the alphabetical order they always had.
     let mut groups: BTreeMap<(String, &'static str), ReasonGroup> = BTreeMap::new();
-    pipeline::map_in_order(
+    let (classifier, mut sync) = SyncPlan::load(job).unzip();
+    let mut seen = Seen::default();
+    // As a run does: the verdict on the mapping threads, then duplicates in row order.
+    let classify = |_record, outcome: Outcome| {
+        let verdict = match (&classifier, &outcome) {
+            (Some(c), Outcome::Valid(customer)) => Some(c.verdict(customer)),
+            _ => None,
+        };
+        (outcome, verdict)
+    };
+    pipeline::map_then_in_order(
         source,
         &mapper,
         pipeline::default_workers(),
         &std::sync::atomic::AtomicBool::new(false),
-        |row, outcome| {
+        &classify,
+        |row, (outcome, verdict)| {
             counts.rows += 1;
+            let outcome = match verdict.map(|v| Classifier::settle(&mut seen, v, row)) {
+                Some(Err(duplicate)) => Outcome::Rejected(vec![duplicate]),
+                Some(Ok(Verdict::Unchanged)) => {
+                    counts.unchanged += 1;
+                    return true;
+                }
+                Some(Ok(Verdict::Send(_))) | None => outcome,
+            };
             match outcome {
                 Outcome::Valid(customer) => {
                     counts.valid += 1;
@@ -146,10 +225,14 @@ pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
             .cmp(&a.count)
             .then(a.example_rows.cmp(&b.example_rows))
     });
+    if let (Some(s), Some(c)) = (&mut sync, &classifier) {
+        s.missing_since_last_sync = c.missing(&seen);
+    }
     Ok(Tally {
         counts,
         rejected_by_reason,
         preview,
+        sync,
     })
 }
 
@@ -184,6 +267,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
         counts,
         rejected_by_reason,
         preview,
+        sync,
     } = count_rows(job, limit)?;
     let src_spec = spec.source.as_ref().expect("count_rows checked it");
     let batches = counts.valid.div_ceil(spec.batch_size as u64);
@@ -203,6 +287,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
         requests: batches,
         merge: spec.merge.as_str(),
         strict_binding: spec.strict_binding,
+        sync,
     })
 }
 
@@ -241,7 +326,36 @@ impl BatchPlan {
         }
         let c = &self.counts;
         let _ = writeln!(o, "\nrows      {:>9}", c.rows);
-        let _ = writeln!(o, "valid     {:>9}", c.valid);
+        match &self.sync {
+            None => {
+                let _ = writeln!(o, "valid     {:>9}", c.valid);
+                let _ = writeln!(
+                    o,
+                    "unchanged {:>9}  (sync: all, every valid row is sent)",
+                    c.unchanged
+                );
+            }
+            Some(s) => {
+                let _ = writeln!(
+                    o,
+                    "to send   {:>9}  (new or changed since the last sync)",
+                    c.valid
+                );
+                let _ = writeln!(
+                    o,
+                    "unchanged {:>9}  (the sync state holds them as they are: not sent)",
+                    c.unchanged
+                );
+                let _ = writeln!(
+                    o,
+                    "  sync state: {} customer(s) for {}, {} of them missing from this source",
+                    s.customers_in_state, s.target, s.missing_since_last_sync
+                );
+                if let Some(note) = &s.note {
+                    let _ = writeln!(o, "  note: {note}");
+                }
+            }
+        }
         let _ = writeln!(o, "rejected  {:>9}", c.rejected);
         o.push_str(&render_reasons(&self.rejected_by_reason));
         let _ = writeln!(o, "skipped   {:>9}  (filter)", c.skipped);

@@ -76,22 +76,16 @@ impl Reader {
                 |row, (outcome, record, verdict)| {
                     let unit = match verdict {
                         None => batcher.push(row, outcome, record),
-                        Some((verdict, key)) => {
-                            match key.and_then(|k| Classifier::check_duplicate(&mut seen, k, row)) {
-                                Some(dup) => {
-                                    batcher.push(row, Outcome::Rejected(vec![dup]), record)
-                                }
-                                None => match verdict {
-                                    Verdict::Unchanged => {
-                                        batcher.push_unchanged(row);
-                                        None
-                                    }
-                                    Verdict::Send(tag) => {
-                                        batcher.push_tagged(row, outcome, record, tag)
-                                    }
-                                },
+                        Some(verdict) => match Classifier::settle(&mut seen, verdict, row) {
+                            Err(dup) => batcher.push(row, Outcome::Rejected(vec![dup]), record),
+                            Ok(Verdict::Unchanged) => {
+                                batcher.push_unchanged(row);
+                                None
                             }
-                        }
+                            Ok(Verdict::Send(tag)) => {
+                                batcher.push_tagged(row, outcome, record, tag)
+                            }
+                        },
                     };
                     if let Some(unit) = unit {
                         open = tx.blocking_send(unit).is_ok();

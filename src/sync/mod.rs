@@ -97,8 +97,20 @@ impl Classifier {
         }
     }
 
-    /// R7, in row order: a key seen at an earlier row rejects this one.
-    pub fn check_duplicate(
+    /// In row order, the verdict made final: a match key an earlier row of the source had
+    /// rejects this row instead (R7).
+    pub fn settle(
+        seen: &mut Seen,
+        (verdict, key): (Verdict, Option<(Field, u128)>),
+        row: u64,
+    ) -> Result<Verdict, FieldError> {
+        match key.and_then(|k| Self::check_duplicate(seen, k, row)) {
+            Some(duplicate) => Err(duplicate),
+            None => Ok(verdict),
+        }
+    }
+
+    fn check_duplicate(
         seen: &mut Seen,
         (field, key_digest): (Field, u128),
         row: u64,

@@ -19,7 +19,7 @@ fn quickstart_plan_has_the_documented_partition() {
     let p = plan_json(c);
     assert_eq!(
         p["counts"],
-        json!({"rows": 50, "valid": 39, "rejected": 8, "skipped": 3})
+        json!({"rows": 50, "valid": 39, "rejected": 8, "skipped": 3, "unchanged": 0})
     );
     assert_eq!(p["batches"], 2);
     assert_eq!(p["requests"], 2);
@@ -104,7 +104,7 @@ fn human_plan_shows_customers_counts_and_requests() {
     );
     assert!(
         out.stdout
-            .contains("rows             50\nvalid            39\nrejected          8\n"),
+            .contains("rows             50\nvalid            39\nunchanged         0  (sync: all, every valid row is sent)\nrejected          8\n"),
         "{}",
         out.stdout
     );
@@ -187,7 +187,7 @@ fn filter_and_render_errors_are_counted_per_row() {
     let p = plan_json(ws.cmd(&["plan", "--json", "job.yaml"]));
     assert_eq!(
         p["counts"],
-        json!({"rows": 4, "valid": 1, "rejected": 2, "skipped": 1})
+        json!({"rows": 4, "valid": 1, "rejected": 2, "skipped": 1, "unchanged": 0})
     );
     assert_eq!(
         p["preview"][0]["customer"],

@@ -45,7 +45,7 @@ fn a_broken_csv_record_mid_file_keeps_the_rows_on_both_sides() {
     let p = plan(&ws, None);
     assert_eq!(
         p["counts"],
-        json!({"rows": 10, "valid": 8, "rejected": 2, "skipped": 0})
+        json!({"rows": 10, "valid": 8, "rejected": 2, "skipped": 0, "unchanged": 0})
     );
     assert_eq!(valid_rows(&p), vec![1, 2, 3, 5, 7, 8, 9, 10]);
     assert_eq!(p["preview"][3]["customer"]["full_name"], "P5");
@@ -64,7 +64,7 @@ fn invalid_utf8_and_bom_and_semicolons() {
     let p = plan(&ws, None);
     assert_eq!(
         p["counts"],
-        json!({"rows": 3, "valid": 2, "rejected": 1, "skipped": 0})
+        json!({"rows": 3, "valid": 2, "rejected": 1, "skipped": 0, "unchanged": 0})
     );
     assert_eq!(p["rejected_by_reason"][0]["example_rows"], json!([1]));
     assert!(
@@ -100,7 +100,7 @@ fn jsonl_with_a_bad_line() {
     let p = plan(&ws, None);
     assert_eq!(
         p["counts"],
-        json!({"rows": 4, "valid": 2, "rejected": 2, "skipped": 0})
+        json!({"rows": 4, "valid": 2, "rejected": 2, "skipped": 0, "unchanged": 0})
     );
     assert_eq!(valid_rows(&p), vec![1, 3]);
 }
@@ -116,7 +116,7 @@ fn jsonl_missing_keys_reject_the_row_unless_defaulted() {
     let p = plan(&ws, None);
     assert_eq!(
         p["counts"],
-        json!({"rows": 2, "valid": 1, "rejected": 1, "skipped": 0})
+        json!({"rows": 2, "valid": 1, "rejected": 1, "skipped": 0, "unchanged": 0})
     );
     assert_eq!(p["rejected_by_reason"][0]["field"], "weight");
     assert_eq!(p["rejected_by_reason"][0]["rule"], "template");
@@ -130,7 +130,7 @@ fn json_array_of_objects() {
     let p = plan(&ws, None);
     assert_eq!(
         p["counts"],
-        json!({"rows": 3, "valid": 2, "rejected": 1, "skipped": 0})
+        json!({"rows": 3, "valid": 2, "rejected": 1, "skipped": 0, "unchanged": 0})
     );
     assert_eq!(valid_rows(&p), vec![1, 3]);
 }

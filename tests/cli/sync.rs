@@ -407,3 +407,53 @@ fn validate_refuses_change_detection_without_a_match_key() {
     let out = run(ws.cmd(&["validate", "job.yaml"]));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn plan_counts_what_would_be_sent_from_the_state_with_no_network_and_never_fails_on_a_held_one() {
+    let s = Sync::new(&[], "");
+    let src = s.ws.path("customers.csv");
+    write_customers(&src, 300, |_| None);
+    let plan = |s: &Sync| -> Value {
+        let out = run(s.cmd(&["plan", "job.yaml", "--json"]));
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let before = plan(&s);
+    assert_eq!(
+        (
+            before["counts"]["valid"].as_u64(),
+            before["counts"]["unchanged"].as_u64()
+        ),
+        (Some(300), Some(0))
+    );
+    s.run(&[], 0);
+    write_customers(&src, 305, |i| (i % 100 == 0).then(|| format!("Edited {i}")));
+    let requests = s.sim.requests();
+    let after = plan(&s);
+    assert_eq!(s.sim.requests(), requests, "plan touches no network");
+    let c = &after["counts"];
+    assert_eq!(
+        (c["valid"].as_u64(), c["unchanged"].as_u64()),
+        (Some(8), Some(297)),
+        "{after}"
+    );
+    assert_eq!(after["sync"]["customers_in_state"], 300);
+    assert_eq!(after["batches"], 1);
+    let text = run(s.cmd(&["plan", "job.yaml"])).stdout;
+    assert!(
+        text.contains("to send") && text.contains("unchanged"),
+        "{text}"
+    );
+
+    // A state held by another process (a run committing): plan says so and goes on.
+    let [state] = s.state_files().try_into().unwrap();
+    let held = redb::Database::open(&state).unwrap();
+    let out = run(s.cmd(&["plan", "job.yaml"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("held by a running run"),
+        "{}",
+        out.stdout
+    );
+    drop(held);
+}
