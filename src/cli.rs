@@ -81,6 +81,10 @@ pub enum Command {
         /// Resume even though the job file or the source changed since the run started.
         #[arg(long)]
         force: bool,
+        /// Go on past the job's max_failed guard, for this resume only (a run it stopped
+        /// exits 4; a plain resume checks the guard again).
+        #[arg(long)]
+        no_guard: bool,
         #[arg(long)]
         json: bool,
     },

@@ -68,6 +68,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
         Command::Resume {
             run_dir,
             force,
+            no_guard,
             json,
         } => {
             let opts = RunOptions {
@@ -76,7 +77,11 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 force,
                 full: false,
             };
-            let run = runner::begin::reopen(&run_dir)?;
+            let mut run = runner::begin::reopen(&run_dir)?;
+            if no_guard {
+                // The only guard a resume checks; `max_rejected` was the start's.
+                run.job.spec.guard.max_failed = None;
+            }
             match run.manifest.kind.job_kind() {
                 JobKind::BatchCreate => runner::resume::<Import>(run, &opts),
                 JobKind::QueryExport => runner::resume::<Export>(run, &opts),

@@ -1,6 +1,7 @@
 //! One error type for the whole tool: what went wrong, how it is shown, and which exit code
 //! it means (SPEC §3 and §12 R1: 2 for a bad job, arguments or environment, or a stop no
-//! retry can mend; 3 when trying again — `cdpjob resume`, or the same command — can succeed).
+//! retry can mend; 3 when trying again — `cdpjob resume`, or the same command — can succeed;
+//! 4 when a guard refused the run: a person must look before anything tries again).
 //!
 //! A run that stops is not an error: it ends with a summary and an [`crate::runner::Outcome`].
 //! This type is for what keeps a command from producing its normal output at all.
@@ -34,6 +35,17 @@ pub enum Error {
     /// The command stopped before its end: how it may be tried again, if at all.
     #[error("{reason}")]
     Stopped { reason: String, again: Again },
+    /// A guard (SPEC §7) refused the run before its first request: nothing was sent and no
+    /// run directory was made. Trying again gives the same answer: someone must fix the
+    /// mapping or the source first, so it is exit 4, never 3.
+    #[error("{reason}")]
+    Guard {
+        reason: String,
+        /// What the reader needs to fix it (the counts by reason), and what to do.
+        report: String,
+        /// The same for `--json`, as the document's `guard`.
+        detail: serde_json::Value,
+    },
 }
 
 /// What can be done about a stop.
@@ -82,6 +94,7 @@ impl Error {
                 Again::Resume(_) | Again::RunAgain => 3,
                 Again::Never(_) => 2,
             },
+            Error::Guard { .. } => 4,
         }
     }
 
@@ -118,13 +131,14 @@ impl Error {
                 "error: {reason}\nresume with: cdpjob resume {}\n",
                 dir.display()
             ),
+            Error::Guard { reason, report, .. } => format!("error: {reason}\n{report}"),
             _ => format!("error: {self}\n"),
         }
     }
 
     /// The document `--json` prints instead of its usual one (SPEC §12 R1, R2).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "format_version": crate::run_dir::FORMAT_VERSION,
             "error": match self {
                 Error::Job(files) => files
@@ -136,7 +150,11 @@ impl Error {
             "exit_code": self.exit_code(),
             "run_dir": self.run_dir().map(|d| d.display().to_string()),
             "resumable": self.resumable(),
-        })
+        });
+        if let Error::Guard { detail, .. } = self {
+            doc["guard"] = detail.clone();
+        }
+        doc
     }
 }
 
@@ -169,12 +187,22 @@ mod tests {
             (Error::stopped("s", Again::RunAgain), 3, false),
             (Error::stopped("s", Again::Never(dir)), 2, false),
             (Error::Api(ApiError::Config("bad url".into())), 2, false),
+            (
+                Error::Guard {
+                    reason: "g".into(),
+                    report: String::new(),
+                    detail: serde_json::json!({"name": "max_rejected"}),
+                },
+                4,
+                false,
+            ),
         ];
         for (e, code, resumable) in cases {
             assert_eq!(e.exit_code(), code, "{e:?}");
             assert_eq!(e.resumable(), resumable, "{e:?}");
             assert_eq!(e.to_json()["exit_code"], code);
             assert_eq!(e.to_json()["format_version"], 1);
+            assert!(e.to_json()["run_dir"].is_null() || e.run_dir().is_some());
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod error;
 pub mod export;
 pub mod failpoint;
+pub mod guard;
 pub mod import;
 pub mod job;
 pub mod mapping;

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use crate::customer::{Customer, Rule};
 use crate::error::{Error, Result};
 use crate::export::{format, xlsx};
+use crate::guard::{self, RejectedVerdict};
 use crate::job::Job;
-use crate::job::model::{JobKind, OutputFormat, SyncMode};
+use crate::job::model::{GuardSpec, JobKind, Limit, OutputFormat, SyncMode};
 use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::query::{self, ExportContext};
@@ -122,6 +123,92 @@ pub struct BatchPlan {
     /// With `sync: changed`: the state the plan compared with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncPlan>,
+    /// The job's guards and what they would do (absent when the job has no `guard:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardPlan>,
+}
+
+/// What a run's guards would do with this source (SPEC §12 R10: `plan` shows the verdict,
+/// and exits 0 either way).
+#[derive(Debug, Serialize)]
+pub struct GuardPlan {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rejected: Option<RejectedPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failed: Option<FailedPlan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RejectedPlan {
+    #[serde(flatten)]
+    pub verdict: RejectedVerdict,
+    /// `would_pass` or `would_refuse`.
+    #[serde(rename = "verdict")]
+    pub says: &'static str,
+}
+
+/// `max_failed` cannot be judged without the API's answers: when it is checked.
+#[derive(Debug, Serialize)]
+pub struct FailedPlan {
+    pub limit: Limit,
+    /// A percentage is checked once this many rows are answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_answered: Option<u64>,
+}
+
+impl GuardPlan {
+    fn of(guard: &GuardSpec, counts: &Counts) -> Option<GuardPlan> {
+        if guard.max_rejected.is_none() && guard.max_failed.is_none() {
+            return None;
+        }
+        Some(GuardPlan {
+            max_rejected: guard.max_rejected.map(|limit| {
+                let verdict =
+                    RejectedVerdict::of(limit, counts.rejected, counts.rows, counts.skipped);
+                RejectedPlan {
+                    says: if verdict.passes {
+                        "would_pass"
+                    } else {
+                        "would_refuse"
+                    },
+                    verdict,
+                }
+            }),
+            max_failed: guard.max_failed.map(|limit| FailedPlan {
+                limit,
+                min_answered: matches!(limit, Limit::Percent(_)).then_some(guard::MIN_ANSWERED),
+            }),
+        })
+    }
+
+    fn render(&self) -> String {
+        let mut o = String::new();
+        if let Some(r) = &self.max_rejected {
+            let _ = writeln!(
+                o,
+                "guard max_rejected {}: {}: {}",
+                r.verdict.limit,
+                if r.verdict.passes {
+                    "would pass"
+                } else {
+                    "would refuse the run (exit 4, nothing sent)"
+                },
+                r.verdict.describe()
+            );
+        }
+        if let Some(f) = &self.max_failed {
+            let when = match f.min_answered {
+                Some(n) => format!(", once {n} rows are answered"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "guard max_failed {}: checked as the API answers{when} (a run past it stops, exit 4)",
+                f.limit
+            );
+        }
+        o
+    }
 }
 
 /// What the counting pass found: where every row of the source would end up.
@@ -280,6 +367,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
             src_spec.kind.as_str()
         ),
         preview,
+        guard: GuardPlan::of(&spec.guard, &counts),
         counts,
         rejected_by_reason,
         batch_size: spec.batch_size,
@@ -369,6 +457,9 @@ impl BatchPlan {
             job.spec.merge.wire_type(),
             self.strict_binding
         );
+        if let Some(g) = &self.guard {
+            o.push_str(&g.render());
+        }
         let _ = writeln!(o, "no request was sent (plan never touches the network)");
         o
     }

@@ -7,6 +7,7 @@
 mod batches;
 pub mod changes;
 mod checkpoint;
+mod guard;
 mod ledger;
 mod reader;
 mod sender;
@@ -99,6 +100,10 @@ impl RunKind for Import {
     type Detail = ImportDetail;
     const DURABLE_JOURNAL: bool = true;
 
+    fn preflight(job: &Job, opts: &RunOptions) -> Result<()> {
+        guard::pre_pass(job, opts.json)
+    }
+
     fn prepare(job: &Job, _begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
         let src = source_of(job).map_err(Error::Usage)?;
         let source = if src.path == "-" {
@@ -180,7 +185,8 @@ impl RunKind for Import {
             && s.resumable
         {
             // Standard input cannot be read again: no resume continues this run.
-            *s = Stop::not_resumable(format!("{}; {STDIN_ONCE}", s.reason));
+            s.reason = format!("{}; {STDIN_ONCE}", s.reason);
+            s.resumable = false;
         }
         Driven {
             detail: ImportDetail {
@@ -258,7 +264,10 @@ async fn schedule(
     // their intent and wait for a slot, or journal an outcome — a slot never idles while a
     // batch gets ready.
     let mut in_flight: JoinSet<Result<Materialized, Stop>> = JoinSet::new();
-    let mut stop: Option<Stop> = None;
+    // `max_failed` counts from what is done already: a plain resume of a run it stopped
+    // stops again before sending anything.
+    let mut failed_watch = guard::FailedWatch::new(job.spec.guard.max_failed, &committed.counts);
+    let mut stop: Option<Stop> = failed_watch.check();
     let mut source_done = false;
     let mut shutdown = ctx.shutdown.clone();
     let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -315,6 +324,7 @@ async fn schedule(
                 while let Some(joined) = in_flight.join_next().await {
                     // One that finished just now still gets committed.
                     if let Ok(Ok(m)) = joined {
+                        failed_watch.add(&m.counts);
                         answered.push(m);
                     }
                 }
@@ -347,7 +357,14 @@ async fn schedule(
             }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 match joined {
-                    Ok(Ok(m)) if ledger.is_some() || committing.is_some() => answered.push(m),
+                    Ok(Ok(m)) if ledger.is_some() || committing.is_some() => {
+                        if let Some(s) = failed_watch.add(&m.counts) {
+                            // No new request from here on; those in flight finish.
+                            sender.stopping.store(true, Ordering::SeqCst);
+                            stop.get_or_insert(s);
+                        }
+                        answered.push(m);
+                    }
                     Ok(Ok(_)) => {} // the ledger failed: the journal has the outcome
                     Ok(Err(s)) => {
                         sender.stopping.store(true, Ordering::SeqCst);

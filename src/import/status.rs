@@ -11,6 +11,7 @@ use super::{Checkpoint, Counts, ImportDetail};
 use crate::error::Result;
 use crate::run_dir::events::{Event, Part};
 use crate::run_dir::{self, Manifest};
+use crate::runner::RunStatus;
 use crate::runner::status::{self, StatusHead};
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,8 +32,12 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<ImportStatus> {
     // Parts sent and not answered, in journal order (a part may be sent again on resume).
     let mut open: HashSet<Part> = HashSet::new();
     let (mut retries, mut requests) = (0u64, 0u64);
+    // Whether the last invocation ended in a guard's stop: a resume after it that was
+    // killed left the guard's summary behind, and is merely interrupted.
+    let mut guard_stopped = false;
     for e in &events {
         match e {
+            Event::RunStarted { .. } | Event::Resumed { .. } => guard_stopped = false,
             Event::Intent { part, .. } => {
                 open.insert(*part);
                 requests += 1;
@@ -48,10 +53,16 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<ImportStatus> {
                 retries += 1;
                 head.last_error = Some(reason.clone());
             }
-            Event::Stopped { reason, .. } => head.last_error = Some(reason.clone()),
+            Event::Stopped { reason, guard, .. } => {
+                head.last_error = Some(reason.clone());
+                guard_stopped = guard.is_some();
+            }
             _ => {}
         }
         head.last_event_at = Some(e.at());
+    }
+    if head.status == RunStatus::StoppedByGuard && !guard_stopped {
+        head.status = RunStatus::Interrupted;
     }
     let mut in_doubt: Vec<u64> = open
         .iter()

@@ -153,7 +153,16 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
         ));
     }
     if path == "-" {
-        return; // standard input: nothing to check before the run
+        if p.doc.pointer("/guard/max_rejected").is_some() {
+            out.push(
+                Diagnostic::new(
+                    p.index.key_of("/guard/max_rejected"),
+                    "`guard.max_rejected` reads the whole source before the first request, and standard input (`source.path: \"-\"`) can be read only once".to_string(),
+                )
+                .with_hint("read the source from a file, or remove `max_rejected`"),
+            );
+        }
+        return; // standard input: nothing else to check before the run
     }
     let full = paths::resolve(p.dir, path);
     let pos = p.index.value_of("/source/path");

@@ -91,6 +91,9 @@ pub enum Event {
     },
     Stopped {
         reason: String,
+        /// The guard that stopped the run (`max_failed`, SPEC §7), if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        guard: Option<String>,
         at: Timestamp,
     },
     /// The run's work is done and recorded (its counts are in the summary).

@@ -23,13 +23,18 @@ pub struct Begun {
     pub lock: JobLock,
 }
 
-/// Take the job's lock and create a fresh run directory (`--run-dir`, or
-/// `<run.root>/<name>/<run-id>`).
-pub fn begin(job: &Job, opts: &RunOptions) -> Result<Begun> {
+/// Take the job's lock (creating `<run.root>/<name>/` for it), before anything else.
+pub fn lock(job: &Job) -> Result<JobLock> {
     let root = &job.paths.job_root;
     run_dir::create_private_dir(root)
         .map_err(|e| Error::Environment(format!("cannot create {}: {e}", root.display())))?;
-    let mut lock = acquire_lock(&job.paths.lock)?;
+    acquire_lock(&job.paths.lock)
+}
+
+/// With the job's lock held, create a fresh run directory (`--run-dir`, or
+/// `<run.root>/<name>/<run-id>`).
+pub fn begin(job: &Job, opts: &RunOptions, mut lock: JobLock) -> Result<Begun> {
+    let root = &job.paths.job_root;
     let run_id = match &opts.run_dir {
         Some(p) => p
             .file_name()

@@ -47,6 +47,8 @@ pub struct RunOptions {
 pub struct Stop {
     pub reason: String,
     pub resumable: bool,
+    /// The guard that stopped the run (`max_failed`), if one did: exit 4 (SPEC §7).
+    pub guard: Option<&'static str>,
 }
 
 impl Stop {
@@ -54,6 +56,7 @@ impl Stop {
         Stop {
             reason: reason.into(),
             resumable: true,
+            guard: None,
         }
     }
 
@@ -62,6 +65,16 @@ impl Stop {
         Stop {
             reason: reason.into(),
             resumable: false,
+            guard: None,
+        }
+    }
+
+    /// The guard `name` stopped the run: resumable (with `--no-guard`), exit 4.
+    pub fn guard(name: &'static str, reason: impl Into<String>) -> Stop {
+        Stop {
+            reason: reason.into(),
+            resumable: true,
+            guard: Some(name),
         }
     }
 
@@ -163,6 +176,13 @@ pub trait RunKind {
     /// intent before its request); an export's checkpoint alone decides what is done.
     const DURABLE_JOURNAL: bool;
 
+    /// Before a new run's directory is made, the job's lock held: a check over the whole job
+    /// that may refuse the run (the import's `max_rejected` guard reads every row). An
+    /// error here leaves nothing behind.
+    fn preflight(_job: &Job, _opts: &RunOptions) -> Result<()> {
+        Ok(())
+    }
+
     /// Before a new run's manifest is written: what the run is about. Nothing is written
     /// yet; an error here leaves no run directory behind.
     fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord>;
@@ -181,8 +201,11 @@ pub trait RunKind {
 pub fn start<K: RunKind>(job: &Job, opts: &RunOptions) -> Result<Outcome> {
     begin::runtime()?.block_on(async {
         // The lock first: a second run of the job hears that another one is in progress,
-        // whatever else it would have waited for.
-        let begun = begin::begin(job, opts)?;
+        // whatever else it would have waited for. A refusal of the preflight leaves no run
+        // directory (SPEC §12 R10).
+        let lock = begin::lock(job)?;
+        K::preflight(job, opts)?;
+        let begun = begin::begin(job, opts, lock)?;
         let prepared = match K::prepare(job, &begun, opts) {
             Ok(kind) => connection::connect(job).await.map(|conn| (kind, conn)),
             Err(e) => Err(e),
@@ -316,6 +339,7 @@ async fn run_kind<K: RunKind>(
     let last = match &stop {
         Some(s) => Event::Stopped {
             reason: s.reason.clone(),
+            guard: s.guard.map(str::to_string),
             at: now(),
         },
         None => Event::RunFinished { at: now() },
@@ -332,10 +356,10 @@ async fn run_kind<K: RunKind>(
         run_id: manifest.run_id.clone(),
         run_dir: dir.path.display().to_string(),
         kind: job.spec.kind,
-        status: if stop.is_some() {
-            RunStatus::Interrupted
-        } else {
-            RunStatus::Finished
+        status: match &stop {
+            Some(s) if s.guard.is_some() => RunStatus::StoppedByGuard,
+            Some(_) => RunStatus::Interrupted,
+            None => RunStatus::Finished,
         },
         resumable: stop.as_ref().is_some_and(|s| s.resumable),
         requests: ctx.requests.load(Ordering::Relaxed),

@@ -50,11 +50,10 @@ impl StatusHead {
         let summary: Option<Summary<D>> = run_dir::read_versioned(&dir.join(run_dir::SUMMARY)).ok();
         let status = if lock::held_for(&manifest.lock, &paths::absolute(dir)) {
             RunStatus::Running
-        } else if summary
-            .as_ref()
-            .is_some_and(|s| s.status == RunStatus::Finished)
+        } else if let Some(s @ (RunStatus::Finished | RunStatus::StoppedByGuard)) =
+            summary.as_ref().map(|s| s.status)
         {
-            RunStatus::Finished
+            s
         } else {
             RunStatus::Interrupted
         };
@@ -63,7 +62,7 @@ impl StatusHead {
             kind: manifest.kind.job_kind(),
             status,
             // A run killed outright left no summary: it can be resumed.
-            resumable: status == RunStatus::Interrupted
+            resumable: matches!(status, RunStatus::Interrupted | RunStatus::StoppedByGuard)
                 && summary.as_ref().is_none_or(|s| s.resumable),
             job: manifest.job_path.clone(),
             run_dir: dir.display().to_string(),

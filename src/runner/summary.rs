@@ -19,6 +19,9 @@ pub enum RunStatus {
     Finished,
     /// It stopped before its end (a signal, an error, a kill).
     Interrupted,
+    /// A guard stopped it (SPEC §7: too many rows failed); resumable, but a person must
+    /// look first: `cdpjob resume --no-guard` goes on past the guard.
+    StoppedByGuard,
 }
 
 impl RunStatus {
@@ -27,13 +30,18 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Finished => "finished",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::StoppedByGuard => "stopped_by_guard",
         }
     }
 }
 
 impl std::fmt::Display for RunStatus {
+    /// The status in the text reports: the JSON name, except where a phrase reads better.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            RunStatus::StoppedByGuard => f.write_str("stopped by a guard"),
+            _ => f.write_str(self.as_str()),
+        }
     }
 }
 
@@ -46,6 +54,8 @@ pub enum Outcome {
     RowsNotCreated,
     /// The run stopped early: exit 3 when `resume` can continue it, else 2.
     Stopped { resumable: bool },
+    /// A guard stopped the run: exit 4, whatever a resume could do (someone must look).
+    GuardStopped,
 }
 
 impl Outcome {
@@ -55,6 +65,7 @@ impl Outcome {
             Outcome::RowsNotCreated => 1,
             Outcome::Stopped { resumable: true } => 3,
             Outcome::Stopped { resumable: false } => 2,
+            Outcome::GuardStopped => 4,
         }
     }
 }
@@ -94,6 +105,7 @@ impl<D: Detail> Summary<D> {
         match self.status {
             RunStatus::Finished if self.detail.rows_not_created() => Outcome::RowsNotCreated,
             RunStatus::Finished => Outcome::Done,
+            RunStatus::StoppedByGuard => Outcome::GuardStopped,
             RunStatus::Running | RunStatus::Interrupted => Outcome::Stopped {
                 resumable: self.resumable,
             },
@@ -109,7 +121,13 @@ impl<D: Detail> Summary<D> {
         out.push_str(&self.detail.render_counts(self.requests, self.retries));
         if let Some(reason) = &self.stopped_reason {
             let _ = writeln!(out, "stopped: {reason}");
-            if self.resumable {
+            if self.status == RunStatus::StoppedByGuard && self.resumable {
+                let _ = writeln!(
+                    out,
+                    "look at the failed rows first; then `cdpjob resume {} --no-guard` goes on without the guard (a plain resume checks it again)",
+                    self.run_dir
+                );
+            } else if self.resumable {
                 let _ = writeln!(out, "resume with: cdpjob resume {}", self.run_dir);
             }
         }

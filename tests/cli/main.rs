@@ -5,6 +5,7 @@ mod common;
 mod export;
 mod export_orders;
 mod formats;
+mod guards;
 mod layout;
 mod lifecycle;
 mod plan;

@@ -317,3 +317,101 @@ fn run_summary_and_status_of_a_finished_export() {
     assert_eq!(doc["run_dir"], the_run_dir(&ws, "export-customers"));
     assert_eq!(doc["resumable"], false);
 }
+
+/// The quickstart under guards (SPEC §7): `refused` allows 10% of its rows rejected (8 of
+/// the 47 the filter keeps are: 17.0%); `guarded` allows 20%, sends with `strict_binding:
+/// true` and names an agent the simulator lacks for the `trial` segment, and allows 2
+/// failed rows. All its customers are in one batch, so its one answer decides the stop.
+fn guarded_jobs(ws: &Workspace) -> [&'static str; 2] {
+    let quickstart = std::fs::read_to_string(ws.path("jobs/quickstart.yaml")).unwrap();
+    let variant = |name: &str, guard: &str, strict: bool| -> String {
+        let mut job: String = quickstart
+            .lines()
+            .map(|line| match line {
+                l if l.starts_with("name: ") => format!("name: {name}"),
+                l if l.starts_with("batch_size: ") => "batch_size: 100".to_string(),
+                l if strict && l.starts_with("strict_binding: ") => {
+                    "strict_binding: true".to_string()
+                }
+                l if strict && l.starts_with("merge: ") => format!(
+                    "  belong_seat_user: \"{{{{ 'nobody' if row.segment == 'trial' else 'agent-1' }}}}\"\n{l}"
+                ),
+                l => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        job.push_str(guard);
+        job
+    };
+    ws.write(
+        "jobs/refused.yaml",
+        variant("refused", "guard:\n  max_rejected: \"10%\"\n", false),
+    );
+    let guarded = variant(
+        "guarded",
+        "guard:\n  max_rejected: \"20%\"\n  max_failed: 2\n",
+        true,
+    );
+    assert!(guarded.contains("strict_binding: true") && guarded.contains("belong_seat_user"));
+    ws.write("jobs/guarded.yaml", guarded);
+    ["jobs/refused.yaml", "jobs/guarded.yaml"]
+}
+
+#[test]
+fn guards_in_plan_a_refused_run_and_a_run_a_guard_stopped() {
+    let ws = shipped_jobs();
+    let [refused, guarded] = guarded_jobs(&ws);
+    for (name, job) in [("plan_refused", refused), ("plan_guarded", guarded)] {
+        let out = cdpjob(&ws, &["plan", job]);
+        assert_eq!(
+            out.code, 0,
+            "plan exits 0 whatever the verdict: {}",
+            out.stderr
+        );
+        assert_contract(name, &format!("cdpjob plan {job}"), &out.stdout);
+        let out = cdpjob(&ws, &["plan", "--json", job]);
+        assert_json_contract(
+            &format!("{name}_json"),
+            &format!("cdpjob plan --json {job}"),
+            &out.stdout,
+        );
+    }
+
+    let out = cdpjob(&ws, &["run", refused]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_contract("run_refused", &format!("cdpjob run {refused}"), &out.stderr);
+    let out = cdpjob(&ws, &["run", "--json", refused]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let doc = assert_json_contract(
+        "run_refused_json",
+        &format!("cdpjob run --json {refused}"),
+        &out.stdout,
+    );
+    assert_eq!(
+        (&doc["run_dir"], &doc["resumable"]),
+        (&Value::Null, &false.into())
+    );
+    assert!(
+        !ws.path("runs/refused")
+            .read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().path().is_dir())
+    );
+
+    let out = cdpjob(&ws, &["run", guarded]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_contract("run_guarded", &format!("cdpjob run {guarded}"), &out.stdout);
+    let dir = the_run_dir(&ws, "guarded");
+    assert_status(&ws, "guarded", &dir, "stopped_by_guard");
+    let out = cdpjob(&ws, &["resume", "--json", &dir]);
+    assert_eq!(out.code, 4, "a plain resume stops again: {}", out.stderr);
+    let doc = assert_json_contract(
+        "resume_guarded_json",
+        "cdpjob resume --json runs/guarded/RUN_ID",
+        &out.stdout,
+    );
+    assert_eq!(
+        (&doc["run_dir"], &doc["resumable"]),
+        (&dir.as_str().into(), &true.into())
+    );
+}
