@@ -113,19 +113,11 @@ pub fn commit(job: &Job, dir: &RunDir, record: &SyncRecord, run_id: &str) -> Res
     let created = dir.file(run_dir::CREATED);
     let lines = confirmed_lines(&created).map_err(|e| Stop::io("cannot read created.jsonl", &e))?;
     let target = Target::of(&job.spec.api);
-    let mut bad: Option<std::io::Error> = None;
-    let confirmed = lines.map_while(|l| match l {
-        Ok(c) => Some(c),
-        Err(e) => {
-            bad = Some(e);
-            None
-        }
+    let confirmed = lines.filter_map(|l| match l {
+        Ok(c) => c.map(Ok),
+        Err(e) => Some(Err(format!("reading {}: {e}", created.display()))),
     });
-    let n = store::commit(&record.state, &target, run_id, confirmed.flatten()).map_err(stop)?;
-    if let Some(e) = bad {
-        return Err(Stop::io("cannot read created.jsonl", &e));
-    }
-    Ok(n)
+    store::commit(&record.state, &target, run_id, confirmed).map_err(stop)
 }
 
 /// The confirmed customers of a created.jsonl, as the state records them (lines without a

@@ -190,12 +190,14 @@ pub fn has_run(path: &Path, run_id: &str) -> Result<bool, StateError> {
 
 /// Record `run_id`'s confirmed customers in one write transaction, creating the state when
 /// there is none. A run already recorded is not recorded again (a resume after a crash
-/// between this commit and the summary). Returns how many customers were written.
+/// between this commit and the summary). An item that is an error (the run's own record of
+/// its customers cannot be read) aborts the transaction: all of the run or none of it.
+/// Returns how many customers were written.
 pub fn commit(
     path: &Path,
     target: &Target,
     run_id: &str,
-    confirmed: impl IntoIterator<Item = Confirmed>,
+    confirmed: impl IntoIterator<Item = Result<Confirmed, String>>,
 ) -> Result<u64, StateError> {
     let write = |reason: String| StateError::Write {
         path: path.to_path_buf(),
@@ -225,6 +227,7 @@ pub fn commit(
             .open_table(CUSTOMERS)
             .map_err(|e| write(e.to_string()))?;
         for c in confirmed {
+            let c = c.map_err(write)?;
             customers
                 .insert(c.key.as_str(), (c.hash, c.customer_id, index))
                 .map_err(|e| write(e.to_string()))?;
@@ -296,18 +299,46 @@ mod tests {
             &path,
             &target(),
             "run-1",
-            [confirmed("email:a@x", 1, 10), confirmed("email:b@x", 2, 11)],
+            [
+                Ok(confirmed("email:a@x", 1, 10)),
+                Ok(confirmed("email:b@x", 2, 11)),
+            ],
         )
         .unwrap();
         assert_eq!(n, 2);
         assert!(has_run(&path, "run-1").unwrap());
         assert_eq!(
-            commit(&path, &target(), "run-1", [confirmed("email:c@x", 3, 12)]).unwrap(),
+            commit(
+                &path,
+                &target(),
+                "run-1",
+                [Ok(confirmed("email:c@x", 3, 12))]
+            )
+            .unwrap(),
             0
         );
         let snap = snapshot(&path).unwrap();
         assert_eq!(snap.len(), 2);
-        commit(&path, &target(), "run-2", [confirmed("email:a@x", 9, 10)]).unwrap();
+        commit(
+            &path,
+            &target(),
+            "run-2",
+            [Ok(confirmed("email:a@x", 9, 10))],
+        )
+        .unwrap();
+        assert_eq!(snapshot(&path).unwrap().len(), 2);
+        // A run whose record cannot be read is recorded not at all.
+        let e = commit(
+            &path,
+            &target(),
+            "run-3",
+            [
+                Ok(confirmed("email:d@x", 4, 13)),
+                Err("line 2: not JSON".into()),
+            ],
+        );
+        assert!(e.is_err());
+        assert!(!has_run(&path, "run-3").unwrap());
         assert_eq!(snapshot(&path).unwrap().len(), 2);
     }
 
@@ -315,7 +346,13 @@ mod tests {
     fn a_damaged_state_is_unreadable_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(dir.path(), &target());
-        commit(&path, &target(), "run-1", [confirmed("email:a@x", 1, 10)]).unwrap();
+        commit(
+            &path,
+            &target(),
+            "run-1",
+            [Ok(confirmed("email:a@x", 1, 10))],
+        )
+        .unwrap();
         {
             let db = Database::open(&path).unwrap();
             let txn = db.begin_write().unwrap();
