@@ -119,7 +119,7 @@ mod tests {
             let record = Record {
                 row,
                 line: row + 1,
-                data: Err("not read".into()),
+                data: Err(crate::source::Unreadable::new("not read", b"")),
             };
             units.extend(b.push(row, o, record));
         }

@@ -304,7 +304,6 @@ pub fn materialize(
             .binary_search(&row)
             .ok()
             .and_then(|i| unit.records.get(i))
-            .and_then(|r| r.as_json())
     };
     Materialized {
         seq: unit.seq,
@@ -314,7 +313,7 @@ pub fn materialize(
             .map(|f| {
                 let mut v = serde_json::to_value(f).expect("serializes");
                 if let Some(record) = record_of(f.row) {
-                    v["record"] = record;
+                    record.attach_to(&mut v);
                 }
                 line(v)
             })
@@ -324,9 +323,7 @@ pub fn materialize(
             .iter()
             .map(|r| {
                 let mut v = json!({"row": r.row, "errors": r.errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()});
-                if let Some(record) = r.record.as_json() {
-                    v["record"] = record;
-                }
+                r.record.attach_to(&mut v);
                 line(v)
             })
             .collect(),
