@@ -6,6 +6,7 @@
 
 mod batches;
 mod checkpoint;
+mod input;
 mod ledger;
 mod reader;
 mod sender;
@@ -20,14 +21,16 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 pub use checkpoint::{Checkpoint, Counts};
+use input::Input;
 use ledger::{Ledger, Materialized, Results};
 use reader::Reader;
 use sender::Sender;
 
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::job::model::SourceKind;
 use crate::run_dir::events::Event;
-use crate::run_dir::{self, KindRecord, RunDir, SourceFingerprint, atomic, journal};
+use crate::run_dir::{self, KindRecord, RetryOf, RunDir, SourceFingerprint, atomic, journal};
 use crate::runner::{
     self, Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus,
     Stop, Summary,
@@ -42,6 +45,10 @@ pub struct Import;
 pub struct ImportDetail {
     pub counts: Counts,
     pub files: ResultFiles,
+    /// A retry's origin: the run it retries, what it took of it, and the rows it could not
+    /// retry (never read as records). Absent from other runs' summaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RetryOf>,
 }
 
 /// Where an import's rows ended up, one JSON line each.
@@ -69,10 +76,14 @@ impl Detail for ImportDetail {
 
     fn render_counts(&self, requests: u64, retries: u64) -> String {
         let c = &self.counts;
-        format!(
+        let mut out = format!(
             "rows {}: created {}, failed {}, rejected {}, skipped {}\nrequests {requests}, retries {retries}\n",
             c.rows, c.created, c.failed, c.rejected, c.skipped
-        )
+        );
+        if let Some(r) = &self.retry_of {
+            out.push_str(&retry_line(r));
+        }
+        out
     }
 
     fn render_files(&self) -> String {
@@ -86,35 +97,64 @@ impl Detail for ImportDetail {
     }
 }
 
+/// What a retry took of the run it retries, in one line.
+pub fn retry_line(r: &RetryOf) -> String {
+    format!(
+        "retry of {}: {} failed and {} rejected row{} taken, {} not retryable (never read as a record)\n",
+        r.run_id,
+        r.failed,
+        r.rejected,
+        runner::summary::plural(r.rejected),
+        r.not_retryable
+    )
+}
+
 impl RunKind for Import {
     type Detail = ImportDetail;
     const DURABLE_JOURNAL: bool = true;
 
     fn prepare(job: &Job, _begun: &Begun) -> Result<KindRecord> {
         let src = source_of(job).map_err(Error::Usage)?;
-        let source = if src.path == "-" {
-            SourceFingerprint {
+        let (source, columns) = if src.path == "-" {
+            let source = SourceFingerprint {
                 path: "-".into(),
                 size: 0,
                 sha256: String::new(),
-            }
+            };
+            (source, None)
         } else {
             let path = job.resolve(&src.path);
-            run_dir::fingerprint(&path)
-                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
+            let source = run_dir::fingerprint(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            let columns = match src.kind {
+                SourceKind::Csv => Some(
+                    crate::source::csv_columns(src, &path)
+                        .map_err(|e| Error::Usage(e.to_string()))?,
+                ),
+                SourceKind::Jsonl | SourceKind::Json => None,
+            };
+            (source, columns)
         };
-        Ok(KindRecord::BatchCreate { source })
+        Ok(KindRecord::BatchCreate {
+            source,
+            columns,
+            retry_of: None,
+        })
     }
 
     fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()> {
-        let KindRecord::BatchCreate { source: started } = &run.manifest.kind else {
+        let KindRecord::BatchCreate {
+            source: started, ..
+        } = &run.manifest.kind
+        else {
             return Err(run.refusal("this run directory holds no import".into()));
         };
-        let src = source_of(&run.job).map_err(|e| run.refusal(e))?;
-        if src.path == "-" {
+        let input =
+            Input::of(&run.job, &run.dir, &run.manifest.kind).map_err(|e| run.refusal(e))?;
+        if input.is_stdin() {
             return Err(run.refusal(STDIN_ONCE.into()));
         }
-        let now = run_dir::fingerprint(&run.job.resolve(&src.path))
+        let now = run_dir::fingerprint(input.path())
             .map_err(|e| Error::io("cannot read the source", e))?;
         let same = now.size == started.size && now.sha256 == started.sha256;
         if !same && !opts.force {
@@ -136,8 +176,13 @@ impl RunKind for Import {
 
     async fn drive(ctx: &mut Context<'_>) -> Driven<ImportDetail> {
         let mut committed = Checkpoint::default();
-        let mut stop = schedule(ctx, &mut committed).await.err();
-        if source_of(ctx.job).is_ok_and(|s| s.path == "-")
+        let input = Input::of(ctx.job, ctx.dir, &ctx.manifest.kind);
+        let stdin = input.as_ref().is_ok_and(Input::is_stdin);
+        let mut stop = match input {
+            Ok(input) => schedule(ctx, input, &mut committed).await.err(),
+            Err(e) => Some(Stop::not_resumable(e)),
+        };
+        if stdin
             && let Some(s) = &mut stop
             && s.resumable
         {
@@ -148,6 +193,7 @@ impl RunKind for Import {
             detail: ImportDetail {
                 counts: committed.counts,
                 files: ResultFiles::of(ctx.dir),
+                retry_of: ctx.manifest.retry_of().cloned(),
             },
             stop,
         }
@@ -187,7 +233,11 @@ type Committing = tokio::task::JoinHandle<(Ledger, std::io::Result<()>)>;
 
 /// The scheduler: batches from the reader, `2 × concurrency` of them in progress, answered
 /// ones committed in groups. `committed` follows the checkpoint on disk.
-async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(), Stop> {
+async fn schedule(
+    ctx: &mut Context<'_>,
+    input: Input,
+    committed: &mut Checkpoint,
+) -> Result<(), Stop> {
     let job = ctx.job;
     let durable = atomic::durable();
     *committed = runner::read_checkpoint(ctx.dir)?;
@@ -203,7 +253,7 @@ async fn schedule(ctx: &mut Context<'_>, committed: &mut Checkpoint) -> Result<(
         Arc::clone(&ctx.requests),
     ));
     let concurrency = job.spec.api.concurrency.max(1);
-    let mut reader = Reader::start(job, concurrency * 2 + 2)?;
+    let mut reader = Reader::start(job, input, concurrency * 2 + 2)?;
 
     // Twice as many batches in progress as requests allowed in flight (`Sender::slots`):
     // while `concurrency` requests wait on the API, as many more batches serialize, journal

@@ -202,6 +202,25 @@ impl<R: BufRead> BufRead for CountingReader<R> {
     }
 }
 
+/// The columns of a CSV source in its order: its header row, or `columns` without one.
+pub fn csv_columns(spec: &SourceSpec, path: &Path) -> Result<Vec<String>, OpenError> {
+    if !spec.header {
+        return Ok(spec.columns.clone().unwrap_or_default());
+    }
+    read_csv_header(open_reader(path)?, &CsvOptions::from_spec(spec))
+}
+
+/// `inner`, adding every byte consumed to `bytes_read` (for progress).
+pub fn counted(
+    inner: impl BufRead + Send + 'static,
+    bytes_read: Arc<std::sync::atomic::AtomicU64>,
+) -> Box<dyn BufRead + Send> {
+    Box::new(CountingReader {
+        inner,
+        count: bytes_read,
+    })
+}
+
 /// Open the source a job names, at `path` (its `spec.path` resolved by the job).
 pub fn open(spec: &SourceSpec, path: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
     open_counted(spec, path, Arc::default())
@@ -213,10 +232,7 @@ pub fn open_counted(
     path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
-    let reader: Box<dyn BufRead + Send> = Box::new(CountingReader {
-        inner: open_reader(path)?,
-        count: bytes_read,
-    });
+    let reader = counted(open_reader(path)?, bytes_read);
     Ok(match spec.kind {
         SourceKind::Csv => Box::new(CsvSource::new(reader, CsvOptions::from_spec(spec))?),
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),
