@@ -68,16 +68,33 @@ pub struct BatchPlan {
 
 /// Read and map every row of a batch_create job.
 pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
-    let spec = &job.spec;
-    let src_spec = spec
+    let src_spec = job
+        .spec
         .source
         .as_ref()
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+    let source = source::open(src_spec, &job.resolve(&src_spec.path))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let label = format!(
+        "{} ({})",
+        job.resolve(&src_spec.path).display(),
+        src_spec.kind.as_str()
+    );
+    plan_records(job, source, label, limit)
+}
+
+/// Read and map every record of `source` as `job` would (a retry's rows, say); `label`
+/// says what the source is.
+pub fn plan_records(
+    job: &Job,
+    source: Box<dyn source::RecordSource>,
+    label: String,
+    limit: usize,
+) -> Result<BatchPlan> {
+    let spec = &job.spec;
     let mapping = spec.mapping.clone().unwrap_or_default();
     let mapper = Mapper::new(&mapping, spec.filter.as_deref(), &job.vars)
         .map_err(|p| Error::Usage(format!("templates did not compile: {}", p[0].message)))?;
-    let source = source::open(src_spec, &job.resolve(&src_spec.path))
-        .map_err(|e| Error::Usage(e.to_string()))?;
 
     let mut counts = Counts::default();
     let mut preview = Vec::new();
@@ -123,7 +140,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
             true
         },
     )
-    .map_err(|e| Error::io(format!("reading {} failed", src_spec.path), e))?;
+    .map_err(|e| Error::io(format!("reading {label} failed"), e))?;
 
     let mut rejected_by_reason: Vec<ReasonGroup> = groups.into_values().collect();
     rejected_by_reason.sort_by(|a, b| {
@@ -135,11 +152,7 @@ pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
     Ok(BatchPlan {
         job: spec.name.clone(),
         kind: spec.kind.as_str(),
-        source: format!(
-            "{} ({})",
-            job.resolve(&src_spec.path).display(),
-            src_spec.kind.as_str()
-        ),
+        source: label,
         preview,
         counts,
         rejected_by_reason,

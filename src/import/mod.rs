@@ -9,6 +9,7 @@ mod checkpoint;
 mod input;
 mod ledger;
 mod reader;
+pub mod results;
 mod sender;
 pub mod status;
 

@@ -30,7 +30,27 @@ impl CopiedRows {
     pub fn new(input: Box<dyn BufRead + Send>, csv_columns: Option<Vec<String>>) -> CopiedRows {
         CopiedRows {
             input,
-            header: csv_columns.map(|names| Arc::new(Header::new(names))),
+            header: csv_header(csv_columns),
+        }
+    }
+}
+
+/// The header copied rows of a CSV source are read with (`None`: a JSON source).
+pub fn csv_header(csv_columns: Option<Vec<String>>) -> Option<Arc<Header>> {
+    csv_columns.map(|names| Arc::new(Header::new(names)))
+}
+
+impl CopiedRow {
+    /// The record again: a CSV row of `header`'s columns, or the JSON object.
+    pub fn into_record(self, header: Option<&Arc<Header>>) -> Record {
+        let data = match header {
+            Some(header) => RowData::Csv(csv_row(header, &self.record)),
+            None => RowData::Json(self.record),
+        };
+        Record {
+            row: self.row,
+            line: 0,
+            data: Ok(data),
         }
     }
 }
@@ -74,16 +94,7 @@ impl RecordSource for CopiedRows {
                     format!("line {line} of the copied rows is damaged: {e}"),
                 )
             })?;
-            let data = match &self.header {
-                Some(header) => RowData::Csv(csv_row(header, &copied.record)),
-                None => RowData::Json(copied.record),
-            };
-            let record = Record {
-                row: copied.row,
-                line: 0,
-                data: Ok(data),
-            };
-            if !sink(record) {
+            if !sink(copied.into_record(self.header.as_ref())) {
                 return Ok(());
             }
         }
