@@ -8,6 +8,7 @@ mod formats;
 mod layout;
 mod lifecycle;
 mod plan;
+mod retry;
 mod run;
 mod sign_and_sim;
 mod sim_order;
