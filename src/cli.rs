@@ -83,6 +83,7 @@ pub enum Command {
     /// Start a new run of RUN_DIR's job, as its file is now, whose rows are RUN_DIR's failed
     /// and rejected records mapped again (original row numbers kept).
     Retry {
+        /// The run directory of the import whose rows to retry.
         run_dir: PathBuf,
         /// Retry only the failed rows (refused by the API) or only the rejected ones
         /// (refused locally); both by default.
@@ -100,12 +101,14 @@ pub enum Command {
     },
     /// Print an import's rows of one outcome: the result lines, or a CSV to fix and feed back.
     Rows {
+        /// The run directory of an import.
         run_dir: PathBuf,
+        /// Which rows: created, failed (refused by the API) or rejected (refused locally).
         #[arg(long, value_enum)]
         outcome: OutcomeArg,
-        /// jsonl: the result lines as they are. csv: created rows as row,customer_id,
-        /// whats_app_phone; failed and rejected rows in the source's columns, then _row and
-        /// _reason (a file to fix and use as a source).
+        /// jsonl: the result lines as they are. csv: created rows as
+        /// row,customer_id,whats_app_phone; failed and rejected rows in the source's columns,
+        /// then _row and _reason (a file to fix and use as a source).
         #[arg(long, value_enum, default_value_t = RowsFormatArg::Jsonl)]
         format: RowsFormatArg,
     },
