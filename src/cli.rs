@@ -88,6 +88,38 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a new run of RUN_DIR's job, as its file is now, whose rows are RUN_DIR's failed
+    /// and rejected records mapped again (original row numbers kept).
+    Retry {
+        /// The run directory of the import whose rows to retry.
+        run_dir: PathBuf,
+        /// Retry only the failed rows (refused by the API) or only the rejected ones
+        /// (refused locally); both by default.
+        #[arg(long, value_enum)]
+        only: Option<OnlyArg>,
+        /// Print only the summary, as one JSON object, on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Override a template variable (repeatable); the run's own vars are the default.
+        #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+        /// Do not run: show the plan of the retry.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print an import's rows of one outcome: the result lines, or a CSV to fix and feed back.
+    Rows {
+        /// The run directory of an import.
+        run_dir: PathBuf,
+        /// Which rows: created, failed (refused by the API) or rejected (refused locally).
+        #[arg(long, value_enum)]
+        outcome: OutcomeArg,
+        /// jsonl: the result lines as they are. csv: created rows as
+        /// row,customer_id,whats_app_phone; failed and rejected rows in the source's columns,
+        /// then _row and _reason (a file to fix and use as a source).
+        #[arg(long, value_enum, default_value_t = RowsFormatArg::Jsonl)]
+        format: RowsFormatArg,
+    },
     /// What a run did or is doing.
     Status {
         run_dir: PathBuf,
@@ -111,10 +143,13 @@ impl Command {
             | Command::Run { json, .. }
             | Command::Fields { json, .. }
             | Command::Resume { json, .. }
+            | Command::Retry { json, .. }
             | Command::Status { json, .. } => *json,
-            Command::Validate { .. } | Command::Schema | Command::Sign(_) | Command::Sim(_) => {
-                false
-            }
+            Command::Validate { .. }
+            | Command::Rows { .. }
+            | Command::Schema
+            | Command::Sign(_)
+            | Command::Sim(_) => false,
         }
     }
 }
@@ -138,6 +173,25 @@ pub struct SignArgs {
     /// The environment variable holding the secret.
     #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
     pub secret_env: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OnlyArg {
+    Failed,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OutcomeArg {
+    Created,
+    Failed,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RowsFormatArg {
+    Csv,
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -2,15 +2,21 @@
 
 use std::io::Write as _;
 
-use crate::cli::{AlgorithmArg, Cli, Command, SignArgs, SimArgs};
+use crate::cli::{
+    AlgorithmArg, Cli, Command, OnlyArg, OutcomeArg, RowsFormatArg, SignArgs, SimArgs,
+};
 use crate::error::{Error, Result};
 use crate::export::{self, Export};
+use crate::import::results::RowOutcome;
 use crate::import::{self, Import};
 use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
 use crate::job::{self, schema};
+use crate::retry::RetryRequest;
+use crate::rows::RowsFormat;
+use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
-use crate::{catalogue, plan, run_dir};
+use crate::{catalogue, plan, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
 pub fn main(cli: Cli) -> std::process::ExitCode {
@@ -87,6 +93,39 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 JobKind::QueryExport => runner::resume::<Export>(run, &opts),
             }
         }
+        Command::Retry {
+            run_dir,
+            only,
+            json,
+            vars,
+            dry_run,
+        } => retry::retry(&RetryRequest {
+            run_dir,
+            rows: match only {
+                None => RetryRows::Both,
+                Some(OnlyArg::Failed) => RetryRows::Failed,
+                Some(OnlyArg::Rejected) => RetryRows::Rejected,
+            },
+            json,
+            vars: vars.into_iter().collect(),
+            dry_run,
+        }),
+        Command::Rows {
+            run_dir,
+            outcome,
+            format,
+        } => rows::print(
+            &run_dir,
+            match outcome {
+                OutcomeArg::Created => RowOutcome::Created,
+                OutcomeArg::Failed => RowOutcome::Failed,
+                OutcomeArg::Rejected => RowOutcome::Rejected,
+            },
+            match format {
+                RowsFormatArg::Csv => RowsFormat::Csv,
+                RowsFormatArg::Jsonl => RowsFormat::Jsonl,
+            },
+        ),
         Command::Status { run_dir, json } => status(&run_dir, json),
         Command::Schema => {
             print!("{}", schema::SCHEMA_TEXT);

@@ -24,6 +24,8 @@ pub mod pipeline;
 pub mod plan;
 pub mod pointer;
 pub mod query;
+pub mod retry;
+pub mod rows;
 pub mod run_dir;
 pub mod runner;
 pub mod secret;

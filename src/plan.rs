@@ -229,16 +229,39 @@ pub struct Tally {
 /// anything is sent, so whatever this pass counts, both see. Keeps the first `preview`
 /// valid customers.
 pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
-    let spec = &job.spec;
-    let src_spec = spec
+    let (source, label) = job_source(job)?;
+    count_records(job, source, &label, preview)
+}
+
+/// The job's source, opened, and what it is (for messages and the plan).
+fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String)> {
+    let src_spec = job
+        .spec
         .source
         .as_ref()
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+    let source = source::open(src_spec, &job.resolve(&src_spec.path))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let label = format!(
+        "{} ({})",
+        job.resolve(&src_spec.path).display(),
+        src_spec.kind.as_str()
+    );
+    Ok((source, label))
+}
+
+/// [`count_rows`] over any records `job` would map (a retry's rows, say); `label` says
+/// what they are.
+pub fn count_records(
+    job: &Job,
+    source: Box<dyn source::RecordSource>,
+    label: &str,
+    preview: usize,
+) -> Result<Tally> {
+    let spec = &job.spec;
     let mapping = spec.mapping.clone().unwrap_or_default();
     let mapper = Mapper::new(&mapping, spec.filter.as_deref(), &job.vars)
         .map_err(|p| Error::Usage(format!("templates did not compile: {}", p[0].message)))?;
-    let source = source::open(src_spec, &job.resolve(&src_spec.path))
-        .map_err(|e| Error::Usage(e.to_string()))?;
 
     let limit = preview;
     let mut counts = Counts::default();
@@ -304,7 +327,7 @@ pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
             true
         },
     )
-    .map_err(|e| Error::io(format!("reading {} failed", src_spec.path), e))?;
+    .map_err(|e| Error::io(format!("reading {label} failed"), e))?;
 
     let mut rejected_by_reason: Vec<ReasonGroup> = groups.into_values().collect();
     rejected_by_reason.sort_by(|a, b| {
@@ -349,23 +372,30 @@ pub fn render_reasons(groups: &[ReasonGroup]) -> String {
 
 /// Read and map every row of a batch_create job.
 pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
+    let (source, label) = job_source(job)?;
+    plan_records(job, source, label, limit)
+}
+
+/// Read and map every record of `source` as `job` would (a retry's rows, say); `label`
+/// says what the source is.
+pub fn plan_records(
+    job: &Job,
+    source: Box<dyn source::RecordSource>,
+    label: String,
+    limit: usize,
+) -> Result<BatchPlan> {
     let spec = &job.spec;
     let Tally {
         counts,
         rejected_by_reason,
         preview,
         sync,
-    } = count_rows(job, limit)?;
-    let src_spec = spec.source.as_ref().expect("count_rows checked it");
+    } = count_records(job, source, &label, limit)?;
     let batches = counts.valid.div_ceil(spec.batch_size as u64);
     Ok(BatchPlan {
         job: spec.name.clone(),
         kind: spec.kind.as_str(),
-        source: format!(
-            "{} ({})",
-            job.resolve(&src_spec.path).display(),
-            src_spec.kind.as_str()
-        ),
+        source: label,
         preview,
         guard: GuardPlan::of(&spec.guard, &counts),
         counts,

@@ -1,7 +1,8 @@
 //! Deterministic batching: the ordered stream of mapped rows becomes units of `batch_size`
 //! valid customers, each also owning the rejected and skipped rows that came before it, so a
-//! unit covers a contiguous range of source rows. The same source and job always give the
-//! same units, which is what lets a resume resend "batch k" with exactly the same rows.
+//! unit covers a range of source rows (every row in it for a source; a retry's rows are a
+//! selection, with gaps). The same source and job always give the same units, which is what
+//! lets a resume resend "batch k" with exactly the same rows.
 
 use crate::customer::{Customer, FieldError};
 use crate::mapping::Outcome;
@@ -13,6 +14,8 @@ pub struct BatchUnit {
     pub seq: u64,
     pub first_row: u64,
     pub last_row: u64,
+    /// Rows in the unit, counted: a retry's row numbers have gaps.
+    pub row_count: u64,
     /// The valid customers, in order, and the source row of each (kept apart so that a part
     /// of the batch is a slice of the request body as it is, never a copy).
     pub customers: Vec<Customer>,
@@ -38,11 +41,7 @@ pub struct Rejection {
 
 impl BatchUnit {
     pub fn rows(&self) -> u64 {
-        if self.last_row == 0 {
-            0
-        } else {
-            self.last_row - self.first_row + 1
-        }
+        self.row_count
     }
 }
 
@@ -103,6 +102,7 @@ impl Batcher {
             self.current.first_row = row;
         }
         self.current.last_row = row;
+        self.current.row_count += 1;
     }
 
     /// The last, partial unit (possibly with no customers, only rejected or skipped rows).
@@ -147,7 +147,7 @@ mod tests {
             let record = Record {
                 row,
                 line: row + 1,
-                data: Err("not read".into()),
+                data: Err(crate::source::Unreadable::new("not read", b"")),
             };
             units.extend(b.push(row, o, record));
         }
@@ -167,5 +167,20 @@ mod tests {
             .collect();
         assert_eq!(shape, vec![(0, 1, 3, 2, 0, 1), (1, 4, 6, 1, 1, 1)]);
         assert_eq!(units.iter().map(BatchUnit::rows).sum::<u64>(), 6);
+    }
+
+    #[test]
+    fn rows_are_counted_when_their_numbers_have_gaps() {
+        let mut b = Batcher::new(10);
+        for row in [3, 9, 40] {
+            let record = Record {
+                row,
+                line: 0,
+                data: Err(crate::source::Unreadable::new("not read", b"")),
+            };
+            assert!(b.push(row, valid(), record).is_none());
+        }
+        let unit = b.finish().unwrap();
+        assert_eq!((unit.first_row, unit.last_row, unit.rows()), (3, 40, 3));
     }
 }

@@ -8,8 +8,10 @@ mod batches;
 pub mod changes;
 mod checkpoint;
 mod guard;
+mod input;
 mod ledger;
 mod reader;
+pub mod results;
 mod sender;
 pub mod status;
 
@@ -22,14 +24,16 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 pub use checkpoint::{Checkpoint, Counts};
+use input::Input;
 use ledger::{Ledger, Materialized, Results};
 use reader::Reader;
 use sender::Sender;
 
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::job::model::SourceKind;
 use crate::run_dir::events::Event;
-use crate::run_dir::{self, KindRecord, RunDir, SourceFingerprint, atomic, journal};
+use crate::run_dir::{self, KindRecord, RetryOf, RunDir, SourceFingerprint, atomic, journal};
 use crate::runner::{
     self, Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus,
     Stop, Summary,
@@ -48,6 +52,10 @@ pub struct ImportDetail {
     /// (the API has no delete: nothing is done to them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_since_last_sync: Option<u64>,
+    /// A retry's origin: the run it retries, what it took of it, and the rows it could not
+    /// retry (never read as records). Absent from other runs' summaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RetryOf>,
 }
 
 /// Where an import's rows ended up, one JSON line each.
@@ -79,10 +87,14 @@ impl Detail for ImportDetail {
             Some(n) => format!("missing since the last sync {n}\n"),
             None => String::new(),
         };
-        format!(
+        let mut out = format!(
             "rows {}: created {}, failed {}, rejected {}, skipped {}, unchanged {}\n{missing}requests {requests}, retries {retries}\n",
             c.rows, c.created, c.failed, c.rejected, c.skipped, c.unchanged
-        )
+        );
+        if let Some(r) = &self.retry_of {
+            out.push_str(&retry_line(r));
+        }
+        out
     }
 
     fn render_files(&self) -> String {
@@ -96,6 +108,18 @@ impl Detail for ImportDetail {
     }
 }
 
+/// What a retry took of the run it retries, in one line.
+pub fn retry_line(r: &RetryOf) -> String {
+    format!(
+        "retry of {}: {} failed and {} rejected row{} taken, {} not retryable (never read as a record)\n",
+        r.run_id,
+        r.failed,
+        r.rejected,
+        runner::summary::plural(r.rejected),
+        r.not_retryable
+    )
+}
+
 impl RunKind for Import {
     type Detail = ImportDetail;
     const DURABLE_JOURNAL: bool = true;
@@ -106,19 +130,33 @@ impl RunKind for Import {
 
     fn prepare(job: &Job, _begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
         let src = source_of(job).map_err(Error::Usage)?;
-        let source = if src.path == "-" {
-            SourceFingerprint {
+        let (source, columns) = if src.path == "-" {
+            let source = SourceFingerprint {
                 path: "-".into(),
                 size: 0,
                 sha256: String::new(),
-            }
+            };
+            (source, None)
         } else {
             let path = job.resolve(&src.path);
-            run_dir::fingerprint(&path)
-                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
+            let source = run_dir::fingerprint(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            let columns = match src.kind {
+                SourceKind::Csv => Some(
+                    crate::source::csv_columns(src, &path)
+                        .map_err(|e| Error::Usage(e.to_string()))?,
+                ),
+                SourceKind::Jsonl | SourceKind::Json => None,
+            };
+            (source, columns)
         };
         let sync = changes::prepare(job, opts)?;
-        Ok(KindRecord::BatchCreate { source, sync })
+        Ok(KindRecord::BatchCreate {
+            source,
+            columns,
+            retry_of: None,
+            sync,
+        })
     }
 
     fn announce(job: &Job, dir: &RunDir) {
@@ -136,11 +174,12 @@ impl RunKind for Import {
         else {
             return Err(run.refusal("this run directory holds no import".into()));
         };
-        let src = source_of(&run.job).map_err(|e| run.refusal(e))?;
-        if src.path == "-" {
+        let input =
+            Input::of(&run.job, &run.dir, &run.manifest.kind).map_err(|e| run.refusal(e))?;
+        if input.is_stdin() {
             return Err(run.refusal(STDIN_ONCE.into()));
         }
-        let now = run_dir::fingerprint(&run.job.resolve(&src.path))
+        let now = run_dir::fingerprint(input.path())
             .map_err(|e| Error::io("cannot read the source", e))?;
         let same = now.size == started.size && now.sha256 == started.sha256;
         if !same && !opts.force {
@@ -166,13 +205,18 @@ impl RunKind for Import {
             KindRecord::BatchCreate { sync, .. } => sync.clone(),
             KindRecord::QueryExport(_) => None,
         };
+        let input = Input::of(ctx.job, ctx.dir, &ctx.manifest.kind);
+        let stdin = input.as_ref().is_ok_and(Input::is_stdin);
         let mut missing = None;
-        let mut stop = match schedule(ctx, &mut committed, sync.as_ref()).await {
-            Ok(m) => {
-                missing = m;
-                None
-            }
-            Err(s) => Some(s),
+        let mut stop = match input {
+            Ok(input) => match schedule(ctx, input, &mut committed, sync.as_ref()).await {
+                Ok(m) => {
+                    missing = m;
+                    None
+                }
+                Err(s) => Some(s),
+            },
+            Err(e) => Some(Stop::not_resumable(e)),
         };
         if stop.is_none()
             && let Some(record) = &sync
@@ -180,7 +224,11 @@ impl RunKind for Import {
         {
             stop = Some(s);
         }
-        if source_of(ctx.job).is_ok_and(|s| s.path == "-")
+        // A retry covers a selection of rows, not a source: nothing is missing from it (R9).
+        if ctx.manifest.retry_of().is_some() {
+            missing = None;
+        }
+        if stdin
             && let Some(s) = &mut stop
             && s.resumable
         {
@@ -193,6 +241,7 @@ impl RunKind for Import {
                 counts: committed.counts,
                 files: ResultFiles::of(ctx.dir),
                 missing_since_last_sync: missing,
+                retry_of: ctx.manifest.retry_of().cloned(),
             },
             stop,
         }
@@ -235,6 +284,7 @@ type Committing = tokio::task::JoinHandle<(Ledger, std::io::Result<()>)>;
 /// detection, returns how many of the state's customers the source lacked.
 async fn schedule(
     ctx: &mut Context<'_>,
+    input: Input,
     committed: &mut Checkpoint,
     sync: Option<&run_dir::SyncRecord>,
 ) -> Result<Option<u64>, Stop> {
@@ -257,7 +307,7 @@ async fn schedule(
         Some(record) => Some(changes::classifier(job, ctx.dir, record)?),
         None => None,
     };
-    let mut reader = Reader::start(job, concurrency * 2 + 2, classifier)?;
+    let mut reader = Reader::start(job, input, concurrency * 2 + 2, classifier)?;
 
     // Twice as many batches in progress as requests allowed in flight (`Sender::slots`):
     // while `concurrency` requests wait on the API, as many more batches serialize, journal

@@ -3,19 +3,19 @@
 //! the rest of the source: [`Reader::close`] raises the pipeline's stop flag and drops the
 //! receiver, so every stage fails its next send and ends.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
 use super::batches::{BatchUnit, Batcher};
+use super::input::Input;
 use crate::job::Job;
 use crate::mapping::{Mapper, Outcome};
+use crate::pipeline;
 use crate::runner::Stop;
 use crate::source::Record;
 use crate::sync::{Classifier, Seen, Verdict};
-use crate::{pipeline, source};
 
 /// What the mapping threads hand on for one row: its outcome, its record, and with change
 /// detection the verdict and the match key (field, digest) of a valid customer.
@@ -35,28 +35,27 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Start reading `job`'s source; at most `queued` batches wait for the scheduler. With
-    /// a `classifier` (change detection), unchanged rows are counted and not sent, and a
-    /// match key seen before in the source rejects its row.
+    /// Start reading `input`, mapped by `job`; at most `queued` batches wait for the
+    /// scheduler. With a `classifier` (change detection), unchanged rows are counted and not
+    /// sent, and a match key seen before in the source rejects its row.
     pub fn start(
         job: &Job,
+        input: Input,
         queued: usize,
         classifier: Option<Arc<Classifier>>,
     ) -> Result<Reader, Stop> {
-        let spec = super::source_of(job).map_err(Stop::not_resumable)?.clone();
         let mapping = job.spec.mapping.clone().unwrap_or_default();
         let mapper = Mapper::new(&mapping, job.spec.filter.as_deref(), &job.vars).map_err(|p| {
             Stop::not_resumable(format!("templates did not compile: {}", p[0].message))
         })?;
-        let path: PathBuf = job.resolve(&spec.path);
-        let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let size = std::fs::metadata(input.path()).map(|m| m.len()).ok();
         let batch_size = job.spec.batch_size;
         let (tx, units) = mpsc::channel::<BatchUnit>(queued.max(1));
         let bytes_read = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (counter, stop_reading) = (Arc::clone(&bytes_read), Arc::clone(&stop));
         let thread = std::thread::spawn(move || -> Result<Option<u64>, String> {
-            let source = source::open_counted(&spec, &path, counter).map_err(|e| e.to_string())?;
+            let source = input.open(counter)?;
             let mut batcher = Batcher::new(batch_size);
             let mut seen = Seen::default();
             let mut open = true;

@@ -300,11 +300,7 @@ pub fn materialize(
     };
     // A customer's place in the batch, found by its row (`customer_rows` ascends).
     let index_of = |row: u64| unit.customer_rows.binary_search(&row).ok();
-    let record_of = |row: u64| {
-        index_of(row)
-            .and_then(|i| unit.records.get(i))
-            .and_then(|r| r.as_json())
-    };
+    let record_of = |row: u64| index_of(row).and_then(|i| unit.records.get(i));
     Materialized {
         seq: unit.seq,
         created: created
@@ -328,7 +324,7 @@ pub fn materialize(
             .map(|f| {
                 let mut v = serde_json::to_value(f).expect("serializes");
                 if let Some(record) = record_of(f.row) {
-                    v["record"] = record;
+                    record.attach_to(&mut v);
                 }
                 line(v)
             })
@@ -338,9 +334,7 @@ pub fn materialize(
             .iter()
             .map(|r| {
                 let mut v = json!({"row": r.row, "errors": r.errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()});
-                if let Some(record) = r.record.as_json() {
-                    v["record"] = record;
-                }
+                r.record.attach_to(&mut v);
                 line(v)
             })
             .collect(),

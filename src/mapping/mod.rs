@@ -277,11 +277,11 @@ impl MapperSession<'_> {
     pub fn map(&self, record: &Record) -> Outcome {
         let data = match &record.data {
             Ok(d) => d,
-            Err(reason) => {
+            Err(bad) => {
                 return Outcome::Rejected(vec![FieldError::new(
                     "source",
                     Rule::Unreadable,
-                    reason.clone(),
+                    bad.reason.clone(),
                 )]);
             }
         };

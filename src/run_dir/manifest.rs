@@ -36,8 +36,63 @@ pub enum KindRecord {
         /// Change detection, when the job has `sync: changed`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sync: Option<SyncRecord>,
+        /// The source's columns in its order: a CSV's header, so that `cdpjob rows --format
+        /// csv` lays rows out as the source did after the source is gone (SPEC §12 R9).
+        /// Null for JSON sources (their keys come from the records themselves), for a CSV
+        /// read from standard input, and in manifests from before.
+        #[serde(default)]
+        columns: Option<Vec<String>>,
+        /// Set when the run is a retry: its rows are another run's failed and rejected
+        /// records, copied into this run's directory (`source` is that copy). Such a run
+        /// covers a selection of rows, not a source: it never reports customers missing
+        /// since the last sync.
+        #[serde(default)]
+        retry_of: Option<RetryOf>,
     },
     QueryExport(Box<ExportRecord>),
+}
+
+/// Which rows of an earlier run a retry takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryRows {
+    Failed,
+    Rejected,
+    Both,
+}
+
+impl RetryRows {
+    pub fn takes_failed(self) -> bool {
+        self != RetryRows::Rejected
+    }
+    pub fn takes_rejected(self) -> bool {
+        self != RetryRows::Failed
+    }
+}
+
+/// The run a retry retries, and what it took of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOf {
+    /// The earlier run's directory (absolute) and id.
+    pub run_dir: PathBuf,
+    pub run_id: String,
+    pub rows: RetryRows,
+    /// Records copied: from its failed and from its rejected rows.
+    pub failed: u64,
+    pub rejected: u64,
+    /// Rows of the kinds taken that were never read as records (SPEC §12 R9 `"raw"`):
+    /// nothing to map again, so not retried.
+    pub not_retryable: u64,
+}
+
+impl Manifest {
+    /// The run this one retries, if it is a retry (SPEC §7).
+    pub fn retry_of(&self) -> Option<&RetryOf> {
+        match &self.kind {
+            KindRecord::BatchCreate { retry_of, .. } => retry_of.as_ref(),
+            KindRecord::QueryExport(_) => None,
+        }
+    }
 }
 
 impl KindRecord {

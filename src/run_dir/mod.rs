@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use manifest::{ExportRecord, KindRecord, Manifest, SourceFingerprint, SubWindow, SyncRecord};
+pub use manifest::{
+    ExportRecord, KindRecord, Manifest, RetryOf, RetryRows, SourceFingerprint, SubWindow,
+    SyncRecord,
+};
 
 /// The version of every JSON document cdpjob writes for others to read: `--json` output,
 /// manifest, checkpoint and summary (SPEC §12 R2). Raised when one changes incompatibly.
@@ -31,6 +34,8 @@ pub const CREATED: &str = "created.jsonl";
 pub const FAILED: &str = "failed.jsonl";
 pub const REJECTED: &str = "rejected.jsonl";
 pub const SUMMARY: &str = "summary.json";
+/// A retry's rows: the records it took from the run it retries (`source::records`).
+pub const RETRY_INPUT: &str = "retry-input.jsonl";
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -68,6 +68,22 @@ pub fn begin(job: &Job, opts: &RunOptions, mut lock: JobLock) -> Result<Begun> {
     })
 }
 
+/// The names in a run directory (a `--run-dir` may hold other files before the run).
+pub fn entries(dir: &RunDir) -> std::collections::BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(&dir.path)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+        .unwrap_or_default()
+}
+
+/// A run that could not begin: remove the files written in its directory since `before`,
+/// and the directory if that leaves it empty. Nothing that was there before is touched.
+pub fn discard(dir: &RunDir, before: &std::collections::BTreeSet<std::ffi::OsString>) {
+    for name in entries(dir).difference(before) {
+        let _ = std::fs::remove_file(dir.path.join(name));
+    }
+    let _ = std::fs::remove_dir(&dir.path);
+}
+
 /// The manifest of a new run.
 pub fn manifest(job: &Job, begun: &Begun, kind: KindRecord) -> Manifest {
     Manifest {

@@ -199,23 +199,38 @@ pub trait RunKind {
 
 /// `cdpjob run JOB`.
 pub fn start<K: RunKind>(job: &Job, opts: &RunOptions) -> Result<Outcome> {
+    start_with::<K>(job, opts, K::preflight, K::prepare)
+}
+
+/// [`start`], with the preflight and what the run is about made by `preflight` and
+/// `prepare` instead of the kind's own: a retry is an import whose rows are copied from
+/// another run into its directory first (and which no pre-pass over the job's source
+/// concerns). Whatever `prepare` writes in the new directory goes again if the run cannot
+/// begin.
+pub fn start_with<K: RunKind>(
+    job: &Job,
+    opts: &RunOptions,
+    preflight: impl FnOnce(&Job, &RunOptions) -> Result<()>,
+    prepare: impl FnOnce(&Job, &Begun, &RunOptions) -> Result<KindRecord>,
+) -> Result<Outcome> {
     begin::runtime()?.block_on(async {
         // The lock first: a second run of the job hears that another one is in progress,
         // whatever else it would have waited for. A refusal of the preflight leaves no run
         // directory (SPEC §12 R10).
         let lock = begin::lock(job)?;
-        K::preflight(job, opts)?;
+        preflight(job, opts)?;
         let begun = begin::begin(job, opts, lock)?;
-        let prepared = match K::prepare(job, &begun, opts) {
+        let before = begin::entries(&begun.dir);
+        let prepared = match prepare(job, &begun, opts) {
             Ok(kind) => connection::connect(job).await.map(|conn| (kind, conn)),
             Err(e) => Err(e),
         };
         let (kind, conn) = match prepared {
             Ok(ready) => ready,
             Err(e) => {
-                // Nothing was written in it yet: leave no empty run directory behind (and
-                // so nothing to resume: running the command again is the remedy).
-                let _ = std::fs::remove_dir(&begun.dir.path);
+                // No manifest in it yet: leave no run directory behind (and so nothing to
+                // resume: running the command again is the remedy).
+                begin::discard(&begun.dir, &before);
                 return Err(e);
             }
         };

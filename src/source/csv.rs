@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use csv_core::ReadRecordResult;
 
-use super::{CsvRow, Header, OpenError, Record, RecordSource, RowData, SourceSpec};
+use super::{CsvRow, Header, OpenError, Record, RecordSource, RowData, SourceSpec, Unreadable};
 
 /// A record inside quotes may span at most this many lines or bytes before we decide its
 /// opening quote was never closed.
@@ -64,14 +64,17 @@ struct RecordSplitter {
     out_len: usize,
     ends: Vec<usize>,
     ends_len: usize,
+    /// The physical lines of the last record split, kept (moved, not copied) so that a
+    /// record found bad afterwards can still be given with its text.
+    record_lines: Vec<(u64, Vec<u8>)>,
 }
 
 /// What the splitter found.
 enum Split {
     /// Field bytes and end offsets, and the line the record starts on.
     Fields { line: u64 },
-    /// A record that cannot be parsed; the reason.
-    Broken { line: u64, reason: String },
+    /// A record that cannot be parsed: the reason and the line rejected.
+    Broken { line: u64, bad: Unreadable },
 }
 
 impl RecordSplitter {
@@ -90,6 +93,7 @@ impl RecordSplitter {
             out_len: 0,
             ends: vec![0; 64],
             ends_len: 0,
+            record_lines: Vec::new(),
         }
     }
 
@@ -145,7 +149,8 @@ impl RecordSplitter {
 
     /// The next record, with `expected` fields if known (to catch runaway quotes).
     fn next(&mut self, expected: Option<usize>) -> io::Result<Option<Split>> {
-        let mut lines: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut lines = std::mem::take(&mut self.record_lines);
+        lines.clear();
         let mut bytes = 0usize;
         self.core.reset();
         self.out_len = 0;
@@ -171,6 +176,7 @@ impl RecordSplitter {
                     if lines.len() > 1 && wrong_count {
                         return Ok(Some(self.broken(lines)));
                     }
+                    self.record_lines = lines;
                     return Ok(Some(Split::Fields { line: first }));
                 }
                 Fed::NeedMore => {
@@ -184,14 +190,25 @@ impl RecordSplitter {
 
     /// Reject the first line of a runaway record; give the others back to be read again.
     fn broken(&mut self, mut lines: Vec<(u64, Vec<u8>)>) -> Split {
-        let first = lines.remove(0).0;
+        let (first, text) = lines.remove(0);
         for l in lines.into_iter().rev() {
             self.pending.push_front(l);
         }
         Split::Broken {
             line: first,
-            reason: format!("unterminated quoted field starting on line {first}"),
+            bad: Unreadable::new(
+                format!("unterminated quoted field starting on line {first}"),
+                &text,
+            ),
         }
+    }
+
+    /// The text of the last record split, all its lines, for one found bad after the split.
+    fn record_text(&self) -> Vec<u8> {
+        self.record_lines
+            .iter()
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect()
     }
 
     fn fields(&self) -> (&[u8], &[usize]) {
@@ -228,8 +245,9 @@ fn read_header_record(splitter: &mut RecordSplitter) -> Result<Vec<String>, Open
     let io_err = |err| OpenError::Invalid(format!("cannot read the CSV header: {err}"));
     match splitter.next(None).map_err(io_err)? {
         None => Ok(Vec::new()),
-        Some(Split::Broken { reason, .. }) => Err(OpenError::Invalid(format!(
-            "the CSV header row cannot be read: {reason}"
+        Some(Split::Broken { bad, .. }) => Err(OpenError::Invalid(format!(
+            "the CSV header row cannot be read: {}",
+            bad.reason
         ))),
         Some(Split::Fields { .. }) => {
             let (bytes, ends) = splitter.fields();
@@ -269,18 +287,16 @@ impl RecordSource for CsvSource {
         while let Some(split) = splitter.next(Some(expected))? {
             row += 1;
             let record = match split {
-                Split::Broken { line, reason } => Record {
+                Split::Broken { line, bad } => Record {
                     row,
                     line,
-                    data: Err(reason),
+                    data: Err(bad),
                 },
                 Split::Fields { line } => {
                     let (bytes, ends) = splitter.fields();
-                    Record {
-                        row,
-                        line,
-                        data: to_row(&header, bytes, ends, expected, line),
-                    }
+                    let data = to_row(&header, bytes, ends, expected, line)
+                        .map_err(|reason| Unreadable::new(reason, &splitter.record_text()));
+                    Record { row, line, data }
                 }
             };
             if !sink(record) {
@@ -330,6 +346,13 @@ mod tests {
     use super::*;
 
     fn read(input: &[u8]) -> Vec<(u64, u64, Result<Vec<String>, String>)> {
+        read_with_raw(input)
+            .into_iter()
+            .map(|(row, line, data)| (row, line, data.map_err(|bad| bad.reason)))
+            .collect()
+    }
+
+    fn read_with_raw(input: &[u8]) -> Vec<(u64, u64, Result<Vec<String>, Unreadable>)> {
         let opts = CsvOptions {
             delimiter: b',',
             quote: b'"',
@@ -436,6 +459,26 @@ mod tests {
                 .contains("field `city` is not valid UTF-8")
         );
         assert_eq!(rows[2].2, ok(&["ok2", "Rome"]));
+    }
+
+    #[test]
+    fn a_bad_record_keeps_its_text_lossily_decoded() {
+        let rows = read_with_raw(
+            b"a,b\r\n1,x,extra\r\n2,\"two\nlines\"\n3,\"Z\xFCrich\nr\"\n4,\"open\n5,y\n",
+        );
+        let raw = |i: usize| rows[i].2.as_ref().unwrap_err().raw.clone();
+        assert_eq!(raw(0), "1,x,extra");
+        assert_eq!(
+            rows[1].2.clone().map_err(|b| b.reason),
+            ok(&["2", "two\nlines"])
+        );
+        assert_eq!(
+            raw(2),
+            "3,\"Z\u{FFFD}rich\nr\"",
+            "a record over two lines keeps both"
+        );
+        assert_eq!(raw(3), "4,\"open", "an unterminated quote: its first line");
+        assert_eq!(rows[4].2.clone().map_err(|b| b.reason), ok(&["5", "y"]));
     }
 
     #[test]

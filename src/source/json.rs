@@ -1,27 +1,33 @@
 //! JSON Lines and JSON arrays of objects, both streamed: one line, or one array element,
 //! in memory at a time.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
+use std::rc::Rc;
 
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{Record, RecordSource, RowData};
+use super::{Record, RecordSource, RowData, Unreadable};
 
-fn object_or_reason(value: Value) -> Result<RowData, String> {
+/// An object is a record; any other value is not, and keeps its JSON text as `raw`.
+fn object_or_reason(value: Value, context: &str) -> Result<RowData, Unreadable> {
     match value {
         Value::Object(map) => Ok(RowData::Json(map)),
-        other => Err(format!(
-            "expected a JSON object, found {}",
-            match other {
+        other => {
+            let found = match &other {
                 Value::Array(_) => "an array",
                 Value::String(_) => "a string",
                 Value::Number(_) => "a number",
                 Value::Bool(_) => "a boolean",
                 _ => "null",
-            }
-        )),
+            };
+            Err(Unreadable::new(
+                format!("{context}: expected a JSON object, found {found}"),
+                other.to_string().as_bytes(),
+            ))
+        }
     }
 }
 
@@ -56,10 +62,19 @@ impl RecordSource for JsonLinesSource {
             }
             row += 1;
             let data = match std::str::from_utf8(bytes) {
-                Err(_) => Err(format!("line {line} is not valid UTF-8")),
+                Err(_) => Err(Unreadable::new(
+                    format!("line {line} is not valid UTF-8"),
+                    bytes,
+                )),
                 Ok(text) => match serde_json::from_str::<Value>(text) {
-                    Ok(v) => object_or_reason(v).map_err(|e| format!("line {line}: {e}")),
-                    Err(e) => Err(format!("line {line} is not valid JSON: {e}")),
+                    Ok(Value::Object(map)) => Ok(RowData::Json(map)),
+                    // The line as written, not as re-serialized.
+                    Ok(v) => object_or_reason(v, &format!("line {line}"))
+                        .map_err(|bad| Unreadable::new(bad.reason, bytes)),
+                    Err(e) => Err(Unreadable::new(
+                        format!("line {line} is not valid JSON: {e}"),
+                        bytes,
+                    )),
                 },
             };
             if !sink(Record { row, line, data }) {
@@ -85,6 +100,51 @@ impl JsonArraySource {
 
 struct Elements<'a> {
     sink: &'a mut dyn FnMut(Record) -> bool,
+    /// The bytes read since the last element ended: a broken element's text.
+    tape: Tape,
+    /// Set when reading ended before the array did (a syntax error, or the sink stopped):
+    /// what the deserializer then says about the rest of the input is not news.
+    ended_early: Rc<std::cell::Cell<bool>>,
+}
+
+/// At most this much of a broken element's text is kept as its `raw`.
+const MAX_RAW: usize = 1 << 20;
+
+/// The bytes the deserializer has read since [`Tape::clear`] (up to [`MAX_RAW`]): the text of
+/// the element being read, and at most the few bytes serde_json read ahead of it.
+#[derive(Clone, Default)]
+struct Tape(Rc<RefCell<Vec<u8>>>);
+
+impl Tape {
+    fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+
+    /// What was read, without the separator and whitespace before the element.
+    fn text(&self) -> Vec<u8> {
+        let bytes = self.0.borrow();
+        let start = bytes
+            .iter()
+            .position(|b| !(b.is_ascii_whitespace() || *b == b',' || *b == b'['))
+            .unwrap_or(bytes.len());
+        bytes[start..].to_vec()
+    }
+}
+
+/// A reader that records what passes through it on a [`Tape`].
+struct Taped<R> {
+    inner: R,
+    tape: Tape,
+}
+
+impl<R: Read> Read for Taped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut tape = self.tape.0.borrow_mut();
+        let room = MAX_RAW.saturating_sub(tape.len()).min(n);
+        tape.extend_from_slice(&buf[..room]);
+        Ok(n)
+    }
 }
 
 impl<'de> Visitor<'de> for Elements<'_> {
@@ -98,20 +158,22 @@ impl<'de> Visitor<'de> for Elements<'_> {
         let mut row = 0u64;
         loop {
             row += 1;
+            self.tape.clear();
             let (data, stop) = match seq.next_element::<Value>() {
                 Ok(None) => return Ok(()),
-                Ok(Some(v)) => (
-                    object_or_reason(v).map_err(|e| format!("element {row}: {e}")),
-                    false,
-                ),
+                Ok(Some(v)) => (object_or_reason(v, &format!("element {row}")), false),
                 Err(e) => (
-                    Err(format!(
-                        "the JSON array is broken at or after element {row} ({e}); nothing after it can be read"
+                    Err(Unreadable::new(
+                        format!(
+                            "the JSON array is broken at or after element {row} ({e}); nothing after it can be read"
+                        ),
+                        &self.tape.text(),
                     )),
                     true,
                 ),
             };
             if !(self.sink)(Record { row, line: 0, data }) || stop {
+                self.ended_early.set(true);
                 return Ok(());
             }
         }
@@ -132,8 +194,22 @@ impl RecordSource for JsonArraySource {
         if self.input.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
             self.input.consume(3);
         }
-        let mut de = serde_json::Deserializer::from_reader(self.input);
-        Elements { sink }.deserialize(&mut de).map_err(|e| {
+        let tape = Tape::default();
+        let mut de = serde_json::Deserializer::from_reader(Taped {
+            inner: self.input,
+            tape: tape.clone(),
+        });
+        let ended_early = Rc::new(std::cell::Cell::new(false));
+        let elements = Elements {
+            sink,
+            tape,
+            ended_early: Rc::clone(&ended_early),
+        };
+        let read = elements.deserialize(&mut de);
+        if ended_early.get() {
+            return Ok(());
+        }
+        read.map_err(|e| {
             if e.is_io() {
                 io::Error::other(e)
             } else {
@@ -151,6 +227,15 @@ mod tests {
     use super::*;
 
     fn collect(src: Box<dyn RecordSource>) -> io::Result<Vec<(u64, Result<String, String>)>> {
+        Ok(collect_raw(src)?
+            .into_iter()
+            .map(|(row, data)| (row, data.map_err(|bad| bad.reason)))
+            .collect())
+    }
+
+    fn collect_raw(
+        src: Box<dyn RecordSource>,
+    ) -> io::Result<Vec<(u64, Result<String, Unreadable>)>> {
         let mut out = Vec::new();
         src.for_each(&mut |r| {
             out.push((
@@ -163,6 +248,34 @@ mod tests {
             true
         })?;
         Ok(out)
+    }
+
+    #[test]
+    fn what_is_not_a_record_keeps_its_text() {
+        let rows = collect_raw(Box::new(JsonLinesSource::new(Box::new(io::Cursor::new(
+            b"{\"a\":1}\r\n{oops\r\n[1, 2]\n{\"b\": \"Z\xFCrich\"}\n".to_vec(),
+        )))))
+        .unwrap();
+        let raw = |i: usize| rows[i].1.as_ref().unwrap_err().raw.clone();
+        assert_eq!(
+            (raw(1), raw(2), raw(3)),
+            (
+                "{oops".into(),
+                "[1, 2]".into(),
+                "{\"b\": \"Z\u{FFFD}rich\"}".into()
+            )
+        );
+        let rows = collect_raw(Box::new(JsonArraySource::new(cursor(
+            "[{\"a\":1},\n 5, {\"a\":2},\n  {\"a\": tru, \"b\": 1}]",
+        ))))
+        .unwrap();
+        assert_eq!(rows[1].1.as_ref().unwrap_err().raw, "5");
+        assert_eq!(rows[2].1.as_ref().unwrap(), "{\"a\":2}");
+        let broken = &rows[3].1.as_ref().unwrap_err().raw;
+        assert!(
+            broken.starts_with("{\"a\": tru") && !broken.contains("\"b\": 1"),
+            "a syntax error: the element's text up to where reading stopped: {broken:?}"
+        );
     }
 
     fn cursor(s: &str) -> Box<dyn BufRead + Send> {

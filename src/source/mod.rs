@@ -4,11 +4,13 @@
 //! A source pushes [`Record`]s to a callback in file order. Each record carries its 1-based
 //! row number (SPEC §4: for CSV, not counting the header). A record that cannot be read —
 //! invalid UTF-8, a wrong field count, an unterminated quote, a line that is not JSON —
-//! still gets its row number and arrives as `Err(reason)`, so it is counted as rejected and
-//! reading goes on. Only I/O failures stop a source.
+//! still gets its row number and arrives as `Err(Unreadable)`: the reason and its text, so
+//! it is counted as rejected with what it held (SPEC §12 R9 `"raw"`) and reading goes on.
+//! Only I/O failures stop a source.
 
 mod csv;
 mod json;
+pub mod records;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -29,7 +31,27 @@ pub struct Record {
     /// 1-based physical line where the record starts (for messages).
     pub line: u64,
     /// The fields, or why the record could not be read.
-    pub data: Result<RowData, String>,
+    pub data: Result<RowData, Unreadable>,
+}
+
+/// A record that could not be read as one: why, and its text as far as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub reason: String,
+    /// The record's bytes, lossily decoded (invalid UTF-8 becomes U+FFFD), without the
+    /// line terminator that ended it. Only bad records pay for this copy.
+    pub raw: String,
+}
+
+impl Unreadable {
+    pub fn new(reason: impl Into<String>, raw: &[u8]) -> Unreadable {
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        Unreadable {
+            reason: reason.into(),
+            raw: String::from_utf8_lossy(raw).into_owned(),
+        }
+    }
 }
 
 impl Record {
@@ -51,6 +73,19 @@ impl Record {
                     .collect(),
             )),
             Err(_) => None,
+        }
+    }
+
+    /// Put what a result line says of its source row into `line` (a JSON object):
+    /// `"record"` when it was read as one, else `"raw"`, its text (SPEC §12 R9).
+    pub fn attach_to(&self, line: &mut serde_json::Value) {
+        match &self.data {
+            Err(bad) => line["raw"] = serde_json::Value::from(bad.raw.as_str()),
+            Ok(_) => {
+                if let Some(record) = self.as_json() {
+                    line["record"] = record;
+                }
+            }
         }
     }
 }
@@ -167,6 +202,25 @@ impl<R: BufRead> BufRead for CountingReader<R> {
     }
 }
 
+/// The columns of a CSV source in its order: its header row, or `columns` without one.
+pub fn csv_columns(spec: &SourceSpec, path: &Path) -> Result<Vec<String>, OpenError> {
+    if !spec.header {
+        return Ok(spec.columns.clone().unwrap_or_default());
+    }
+    read_csv_header(open_reader(path)?, &CsvOptions::from_spec(spec))
+}
+
+/// `inner`, adding every byte consumed to `bytes_read` (for progress).
+pub fn counted(
+    inner: impl BufRead + Send + 'static,
+    bytes_read: Arc<std::sync::atomic::AtomicU64>,
+) -> Box<dyn BufRead + Send> {
+    Box::new(CountingReader {
+        inner,
+        count: bytes_read,
+    })
+}
+
 /// Open the source a job names, at `path` (its `spec.path` resolved by the job).
 pub fn open(spec: &SourceSpec, path: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
     open_counted(spec, path, Arc::default())
@@ -178,10 +232,7 @@ pub fn open_counted(
     path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
-    let reader: Box<dyn BufRead + Send> = Box::new(CountingReader {
-        inner: open_reader(path)?,
-        count: bytes_read,
-    });
+    let reader = counted(open_reader(path)?, bytes_read);
     Ok(match spec.kind {
         SourceKind::Csv => Box::new(CsvSource::new(reader, CsvOptions::from_spec(spec))?),
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),

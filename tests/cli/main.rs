@@ -9,6 +9,7 @@ mod guards;
 mod layout;
 mod lifecycle;
 mod plan;
+mod retry;
 mod run;
 mod sign_and_sim;
 mod sim_order;

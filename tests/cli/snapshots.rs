@@ -415,3 +415,64 @@ fn guards_in_plan_a_refused_run_and_a_run_a_guard_stopped() {
         (&dir.as_str().into(), &true.into())
     );
 }
+
+#[test]
+fn help_of_retry_and_rows() {
+    let ws = Workspace::new();
+    for command in ["retry", "rows"] {
+        let out = cdpjob(&ws, &[command, "--help"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_contract(
+            &format!("help_{command}"),
+            &format!("cdpjob {command} --help"),
+            &out.stdout,
+        );
+    }
+}
+
+/// The run directories of job `name`, oldest first.
+fn run_dirs_of(ws: &Workspace, name: &str) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(ws.path(&format!("runs/{name}")))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("manifest.json").exists())
+        .map(|e| format!("runs/{name}/{}", e.file_name().to_str().unwrap()))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn retry_summary_of_the_quickstart() {
+    let ws = shipped_jobs();
+    assert_eq!(cdpjob(&ws, &["run", "jobs/quickstart.yaml"]).code, 1);
+    let first = the_run_dir(&ws, "quickstart");
+    // Run ids of one second would not sort by time.
+    wait_for_the_next_second();
+    let out = cdpjob(&ws, &["retry", &first]);
+    assert_eq!(
+        out.code, 1,
+        "the same mapping rejects them again\n{}",
+        out.stderr
+    );
+    assert_contract(
+        "retry_quickstart",
+        "cdpjob retry runs/quickstart/RUN_ID",
+        &out.stdout,
+    );
+    wait_for_the_next_second();
+    let out = cdpjob(&ws, &["retry", "--json", &first]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc = assert_json_contract(
+        "retry_quickstart_json",
+        "cdpjob retry --json runs/quickstart/RUN_ID",
+        &out.stdout,
+    );
+    let dirs = run_dirs_of(&ws, "quickstart");
+    assert_eq!(dirs.len(), 3, "{dirs:?}");
+    assert!(
+        doc["run_dir"].as_str().unwrap().ends_with(&dirs[2]),
+        "{doc}"
+    );
+    assert_eq!(doc["retry_of"]["not_retryable"], 2);
+}
