@@ -96,7 +96,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
             Ok(KindRecord::BatchCreate {
                 source,
                 columns,
-                retry_of: Some(retry_of),
+                retry_of: Some(Box::new(retry_of)),
                 sync,
             })
         },

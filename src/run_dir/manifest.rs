@@ -47,7 +47,7 @@ pub enum KindRecord {
         /// covers a selection of rows, not a source: it never reports customers missing
         /// since the last sync.
         #[serde(default)]
-        retry_of: Option<RetryOf>,
+        retry_of: Option<Box<RetryOf>>,
     },
     QueryExport(Box<ExportRecord>),
 }
@@ -89,7 +89,7 @@ impl Manifest {
     /// The run this one retries, if it is a retry (SPEC §7).
     pub fn retry_of(&self) -> Option<&RetryOf> {
         match &self.kind {
-            KindRecord::BatchCreate { retry_of, .. } => retry_of.as_ref(),
+            KindRecord::BatchCreate { retry_of, .. } => retry_of.as_deref(),
             KindRecord::QueryExport(_) => None,
         }
     }
