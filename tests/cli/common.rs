@@ -366,3 +366,26 @@ pub fn assert_lock_free(lock: &Path) {
         Err(e) => panic!("{} is still locked: {e}", lock.display()),
     }
 }
+
+/// The run directories under a job's root (`runs/<name>`): those holding a manifest, sorted
+/// by name (a run id sorts by its start, to the second). None when there is no root yet.
+pub fn run_dirs(job_root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = dirs_in(job_root);
+    dirs.retain(|d| d.join("manifest.json").exists());
+    dirs
+}
+
+/// Every directory under `root`, sorted: where a command must leave no run directory
+/// behind, not even an empty one.
+pub fn dirs_in(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}

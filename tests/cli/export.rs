@@ -109,15 +109,7 @@ pub(crate) fn exported_ids(path: &Path) -> Vec<String> {
 }
 
 pub(crate) fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.path("runs/e"))
-        .map(|rd| {
-            rd.map(|e| e.unwrap().path())
-                .filter(|p| p.join("manifest.json").exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
+    crate::common::run_dirs(&ws.path("runs/e"))
 }
 
 /// The files in the output directory, without the sidecars of ids beside a partial output

@@ -86,16 +86,7 @@ fn cdpjob(ws: &Workspace, args: &[&str]) -> Exited {
 
 /// The run directories of job `g`.
 fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.path("runs/g"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
+    crate::common::dirs_in(&ws.path("runs/g"))
 }
 
 fn json_of(path: &Path) -> Value {

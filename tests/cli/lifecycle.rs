@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{
-    SimProcess, Workspace, assert_lock_free, read, repo, run, sim_env, with_sim_credentials,
+    SimProcess, Workspace, assert_lock_free, read, repo, run, run_dirs, sim_env,
+    with_sim_credentials,
 };
 
 fn leads(rows: u64) -> String {
@@ -33,16 +34,6 @@ fn cmd(ws: &Workspace, args: &[&str]) -> assert_cmd::Command {
 
 fn json_of(path: &Path) -> Value {
     serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn run_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("manifest.json").exists())
-        .collect();
-    dirs.sort();
-    dirs
 }
 
 #[test]
@@ -325,7 +316,7 @@ fn sigterm_ends_a_run_reading_a_pipe_that_stays_open_and_says_it_cannot_be_resum
     stdin.flush().unwrap();
     let root = ws.path("runs/t");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !run_dirs_if_any(&root)
+    while !run_dirs(&root)
         .iter()
         .any(|d| d.join("checkpoint.json").exists())
     {
@@ -362,14 +353,6 @@ fn sigterm_ends_a_run_reading_a_pipe_that_stays_open_and_says_it_cannot_be_resum
         "{summary}"
     );
     assert_lock_free(&root.join(".lock"));
-}
-
-fn run_dirs_if_any(root: &Path) -> Vec<PathBuf> {
-    if root.exists() {
-        run_dirs(root)
-    } else {
-        Vec::new()
-    }
 }
 
 /// `status` of a finished run says "finished" while another run of the same job holds the
@@ -463,7 +446,7 @@ fn a_second_run_of_a_sim_job_is_told_of_the_lock() {
     let first = ws.spawn(&["run", "job.yaml"], sim_env(None));
     let root = ws.path("runs/t");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !run_dirs_if_any(&root)
+    while !run_dirs(&root)
         .iter()
         .any(|d| d.join("checkpoint.json").exists())
     {

@@ -38,13 +38,7 @@ fn phone(row: u64) -> String {
 }
 
 fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
-    let root = ws.path("runs/t");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    dirs.retain(|d| d.join("manifest.json").exists());
-    dirs.sort();
-    dirs
+    crate::common::run_dirs(&ws.path("runs/t"))
 }
 
 /// The one run directory that `before` did not have.

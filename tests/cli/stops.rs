@@ -72,16 +72,7 @@ output:
 
 /// The run directories of job `name`, oldest first.
 fn run_dirs(ws: &Workspace, name: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.path(&format!("runs/{name}")))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
+    crate::common::dirs_in(&ws.path(&format!("runs/{name}")))
 }
 
 #[track_caller]

@@ -67,15 +67,9 @@ impl Sync {
             .unwrap()
     }
 
-    /// The run directories of the job, in no particular order.
+    /// The run directories of the job.
     fn run_dirs(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.ws.path("runs/s"))
-            .map(|d| {
-                d.map(|e| e.unwrap().path())
-                    .filter(|p| p.join("manifest.json").exists())
-                    .collect()
-            })
-            .unwrap_or_default()
+        crate::common::run_dirs(&self.ws.path("runs/s"))
     }
 
     /// The one run directory that has no summary: the run that was interrupted.
