@@ -85,7 +85,7 @@ impl RunKind for Export {
         prepare_record(job, begun).map(|r| KindRecord::QueryExport(Box::new(r)))
     }
 
-    fn announce(job: &Job, dir: &RunDir) {
+    fn announce(job: &Job, _manifest: &run_dir::Manifest, dir: &RunDir) {
         // On stderr even with --json: a scheduler's log is where this must be seen.
         for other in unfinished_exports(&job.paths.job_root, &dir.path) {
             eprintln!(

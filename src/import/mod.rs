@@ -159,10 +159,8 @@ impl RunKind for Import {
         })
     }
 
-    fn announce(job: &Job, dir: &RunDir) {
-        if let Ok(m) = run_dir::read_versioned::<run_dir::Manifest>(&dir.file(run_dir::MANIFEST))
-            && let KindRecord::BatchCreate { sync: Some(s), .. } = &m.kind
-        {
+    fn announce(job: &Job, manifest: &run_dir::Manifest, _dir: &RunDir) {
+        if let KindRecord::BatchCreate { sync: Some(s), .. } = &manifest.kind {
             changes::announce(job, s);
         }
     }

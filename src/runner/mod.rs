@@ -188,7 +188,7 @@ pub trait RunKind {
     fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord>;
 
     /// Once the new run's manifest is written: anything the operator must hear first.
-    fn announce(_job: &Job, _dir: &RunDir) {}
+    fn announce(_job: &Job, _manifest: &Manifest, _dir: &RunDir) {}
 
     /// The checks a resume makes beyond the job's hash (its source, newer runs…).
     fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()>;
@@ -236,7 +236,7 @@ pub fn start_with<K: RunKind>(
         };
         let manifest = begin::manifest(job, &begun, kind);
         begin::write_manifest(&begun.dir, &manifest, opts)?;
-        K::announce(job, &begun.dir);
+        K::announce(job, &manifest, &begun.dir);
         let outcome = lifecycle::<K>(job, &begun.dir, &manifest, opts, false, conn).await;
         drop(begun.lock);
         outcome
