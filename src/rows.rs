@@ -138,7 +138,7 @@ impl Index {
 /// A line that carries neither `record` nor `raw`: written before result lines kept them.
 pub fn without_records(manifest: &Manifest, path: &Path) -> Error {
     Error::Usage(format!(
-        "{}: its lines carry no \"record\": the run was written by cdpjob {}, before result lines kept the source records; run the job again to get them",
+        "{}: its lines carry no \"record\" (the run was written by cdpjob {}; result lines keep the source records since 0.2.0, and a line without one was written before or changed by hand): run the job again to get them",
         path.display(),
         manifest.cdpjob_version
     ))
