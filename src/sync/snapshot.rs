@@ -1,9 +1,9 @@
 //! The sync state as it was when a run started (SPEC §12 R5), kept in the run directory:
 //! a resume compares rows with exactly what the first attempt compared them with, whatever
 //! the state became since, so it forms the same batches. In memory it is a sorted array of
-//! (key digest, content digest) pairs — 32 bytes a customer, one binary search a row — and
-//! on disk the same array behind a header and followed by its SHA-256, so a cut or damaged
-//! file is refused rather than read as "everything is new".
+//! (key digest, content digest) pairs — 32 bytes a customer — with an index by the top bits
+//! of the key digest, and on disk the same array behind a header and followed by its
+//! SHA-256, so a cut or damaged file is refused rather than read as "everything is new".
 
 use std::collections::HashMap;
 use std::io;
@@ -16,17 +16,64 @@ use super::tag::{SyncTag, short};
 const MAGIC: &[u8; 16] = b"cdpjob-snapshot1";
 
 /// The customers a state held, by key digest, with the digest of what was sent.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     entries: Vec<(u128, u128)>,
+    /// Where the entries whose key digest starts with each `bits`-bit prefix begin (one
+    /// more at the end): a lookup reads two neighbours here and then about one entry. A
+    /// binary search of a million entries (32 MB) was ~20 cache misses a row, and the
+    /// unchanged check ran at a fraction of the 1,000,000 rows/s it must reach; key digests
+    /// are SHA-256 prefixes, so the buckets fill evenly. 4 bytes a bucket, about one
+    /// bucket a customer. Empty in a `default()` snapshot.
+    index: Vec<u32>,
+    bits: u32,
 }
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Snapshot) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Snapshot {}
 
 impl Snapshot {
     /// From (key digest, content digest) pairs in any order.
     pub fn from_pairs(mut entries: Vec<(u128, u128)>) -> Snapshot {
         entries.sort_unstable();
         entries.dedup_by_key(|e| e.0);
-        Snapshot { entries }
+        Snapshot::indexed(entries)
+    }
+
+    /// `entries`, sorted by key digest with no key twice, with their index.
+    fn indexed(entries: Vec<(u128, u128)>) -> Snapshot {
+        // About one entry a bucket: 2^bits is the least power of two above the count.
+        let bits = (usize::BITS - entries.len().leading_zeros()).min(32);
+        let buckets = 1usize << bits;
+        let mut index = Vec::with_capacity(buckets + 1);
+        let mut at = 0usize;
+        for b in 0..buckets {
+            while at < entries.len() && bucket(entries[at].0, bits) < b {
+                at += 1;
+            }
+            index.push(at as u32);
+        }
+        index.push(entries.len() as u32);
+        Snapshot {
+            entries,
+            index,
+            bits,
+        }
+    }
+
+    /// The content digest the state holds for a key digest.
+    fn get(&self, key_digest: u128) -> Option<u128> {
+        let b = bucket(key_digest, self.bits);
+        let (&start, &end) = (self.index.get(b)?, self.index.get(b + 1)?);
+        self.entries[start as usize..end as usize]
+            .iter()
+            .find(|e| e.0 == key_digest)
+            .map(|e| e.1)
     }
 
     pub fn len(&self) -> usize {
@@ -39,9 +86,13 @@ impl Snapshot {
 
     /// Whether the state holds this customer exactly as `tag` would send it.
     pub fn is_unchanged(&self, tag: &SyncTag) -> bool {
-        self.entries
-            .binary_search_by_key(&tag.key_digest, |e| e.0)
-            .is_ok_and(|i| self.entries[i].1 == short(&tag.hash))
+        self.holds(tag.key_digest, &tag.hash)
+    }
+
+    /// Whether the state holds the customer of key digest `key_digest` with content hash
+    /// `hash`.
+    pub fn holds(&self, key_digest: u128, hash: &[u8; 32]) -> bool {
+        self.get(key_digest) == Some(short(hash))
     }
 
     /// How many of the state's customers `seen` does not hold.
@@ -99,9 +150,17 @@ impl Snapshot {
                     u128::from_le_bytes(c[16..].try_into().expect("16 bytes")),
                 )
             })
-            .collect();
-        Ok(Snapshot { entries })
+            .collect::<Vec<_>>();
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(bad("its entries are not in order"));
+        }
+        Ok(Snapshot::indexed(entries))
     }
+}
+
+/// The bucket of a key digest: its top `bits` bits.
+fn bucket(key_digest: u128, bits: u32) -> usize {
+    key_digest.checked_shr(128 - bits).unwrap_or(0) as usize
 }
 
 /// The match keys a run's source has had so far, and the first row of each (SPEC §12 R7).
@@ -145,6 +204,26 @@ mod tests {
         assert_eq!(
             Snapshot::read(&path).unwrap_err().kind(),
             io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn every_entry_is_found_by_its_key_and_no_other_key_is() {
+        let digest = |i: u128| i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+        for n in [0u128, 1, 2, 3, 100, 1000] {
+            let s = Snapshot::from_pairs((0..n).map(|i| (digest(i), i)).collect());
+            for i in 0..n {
+                assert_eq!(s.get(digest(i)), Some(i), "entry {i} of {n}");
+            }
+            assert_eq!(s.get(digest(n)), None);
+            assert_eq!(s.get(0), if n > 0 { Some(0) } else { None });
+            assert_eq!(s.get(u128::MAX), None);
+        }
+        assert_eq!(Snapshot::default().get(1), None);
+        let all = Snapshot::from_pairs(vec![(0, 1), (u128::MAX, 2), (1 << 127, 3)]);
+        assert_eq!(
+            (all.get(0), all.get(u128::MAX), all.get(1 << 127)),
+            (Some(1), Some(2), Some(3))
         );
     }
 
