@@ -86,14 +86,14 @@ impl Classifier {
     /// The verdict on a valid customer, and its match key (the field and the key's digest)
     /// when it has one. Parallel: it reads the snapshot only.
     pub fn verdict(&self, customer: &Customer) -> (Verdict, Option<(Field, u128)>) {
-        let Some(tag) = tag_of(customer, self.merge_type, self.strict_binding) else {
+        let Some(probe) = tag::probe(customer, self.merge_type, self.strict_binding) else {
             return (Verdict::Send(None), None);
         };
-        let key = Some((tag.field, tag.key_digest));
-        if !self.full && self.snapshot.is_unchanged(&tag) {
+        let key = Some((probe.field, probe.key_digest));
+        if !self.full && self.snapshot.holds(probe.key_digest, &probe.hash) {
             (Verdict::Unchanged, key)
         } else {
-            (Verdict::Send(Some(tag)), key)
+            (Verdict::Send(Some(probe.into_tag())), key)
         }
     }
 
