@@ -114,6 +114,11 @@ impl Classifier {
         ))
     }
 
+    /// The table of the keys a run's source has, sized for as many as the state holds.
+    pub fn seen(&self) -> Seen {
+        Seen::with_capacity(self.snapshot.len())
+    }
+
     /// Customers of the state this run's source did not have.
     pub fn missing(&self, seen: &Seen) -> u64 {
         self.snapshot.missing_from(seen)
