@@ -17,7 +17,7 @@ use cdpjob::customer::Customer;
 use cdpjob::job::{self, Job};
 use cdpjob::mapping::{Mapper, Outcome};
 use cdpjob::source::{self, Record};
-use cdpjob::sync::{Classifier, Seen, Snapshot, Verdict, tag};
+use cdpjob::sync::{Classifier, Snapshot, Verdict, tag};
 
 /// Customers per timed chunk: a run checks each customer as soon as it is mapped, while
 /// it is in the cache; a chunk of 1,024 (about 0.7 MB) stays in it too.
@@ -59,7 +59,7 @@ fn main() {
     let mut chunk = Vec::with_capacity(CHUNK);
     let (mut verdict_time, mut duplicate_time) = (Duration::ZERO, Duration::ZERO);
     let (mut rows, mut unchanged, mut to_send, mut duplicates) = (0u64, 0u64, 0u64, 0u64);
-    let mut seen = Seen::default();
+    let mut seen = classifier.seen();
     let mut keys = Vec::with_capacity(CHUNK);
     let mut run_chunk = |chunk: &mut Vec<Customer>| {
         let t = Instant::now();

@@ -19,11 +19,7 @@ use crate::{pipeline, source};
 
 /// What the mapping threads hand on for one row: its outcome, its record, and with change
 /// detection the verdict and the match key (field, digest) of a valid customer.
-type Sorted = (
-    Outcome,
-    Record,
-    Option<(Verdict, Option<(crate::customer::Field, u128)>)>,
-);
+type Sorted = (Outcome, Record, Option<(Verdict, Option<crate::sync::Key>)>);
 
 pub struct Reader {
     pub units: mpsc::Receiver<BatchUnit>,

@@ -62,6 +62,15 @@ pub enum Verdict {
     Send(Option<SyncTag>),
 }
 
+/// A valid customer's match key: the field it came from, its digest, and where the
+/// snapshot has it (if it does), for the duplicate check in row order.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub field: Field,
+    pub digest: u128,
+    slot: Option<u32>,
+}
+
 /// The per-row decisions of one run, made on the mapping threads (`verdict`) and then in
 /// row order (`check_duplicate`).
 #[derive(Debug)]
@@ -85,12 +94,18 @@ impl Classifier {
 
     /// The verdict on a valid customer, and its match key (the field and the key's digest)
     /// when it has one. Parallel: it reads the snapshot only.
-    pub fn verdict(&self, customer: &Customer) -> (Verdict, Option<(Field, u128)>) {
+    pub fn verdict(&self, customer: &Customer) -> (Verdict, Option<Key>) {
         let Some(probe) = tag::probe(customer, self.merge_type, self.strict_binding) else {
             return (Verdict::Send(None), None);
         };
-        let key = Some((probe.field, probe.key_digest));
-        if !self.full && self.snapshot.holds(probe.key_digest, &probe.hash) {
+        let found = self.snapshot.find(probe.key_digest);
+        let key = Some(Key {
+            field: probe.field,
+            digest: probe.key_digest,
+            slot: found.map(|(slot, _)| slot),
+        });
+        let same = found.is_some_and(|(_, hash)| hash == tag::short(&probe.hash));
+        if !self.full && same {
             (Verdict::Unchanged, key)
         } else {
             (Verdict::Send(Some(probe.into_tag())), key)
@@ -100,11 +115,11 @@ impl Classifier {
     /// R7, in row order: a key seen at an earlier row rejects this one.
     pub fn check_duplicate(
         seen: &mut Seen,
-        (field, key_digest): (Field, u128),
+        key: Key,
         row: u64,
     ) -> Option<FieldError> {
-        let earlier = seen.note(key_digest, row)?;
-        let field = field.name();
+        let earlier = seen.note(key.digest, key.slot, row)?;
+        let field = key.field.name();
         Some(FieldError::new(
             field,
             Rule::DuplicateKey,
@@ -114,9 +129,9 @@ impl Classifier {
         ))
     }
 
-    /// The table of the keys a run's source has, sized for as many as the state holds.
+    /// The keys a run's source has had, for [`Classifier::check_duplicate`].
     pub fn seen(&self) -> Seen {
-        Seen::with_capacity(self.snapshot.len())
+        Seen::for_snapshot(&self.snapshot)
     }
 
     /// Customers of the state this run's source did not have.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -69,12 +69,19 @@ impl Snapshot {
 
     /// The content digest the state holds for a key digest.
     fn get(&self, key_digest: u128) -> Option<u128> {
+        self.find(key_digest).map(|(_, hash)| hash)
+    }
+
+    /// Where the state's entry for a key digest is (its slot, for [`Seen`]), and the content
+    /// digest it holds.
+    pub fn find(&self, key_digest: u128) -> Option<(u32, u128)> {
         let b = bucket(key_digest, self.bits);
         let (&start, &end) = (self.index.get(b)?, self.index.get(b + 1)?);
-        self.entries[start as usize..end as usize]
+        let at = self.entries[start as usize..end as usize]
             .iter()
-            .find(|e| e.0 == key_digest)
-            .map(|e| e.1)
+            .position(|e| e.0 == key_digest)?;
+        let slot = start + at as u32;
+        Some((slot, self.entries[slot as usize].1))
     }
 
     pub fn len(&self) -> usize {
@@ -100,27 +107,33 @@ impl Snapshot {
     pub fn missing_from(&self, seen: &Seen) -> u64 {
         self.entries
             .iter()
-            .filter(|(k, _)| !seen.contains(*k))
+            .enumerate()
+            .filter(|&(slot, &(k, _))| !seen.has(slot, k))
             .count() as u64
     }
 
-    /// Write the snapshot to `path` atomically (temp file, fsync, rename).
+    /// Write the snapshot to `path` atomically (temp file, fsync, rename), streamed: a
+    /// million customers are 32 MB, which a run need not hold twice.
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + self.entries.len() * 32 + 32);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for (k, h) in &self.entries {
-            bytes.extend_from_slice(&k.to_le_bytes());
-            bytes.extend_from_slice(&h.to_le_bytes());
-        }
-        let sum = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&sum);
-        crate::run_dir::atomic::write_atomic(path, &bytes)
+        crate::run_dir::atomic::write_atomic_with(path, |out| {
+            let mut sum = Sha256::new();
+            let mut put = |bytes: &[u8]| {
+                sum.update(bytes);
+                out.write_all(bytes)
+            };
+            put(MAGIC)?;
+            put(&(self.entries.len() as u64).to_le_bytes())?;
+            for (k, h) in &self.entries {
+                put(&k.to_le_bytes())?;
+                put(&h.to_le_bytes())?;
+            }
+            out.write_all(&sum.finalize())
+        })
     }
 
-    /// Read a snapshot [`Snapshot::write`] wrote; anything else is `InvalidData`.
+    /// Read a snapshot [`Snapshot::write`] wrote; anything else is `InvalidData`. Streamed
+    /// as it was written.
     pub fn read(path: &Path) -> io::Result<Snapshot> {
-        let bytes = std::fs::read(path)?;
         let bad = |why: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -130,28 +143,42 @@ impl Snapshot {
                 ),
             )
         };
-        let head = MAGIC.len() + 8;
-        if bytes.len() < head + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let head = (MAGIC.len() + 8) as u64;
+        let mut input = io::BufReader::with_capacity(1 << 16, file);
+        let mut sum = Sha256::new();
+        let mut magic = [0u8; 16];
+        let mut count = [0u8; 8];
+        if len < head + 32 {
             return Err(bad("no snapshot header"));
         }
-        let (body, sum) = bytes.split_at(bytes.len() - 32);
-        if Sha256::digest(body).as_slice() != sum {
-            return Err(bad("its checksum does not match (cut or damaged)"));
+        input.read_exact(&mut magic)?;
+        input.read_exact(&mut count)?;
+        if &magic != MAGIC {
+            return Err(bad("no snapshot header"));
         }
-        let count = u64::from_le_bytes(body[MAGIC.len()..head].try_into().expect("8 bytes"));
-        let pairs = &body[head..];
-        if pairs.len() as u64 != count * 32 {
+        sum.update(magic);
+        sum.update(count);
+        let count = u64::from_le_bytes(count);
+        if count.checked_mul(32).and_then(|b| b.checked_add(head + 32)) != Some(len) {
             return Err(bad("its length does not match its count"));
         }
-        let entries = pairs
-            .chunks_exact(32)
-            .map(|c| {
-                (
-                    u128::from_le_bytes(c[..16].try_into().expect("16 bytes")),
-                    u128::from_le_bytes(c[16..].try_into().expect("16 bytes")),
-                )
-            })
-            .collect::<Vec<_>>();
+        let mut entries = Vec::with_capacity(count as usize);
+        let mut pair = [0u8; 32];
+        for _ in 0..count {
+            input.read_exact(&mut pair)?;
+            sum.update(pair);
+            entries.push((
+                u128::from_le_bytes(pair[..16].try_into().expect("16 bytes")),
+                u128::from_le_bytes(pair[16..].try_into().expect("16 bytes")),
+            ));
+        }
+        let mut stored = [0u8; 32];
+        input.read_exact(&mut stored)?;
+        if sum.finalize().as_slice() != stored {
+            return Err(bad("its checksum does not match (cut or damaged)"));
+        }
         if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(bad("its entries are not in order"));
         }
@@ -166,13 +193,17 @@ fn bucket(key_digest: u128, bits: u32) -> usize {
 
 /// The match keys a run's source has had so far, and the first row of each (SPEC §12 R7).
 ///
-/// A million keys live here by the end of a million-row run, so the table is kept small:
-/// a key digest is already a uniform SHA-256 prefix, so its own bits are the hash (no
-/// SipHash), and it is held as two `u64`s (24 bytes a slot with the row, where a `u128`'s
-/// alignment made 32).
+/// A million keys pass through here in a million-row run. Those the state has are marked
+/// in an array beside the snapshot's entries (8 bytes a customer: the row), found by the
+/// slot the lookup returned anyway; only keys new to the state go in a hash table (a first
+/// run's all do). That table is kept small too: a key digest is already a uniform SHA-256
+/// prefix, so its own bits are the hash (no SipHash), and it is held as two `u64`s (24
+/// bytes a slot with the row, where a `u128`'s alignment made 32).
 #[derive(Debug, Default)]
 pub struct Seen {
-    first: HashMap<Digest2, u64, BuildHasherDefault<DigestHasher>>,
+    /// Per snapshot entry, 1 + the first row that had its key; 0 for none yet.
+    known: Vec<u64>,
+    new: HashMap<Digest2, u64, BuildHasherDefault<DigestHasher>>,
 }
 
 /// A key digest in two halves (alignment 8).
@@ -213,17 +244,27 @@ impl Hasher for DigestHasher {
 }
 
 impl Seen {
-    /// Room for `keys` keys from the start: a run expects about as many as its state holds,
-    /// and growing the table late holds the old and the new one at once.
-    pub fn with_capacity(keys: usize) -> Seen {
+    /// The keys of a source about to be compared with `snapshot`.
+    pub fn for_snapshot(snapshot: &Snapshot) -> Seen {
         Seen {
-            first: HashMap::with_capacity_and_hasher(keys, Default::default()),
+            known: vec![0; snapshot.len()],
+            new: HashMap::default(),
         }
     }
 
-    /// Note `row`'s key; the earlier row when the key was seen before.
-    pub fn note(&mut self, key_digest: u128, row: u64) -> Option<u64> {
-        match self.first.entry(Digest2::of(key_digest)) {
+    /// Note `row`'s key (with its slot in the snapshot [`Seen::for_snapshot`] was made for,
+    /// when the snapshot has it); the earlier row when the key was seen before.
+    pub fn note(&mut self, key_digest: u128, slot: Option<u32>, row: u64) -> Option<u64> {
+        if let Some(first) = slot.and_then(|s| self.known.get_mut(s as usize)) {
+            return match *first {
+                0 => {
+                    *first = row + 1;
+                    None
+                }
+                earlier => Some(earlier - 1),
+            };
+        }
+        match self.new.entry(Digest2::of(key_digest)) {
             std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(row);
@@ -232,8 +273,9 @@ impl Seen {
         }
     }
 
-    fn contains(&self, key_digest: u128) -> bool {
-        self.first.contains_key(&Digest2::of(key_digest))
+    fn has(&self, slot: usize, key_digest: u128) -> bool {
+        self.known.get(slot).is_some_and(|&r| r > 0)
+            || self.new.contains_key(&Digest2::of(key_digest))
     }
 }
 
@@ -285,15 +327,20 @@ mod tests {
     #[test]
     fn seen_keys_name_the_first_row_and_count_what_is_missing() {
         let s = Snapshot::from_pairs(vec![(1, 10), (2, 20), (3, 30)]);
-        let mut seen = Seen::default();
-        assert_eq!(seen.note(2, 5), None);
-        assert_eq!(seen.note(9, 6), None);
-        assert_eq!(seen.note(2, 7), Some(5));
-        assert_eq!(s.missing_from(&seen), 2);
+        let mut seen = Seen::for_snapshot(&s);
+        let slot = |k| s.find(k).map(|(slot, _)| slot);
+        assert_eq!(seen.note(2, slot(2), 5), None);
+        assert_eq!(seen.note(9, slot(9), 6), None);
+        assert_eq!(seen.note(2, slot(2), 7), Some(5));
+        assert_eq!(seen.note(9, slot(9), 8), Some(6));
+        assert_eq!(seen.note(1, slot(1), 0), None);
+        assert_eq!(seen.note(1, slot(1), 9), Some(0));
+        assert_eq!(s.missing_from(&seen), 1);
         // Keys alike in the half that is hashed are still two keys.
-        let mut seen = Seen::with_capacity(2);
-        assert_eq!(seen.note(1 << 64 | 7, 1), None);
-        assert_eq!(seen.note(2 << 64 | 7, 2), None);
-        assert_eq!(seen.note(2 << 64 | 7, 3), Some(2));
+        let mut seen = Seen::default();
+        assert_eq!(seen.note(1 << 64 | 7, None, 1), None);
+        assert_eq!(seen.note(2 << 64 | 7, None, 2), None);
+        assert_eq!(seen.note(2 << 64 | 7, None, 3), Some(2));
+        assert_eq!(s.missing_from(&seen), 3);
     }
 }
