@@ -224,9 +224,10 @@ pub fn commit(
         let mut customers = txn
             .open_table(CUSTOMERS)
             .map_err(|e| write(e.to_string()))?;
-        for c in confirmed {
+        let sorted = InKeyOrder::of(confirmed);
+        for (key, hash, customer_id) in sorted.iter() {
             customers
-                .insert(c.key.as_str(), (c.hash, c.customer_id, index))
+                .insert(key, (*hash, customer_id, index))
                 .map_err(|e| write(e.to_string()))?;
             written += 1;
         }
@@ -236,6 +237,48 @@ pub fn commit(
     txn.commit().map_err(|e| write(e.to_string()))?;
     crate::failpoint!("after_sync_commit");
     Ok(written)
+}
+
+/// A run's confirmed customers in key order, to be inserted so. In the order of
+/// created.jsonl (random, as far as the tree is concerned) a million inserts took 14.3 s,
+/// every one a page the 16 MB cache did not hold, and left the tree's pages half full, so
+/// that each night's copy-on-write pages no longer fitted and the file doubled; in key
+/// order: 3.1 s, 73 MB of pages instead of 122 MB. The keys live in one buffer (48 bytes a
+/// customer beside it, where a `Confirmed` with its own `String` is ~96).
+struct InKeyOrder {
+    keys: Vec<u8>,
+    /// (offset in `keys`, length, hash, customer id), sorted by key, then by line.
+    entries: Vec<(u32, u32, [u8; 32], i64)>,
+}
+
+impl InKeyOrder {
+    fn of(confirmed: impl IntoIterator<Item = Confirmed>) -> InKeyOrder {
+        let mut keys = Vec::new();
+        let mut entries = Vec::new();
+        for c in confirmed {
+            let at = u32::try_from(keys.len()).expect("under 4 GB of keys in one run");
+            keys.extend_from_slice(c.key.as_bytes());
+            entries.push((at, c.key.len() as u32, c.hash, c.customer_id));
+        }
+        let key = |&(at, len, ..): &(u32, u32, [u8; 32], i64)| {
+            &keys[at as usize..(at + len) as usize]
+        };
+        // A key written twice (a resumed run's line again) keeps its last line, as inserting
+        // the lines in order did: the tie is broken by the offset, which grows line by line.
+        entries.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.0.cmp(&b.0)));
+        InKeyOrder { keys, entries }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u8; 32], i64)> {
+        self.entries.iter().map(|(at, len, hash, id)| {
+            let key = &self.keys[*at as usize..(*at + *len) as usize];
+            (
+                std::str::from_utf8(key).expect("keys were strings"),
+                hash,
+                *id,
+            )
+        })
+    }
 }
 
 fn open_for_write(path: &Path) -> Result<Database, StateError> {
@@ -309,6 +352,38 @@ mod tests {
         assert_eq!(snap.len(), 2);
         commit(&path, &target(), "run-2", [confirmed("email:a@x", 9, 10)]).unwrap();
         assert_eq!(snapshot(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn customers_go_in_in_key_order_and_a_key_twice_keeps_its_last_line() {
+        let sorted = InKeyOrder::of([
+            confirmed("email:c@x", 1, 1),
+            confirmed("email:a@x", 2, 2),
+            confirmed("email:b@x", 3, 3),
+            confirmed("email:a@x", 4, 4),
+        ]);
+        let order: Vec<_> = sorted.iter().map(|(k, h, id)| (k, h[0], id)).collect();
+        assert_eq!(
+            order,
+            [
+                ("email:a@x", 2, 2),
+                ("email:a@x", 4, 4),
+                ("email:b@x", 3, 3),
+                ("email:c@x", 1, 1)
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), &target());
+        commit(
+            &path,
+            &target(),
+            "run-1",
+            [confirmed("email:a@x", 2, 2), confirmed("email:a@x", 4, 4)],
+        )
+        .unwrap();
+        let snap = snapshot(&path).unwrap();
+        assert_eq!(snap.len(), 1);
+        assert!(snap.holds(key_digest("email:a@x"), &[4; 32]));
     }
 
     #[test]
