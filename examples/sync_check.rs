@@ -103,10 +103,7 @@ fn main() {
         "duplicate-key check (row order): {:.0} rows/s on one thread",
         rate(duplicate_time)
     );
-    println!(
-        "both: {:.0} rows/s",
-        rate(verdict_time + duplicate_time)
-    );
+    println!("both: {:.0} rows/s", rate(verdict_time + duplicate_time));
 }
 
 /// Every valid customer of the job's source, in order, mapped on this thread.

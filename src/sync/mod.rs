@@ -113,11 +113,7 @@ impl Classifier {
     }
 
     /// R7, in row order: a key seen at an earlier row rejects this one.
-    pub fn check_duplicate(
-        seen: &mut Seen,
-        key: Key,
-        row: u64,
-    ) -> Option<FieldError> {
+    pub fn check_duplicate(seen: &mut Seen, key: Key, row: u64) -> Option<FieldError> {
         let earlier = seen.note(key.digest, key.slot, row)?;
         let field = key.field.name();
         Some(FieldError::new(

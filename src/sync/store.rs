@@ -260,9 +260,8 @@ impl InKeyOrder {
             keys.extend_from_slice(c.key.as_bytes());
             entries.push((at, c.key.len() as u32, c.hash, c.customer_id));
         }
-        let key = |&(at, len, ..): &(u32, u32, [u8; 32], i64)| {
-            &keys[at as usize..(at + len) as usize]
-        };
+        let key =
+            |&(at, len, ..): &(u32, u32, [u8; 32], i64)| &keys[at as usize..(at + len) as usize];
         // A key written twice (a resumed run's line again) keeps its last line, as inserting
         // the lines in order did: the tie is broken by the offset, which grows line by line.
         entries.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.0.cmp(&b.0)));

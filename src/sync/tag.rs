@@ -271,7 +271,10 @@ mod tests {
         for n in [0, 1, 9, 10, -1, -10, 1234567890, i64::MAX, i64::MIN] {
             let mut out = Vec::new();
             write_int(n, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&n).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&n).unwrap()
+            );
         }
     }
 
