@@ -1,5 +1,13 @@
-//! Generates a synthetic leads CSV for benchmarks: `gen_leads ROWS OUT.csv`.
+//! Generates a synthetic leads CSV for benchmarks: `gen_leads ROWS OUT.csv [--sync-epoch K]`.
 //! 15 columns, deterministic (a fixed-seed generator), a little dirt on every 97th row.
+//!
+//! `--sync-epoch K` makes the file a scheduled sync's source as it is on its K-th night
+//! (`benches/sync.sh`): every row's phone is its own (a random phone repeats within a
+//! million rows, and a repeated match key is a `duplicate_key` rejection, not a customer),
+//! and each night 1..=K edited the `note` of its own 1% of the rows — rows `i` with
+//! `(i + 37·night) % 100 == 0`, disjoint from night to night and, before night 50, never
+//! an inactive row — so the file of night K differs from that of night K−1 in exactly 1%
+//! of its rows.
 
 use std::io::{BufWriter, Write};
 
@@ -10,6 +18,11 @@ fn main() -> std::io::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let out = args.next().unwrap_or_else(|| "leads.csv".into());
+    let epoch: Option<u64> = match (args.next().as_deref(), args.next()) {
+        (None, _) => None,
+        (Some("--sync-epoch"), Some(k)) => Some(k.parse().expect("--sync-epoch takes a number")),
+        _ => panic!("usage: gen_leads ROWS OUT.csv [--sync-epoch K]"),
+    };
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
     let firsts = [
         "Wei", "Li", "Ana", "Tom", "Mei", "Jun", "Sara", "Omar", "Lena", "Raj",
@@ -33,7 +46,15 @@ fn main() -> std::io::Result<()> {
         let r = next();
         let f = firsts[(r % 10) as usize];
         let l = lasts[((r >> 8) % 10) as usize];
-        let n = (r >> 16) % 100_000_000;
+        let n = match epoch {
+            // A bijection of 1..10^8 (the factor is prime to 10^8): phones never repeat.
+            Some(_) => i.wrapping_mul(2_654_435_761) % 100_000_000,
+            None => (r >> 16) % 100_000_000,
+        };
+        // The last night (1..=K) that edited this row, if any.
+        let edit = epoch
+            .and_then(|k| (1..=k).rev().find(|night| (i + 37 * night) % 100 == 0))
+            .map_or(String::new(), |night| format!(" edited {night}"));
         let phone = match (r >> 40) % 3 {
             0 => format!("139{n:08}"),
             1 => format!("+86 138 {:04} {:04}", n / 10_000, n % 10_000),
@@ -51,7 +72,7 @@ fn main() -> std::io::Result<()> {
         };
         writeln!(
             w,
-            "{i},{f},{l},{phone},{n},  {f}.{l}{i}@Example.COM ,{dob},{},{},{},{},CN,  Shanghai ,\"note, {i}\",web",
+            "{i},{f},{l},{phone},{n},  {f}.{l}{i}@Example.COM ,{dob},{},{},{},{},CN,  Shanghai ,\"note, {i}{edit}\",web",
             if r & 1 == 0 { "M" } else { "F" },
             segs[((r >> 12) % 4) as usize],
             1 + (r >> 33) % 5,

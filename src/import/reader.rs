@@ -53,7 +53,7 @@ impl Reader {
         let thread = std::thread::spawn(move || -> Result<Option<u64>, String> {
             let source = input.open(counter)?;
             let mut batcher = Batcher::new(batch_size);
-            let mut seen = Seen::default();
+            let mut seen = classifier.as_ref().map_or_else(Seen::default, |c| c.seen());
             let mut open = true;
             let classify = |record: Record, outcome: Outcome| -> Sorted {
                 let verdict = match (&classifier, &outcome) {

@@ -62,11 +62,13 @@ pub enum Verdict {
     Send(Option<SyncTag>),
 }
 
-/// A customer's match key as lookups compare it: the field it came from and its digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A valid customer's match key: the field it came from, its digest, and where the
+/// snapshot has it (if it does), for the duplicate check in row order.
+#[derive(Debug, Clone, Copy)]
 pub struct MatchKey {
     pub field: Field,
     pub digest: u128,
+    slot: Option<u32>,
 }
 
 /// What the mapping threads decide about one valid customer.
@@ -101,20 +103,23 @@ impl Classifier {
     /// The verdict on a valid customer, with its match key. Parallel: it reads the
     /// snapshot only.
     pub fn classify(&self, customer: &Customer) -> Classified {
-        let Some(tag) = tag_of(customer, self.merge_type, self.strict_binding) else {
+        let Some(probe) = tag::probe(customer, self.merge_type, self.strict_binding) else {
             return Classified {
                 verdict: Verdict::Send(None),
                 key: None,
             };
         };
+        let found = self.snapshot.find(probe.key_digest);
         let key = Some(MatchKey {
-            field: tag.field,
-            digest: tag.key_digest,
+            field: probe.field,
+            digest: probe.key_digest,
+            slot: found.map(|(slot, _)| slot),
         });
-        let verdict = if !self.full && self.snapshot.is_unchanged(&tag) {
+        let same = found.is_some_and(|(_, hash)| hash == tag::short(&probe.hash));
+        let verdict = if !self.full && same {
             Verdict::Unchanged
         } else {
-            Verdict::Send(Some(tag))
+            Verdict::Send(Some(probe.into_tag()))
         };
         Classified { verdict, key }
     }
@@ -136,7 +141,7 @@ impl Classifier {
     }
 
     fn check_duplicate(seen: &mut Seen, key: MatchKey, row: u64) -> Option<FieldError> {
-        let earlier = seen.note(key.digest, row)?;
+        let earlier = seen.note(key.digest, key.slot, row)?;
         let field = key.field.name();
         Some(FieldError::new(
             field,
@@ -145,6 +150,11 @@ impl Classifier {
                 "{field} is the match key of row {earlier} too: one source may hold each customer once (the sync state would flip between them)"
             ),
         ))
+    }
+
+    /// The keys a run's source has had, for [`Classifier::check_duplicate`].
+    pub fn seen(&self) -> Seen {
+        Seen::for_snapshot(&self.snapshot)
     }
 
     /// Customers of the state this run's source did not have.
