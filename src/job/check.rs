@@ -189,22 +189,31 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
     if kind != "csv" {
         return;
     }
+    drop(file);
+    let text_opts = source::TextOptions {
+        compression: src.get("compression").and_then(Value::as_str),
+        encoding: src.get("encoding").and_then(Value::as_str),
+    };
     let names = if header {
-        let opts = CsvOptions {
-            delimiter: src
-                .get("delimiter")
-                .and_then(Value::as_str)
-                .and_then(|s| s.bytes().next())
-                .unwrap_or(b','),
-            quote: src
-                .get("quote")
-                .and_then(Value::as_str)
-                .and_then(|s| s.bytes().next())
-                .unwrap_or(b'"'),
-            header: true,
-            columns: None,
-        };
-        match source::read_csv_header(Box::new(std::io::BufReader::new(file)), &opts) {
+        let read = source::text::open(&full, text_opts, Default::default()).and_then(|text| {
+            let opts = CsvOptions {
+                delimiter: src
+                    .get("delimiter")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.bytes().next())
+                    .unwrap_or(b','),
+                quote: src
+                    .get("quote")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.bytes().next())
+                    .unwrap_or(b'"'),
+                header: true,
+                columns: None,
+                encoding: text.encoding.name(),
+            };
+            source::read_csv_header(text.reader, &opts)
+        });
+        match read {
             Ok(n) => n,
             Err(e) => {
                 out.push(Diagnostic::new(pos, format!("`source.path`: {e}")));
