@@ -5,7 +5,7 @@
 //! The decompressor sits above the byte counter (see `text.rs`): progress and its ETA are
 //! in bytes of the file as stored, the only size known before reading.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 /// How a source file is stored.
@@ -50,13 +50,40 @@ impl Compression {
             // Multi-member: `cat a.gz b.gz`, pigz and bgzip write several members.
             Compression::Gzip => Box::new(BufReader::with_capacity(
                 1 << 16,
-                flate2::bufread::MultiGzDecoder::new(input),
+                Named {
+                    inner: flate2::bufread::MultiGzDecoder::new(input),
+                    what: self,
+                },
             )),
             // zstd's reader goes on through concatenated frames, as `zstd -d` does.
             Compression::Zstd => Box::new(BufReader::with_capacity(
                 1 << 16,
-                zstd::stream::read::Decoder::with_buffer(input)?,
+                Named {
+                    inner: zstd::stream::read::Decoder::with_buffer(input)?,
+                    what: self,
+                },
             )),
+        })
+    }
+}
+
+/// A decompressor whose errors say what was being decompressed: "incomplete deflate
+/// stream" alone does not tell a user that the file is cut short.
+struct Named<R> {
+    inner: R,
+    what: Compression,
+}
+
+impl<R: Read> Read for Named<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "the {} data is damaged or cut short ({e})",
+                    self.what.as_str()
+                ),
+            )
         })
     }
 }
@@ -64,7 +91,7 @@ impl Compression {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::Write;
 
     fn read_all(c: Compression, bytes: Vec<u8>) -> io::Result<String> {
         let mut out = String::new();

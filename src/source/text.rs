@@ -91,3 +91,34 @@ pub fn describe(
     let text = open(path, opts, Arc::default())?;
     Ok(Some((text.compression, text.encoding)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+
+    /// Progress and its ETA compare the bytes read with the file's size as stored: for a
+    /// compressed file those are compressed bytes, never the (larger) text inside.
+    #[test]
+    fn progress_counts_the_bytes_of_the_file_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leads.csv.gz");
+        let text = "name,email\n".to_string() + &"Ann,a@x.io\n".repeat(50_000);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        let gz = e.finish().unwrap();
+        std::fs::write(&path, &gz).unwrap();
+        let counter = Arc::new(AtomicU64::new(0));
+        let opts = TextOptions {
+            compression: None,
+            encoding: Some("auto"),
+        };
+        let mut opened = open(&path, opts, Arc::clone(&counter)).unwrap();
+        assert_eq!(opened.compression, Compression::Gzip);
+        let mut out = String::new();
+        opened.reader.read_to_string(&mut out).unwrap();
+        assert_eq!(out, text);
+        assert_eq!(counter.load(Ordering::Relaxed), gz.len() as u64);
+    }
+}

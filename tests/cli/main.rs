@@ -17,4 +17,5 @@ mod snapshots;
 mod sources;
 mod stops;
 mod sync;
+mod text_sources;
 mod validate;
