@@ -13,6 +13,7 @@
 
 pub mod compression;
 mod csv;
+pub mod delimiter;
 pub mod encoding;
 mod json;
 pub mod records;

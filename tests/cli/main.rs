@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod common;
+mod delimiter;
 mod export;
 mod export_orders;
 mod formats;

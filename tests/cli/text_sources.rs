@@ -542,6 +542,20 @@ fn result_lines_carry_the_line_the_record_starts_on() {
         "{first}"
     );
 
+    // A retry's result lines keep the line of the original source.
+    let out = run(run_cmd(
+        &ws,
+        &["retry", dir.to_str().unwrap(), "--only", "rejected"],
+    ));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let dirs = crate::common::run_dirs(&ws.path("runs/t"));
+    let retry_dir = dirs.iter().find(|d| **d != dir).unwrap();
+    let retried = jsonl(&retry_dir.join("rejected.jsonl"));
+    assert_eq!(
+        (retried[0]["row"].as_u64(), retried[0]["line"].as_u64()),
+        (Some(3), Some(6))
+    );
+
     ws.write(
         "in.jsonl",
         "{\"name\":\"Ann\",\"email\":\"a@x.io\"}\n\n{\"name\":\"Bob\"}\n",
