@@ -217,62 +217,97 @@ fn encoded_csv(names: &[&str], encode: &dyn Fn(&str) -> Vec<u8>, bad: &[u8]) -> 
     out
 }
 
+/// One encoding's case: its label, sample names, how text is written in it, a sequence it
+/// cannot decode, and the name the encoding is reported by.
+struct Case {
+    label: &'static str,
+    samples: &'static [&'static str],
+    encode: fn(&str) -> Vec<u8>,
+    bad: &'static [u8],
+    picked: &'static str,
+}
+
+impl Case {
+    fn new(
+        label: &'static str,
+        samples: &'static [&'static str],
+        encode: fn(&str) -> Vec<u8>,
+        bad: &'static [u8],
+        picked: &'static str,
+    ) -> Case {
+        Case {
+            label,
+            samples,
+            encode,
+            bad,
+            picked,
+        }
+    }
+}
+
 #[test]
 fn every_encoding_decodes_and_a_bad_sequence_rejects_its_row_only() {
-    let cases: Vec<(&str, &[&str], Box<dyn Fn(&str) -> Vec<u8>>, &[u8], &str)> = vec![
-        (
+    let cases = [
+        Case::new(
             "gbk",
             &["张伟", "王芳", "李娜", "刘洋"],
-            Box::new(|t| encoded(t, encoding_rs::GBK)),
+            |t: &str| encoded(t, encoding_rs::GBK),
             b"\xFF",
             "GBK",
         ),
-        (
+        Case::new(
             // 𠀀 and 𪚥 are four bytes each in GB18030; € is one byte (0x80) there.
             "gb18030",
             &["𠀀明", "𪚥华", "陈€", "赵磊"],
-            Box::new(|t| encoded(t, encoding_rs::GB18030)),
+            |t: &str| encoded(t, encoding_rs::GB18030),
             b"\xFF",
             "gb18030",
         ),
-        (
+        Case::new(
             "big5",
             &["陳大文", "黃志明", "林淑芬", "張家豪"],
-            Box::new(|t| encoded(t, encoding_rs::BIG5)),
+            |t: &str| encoded(t, encoding_rs::BIG5),
             b"\xFF",
             "Big5",
         ),
-        (
+        Case::new(
             "shift_jis",
             &["山田太郎", "佐藤花子", "鈴木一郎", "ｶﾀｶﾅ"],
-            Box::new(|t| encoded(t, encoding_rs::SHIFT_JIS)),
+            |t: &str| encoded(t, encoding_rs::SHIFT_JIS),
             b"\xFF",
             "Shift_JIS",
         ),
-        (
+        Case::new(
             "euc-kr",
             &["김민준", "이서연", "박지훈", "최수아"],
-            Box::new(|t| encoded(t, encoding_rs::EUC_KR)),
+            |t: &str| encoded(t, encoding_rs::EUC_KR),
             b"\xFF",
             "EUC-KR",
         ),
-        (
+        Case::new(
             // An unpaired high surrogate (U+D800) before the comma.
             "utf-16",
             &["José", "名前", "Zoë", "😀 Smile"],
-            Box::new(|t| utf16(t, false)[2..].to_vec()),
+            |t: &str| utf16(t, false)[2..].to_vec(),
             b"\x00\xD8",
             "UTF-16LE",
         ),
-        (
+        Case::new(
             "utf-16",
             &["José", "名前", "Zoë", "😀 Smile"],
-            Box::new(|t| utf16(t, true)[2..].to_vec()),
+            |t: &str| utf16(t, true)[2..].to_vec(),
             b"\xD8\x00",
             "UTF-16BE",
         ),
     ];
-    for (label, samples, encode, bad, picked) in cases {
+    for Case {
+        label,
+        samples,
+        encode,
+        bad,
+        picked,
+    } in cases
+    {
         let ws = Workspace::new();
         let mut bytes = encoded_csv(samples, &encode, bad);
         if label == "utf-16" {
