@@ -47,7 +47,8 @@ pub struct SyncPlan {
     pub target: String,
     /// Customers the state holds (0 when there is none yet or it could not be read).
     pub customers_in_state: u64,
-    pub missing_since_last_sync: u64,
+    /// None for rows that are not a whole source (a retry's).
+    pub missing_since_last_sync: Option<u64>,
     /// Why the state was not used, when it was not (held by a running run, unreadable).
     pub note: Option<String>,
 }
@@ -76,7 +77,7 @@ impl SyncPlan {
             state: path.display().to_string(),
             target: target.to_string(),
             customers_in_state: snapshot.len() as u64,
-            missing_since_last_sync: 0,
+            missing_since_last_sync: None,
             note,
         };
         let classifier = Classifier::new(
@@ -301,7 +302,7 @@ pub fn count_records(
     // As a run does: the verdict on the mapping threads, then duplicates in row order.
     let classify = |_record, outcome: Outcome| {
         let verdict = match (&classifier, &outcome) {
-            (Some(c), Outcome::Valid(customer)) => Some(c.verdict(customer)),
+            (Some(c), Outcome::Valid(customer)) => Some(c.classify(customer)),
             _ => None,
         };
         (outcome, verdict)
@@ -363,7 +364,7 @@ pub fn count_records(
             .then(a.example_rows.cmp(&b.example_rows))
     });
     if let (Some(s), Some(c)) = (&mut sync, &classifier) {
-        s.missing_since_last_sync = c.missing(&seen);
+        s.missing_since_last_sync = Some(c.missing(&seen));
     }
     Ok(Tally {
         counts,
@@ -494,10 +495,14 @@ impl BatchPlan {
                     "unchanged {:>9}  (the sync state holds them as they are: not sent)",
                     c.unchanged
                 );
+                let missing = match s.missing_since_last_sync {
+                    Some(n) => format!(", {n} of them missing from this source"),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     o,
-                    "  sync state: {} customer(s) for {}, {} of them missing from this source",
-                    s.customers_in_state, s.target, s.missing_since_last_sync
+                    "  sync state: {} customer(s) for {}{missing}",
+                    s.customers_in_state, s.target
                 );
                 if let Some(note) = &s.note {
                     let _ = writeln!(o, "  note: {note}");

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::customer::Rule;
 use crate::error::{Again, Error, Result};
 use crate::import::results::{self, RowOutcome};
 use crate::import::{self, Import};
@@ -80,13 +81,23 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
         full: false,
     };
     let columns = columns.clone();
-    // No max_rejected pre-pass: it reads the job's source, and a retry's rows are another
-    // run's leftovers (max_failed still watches the retry as it runs).
-    let no_preflight = |_: &Job, _: &RunOptions| Ok(());
+    // The max_rejected pre-pass over the rows this retry takes (a "fix" that breaks more
+    // of them is refused before anything is sent, as for any run).
+    let label = label_of(&retry_of);
+    let (taken, header) = (selection.clone(), records::csv_header(columns.clone()));
+    let preflight = move |job: &Job, opts: &RunOptions| {
+        import::guard::check_rejected(job, opts.json, || {
+            let rows = Box::new(SelectedRows {
+                selection: taken,
+                header,
+            });
+            plan::count_records(job, rows, &label, 0)
+        })
+    };
     runner::start_with::<Import>(
         &job,
         &opts,
-        no_preflight,
+        preflight,
         move |job: &Job, begun: &Begun, opts: &RunOptions| {
             // A retry compares with the sync state like any run of the job (SPEC §7).
             let sync = crate::import::changes::prepare(job, opts)?;
@@ -142,7 +153,7 @@ fn nothing_to_retry(retry_of: &RetryOf, selection: &Selection, json: bool) {
         String::new()
     } else {
         format!(
-            "; {} row{} never read as a record (row{} {}) cannot be retried",
+            "; {} row{} (row{} {}) cannot be retried: never read as a record, or rejected as a duplicate match key",
             not.len(),
             runner::summary::plural(not.len() as u64),
             runner::summary::plural(not.len() as u64),
@@ -168,16 +179,15 @@ fn dry_run(
     retry_of: &RetryOf,
     json: bool,
 ) -> Result<Outcome> {
-    let label = format!(
-        "the records of run {} ({})",
-        retry_of.run_id,
-        retry_of.run_dir.display()
-    );
     let source = Box::new(SelectedRows {
         selection,
         header: records::csv_header(columns),
     });
-    let p = plan::plan_records(job, source, label, 5)?;
+    let mut p = plan::plan_records(job, source, label_of(retry_of), 5)?;
+    // A retry's rows are a selection, not the source: nothing is missing from them (R9).
+    if let Some(s) = &mut p.sync {
+        s.missing_since_last_sync = None;
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if json {
@@ -194,6 +204,15 @@ fn dry_run(
     Ok(Outcome::Done)
 }
 
+/// What a retry's rows are, for messages and its plan.
+fn label_of(retry_of: &RetryOf) -> String {
+    format!(
+        "the records of run {} ({})",
+        retry_of.run_id,
+        retry_of.run_dir.display()
+    )
+}
+
 /// Up to ten row numbers, then "…".
 fn listed(rows: &[u64]) -> String {
     let mut text: Vec<String> = rows.iter().take(10).map(u64::to_string).collect();
@@ -205,6 +224,7 @@ fn listed(rows: &[u64]) -> String {
 
 /// The rows a retry takes of a run: where each record's line is, in row order. Only the
 /// positions are held (a few dozen bytes a row), not the lines.
+#[derive(Debug, Clone)]
 struct Selection {
     dir: PathBuf,
     entries: Vec<Entry>,
@@ -259,7 +279,19 @@ impl Selection {
                         path.display()
                     )));
                 };
-                if v["record"].is_object() {
+                // A duplicate match key (R7) is the earlier row's customer: retried alone it
+                // would be sent over that customer and flip the sync state. The source needs
+                // fixing, not a retry.
+                let duplicate = outcome == RowOutcome::Rejected
+                    && v["errors"].as_array().is_some_and(|errors| {
+                        !errors.is_empty()
+                            && errors
+                                .iter()
+                                .all(|e| e["rule"] == Rule::DuplicateKey.as_str())
+                    });
+                if duplicate {
+                    selection.not_retryable.push(row);
+                } else if v["record"].is_object() {
                     selection.entries.push(Entry {
                         row,
                         outcome,

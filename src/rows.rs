@@ -15,6 +15,7 @@ use crate::import::results::{self, RowOutcome};
 use crate::job::yaml;
 use crate::run_dir::{KindRecord, Manifest};
 use crate::runner::{self, Outcome};
+use crate::source::{CsvOptions, SourceKind, SourceSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowsFormat {
@@ -138,7 +139,7 @@ impl Index {
 /// A line that carries neither `record` nor `raw`: written before result lines kept them.
 pub fn without_records(manifest: &Manifest, path: &Path) -> Error {
     Error::Usage(format!(
-        "{}: its lines carry no \"record\": the run was written by cdpjob {}, before result lines kept the source records; run the job again to get them",
+        "{}: its lines carry no \"record\" (the run was written by cdpjob {}; result lines keep the source records since 0.2.0, and a line without one was written before or changed by hand): run the job again to get them",
         path.display(),
         manifest.cdpjob_version
     ))
@@ -231,17 +232,20 @@ fn parse(at: u64, text: &str) -> Result<Value> {
     })
 }
 
-/// The delimiter and quote of the job's CSV source, from the job text the run recorded
-/// (`,` and `"` when it says none, or the source was not CSV).
+/// The delimiter and quote of the job's CSV source, from the job text the run recorded,
+/// read as the run read them (`,` and `"` when the source was not CSV).
 fn csv_dialect(job_text: &str) -> (u8, u8) {
-    let doc = yaml::parse(job_text)
-        .map(|(doc, _)| doc)
-        .unwrap_or_default();
-    let one = |key: &str, default: u8| match doc.pointer(&format!("/source/{key}")) {
-        Some(Value::String(s)) if s.len() == 1 => s.as_bytes()[0],
-        _ => default,
-    };
-    (one("delimiter", b','), one("quote", b'"'))
+    let spec = yaml::parse(job_text)
+        .ok()
+        .and_then(|(doc, _)| doc.get("source").cloned())
+        .and_then(|source| serde_json::from_value::<SourceSpec>(source).ok());
+    match spec {
+        Some(spec) if spec.kind == SourceKind::Csv => {
+            let options = CsvOptions::from_spec(&spec);
+            (options.delimiter, options.quote)
+        }
+        _ => (b',', b'"'),
+    }
 }
 
 fn csv_writer<W: Write>(delimiter: u8, quote: u8, out: W) -> csv::Writer<W> {

@@ -5,14 +5,13 @@
 //! commit. A resume goes through the same three steps, so it compares with the same
 //! snapshot and its commit is the same commit (a run recorded once is not recorded again).
 
-use std::io::BufRead;
-use std::path::Path;
 use std::sync::Arc;
 
+use super::results::{self, RowOutcome};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::job::model::SyncMode;
-use crate::run_dir::{self, RunDir, SyncRecord};
+use crate::run_dir::{RunDir, SyncRecord};
 use crate::runner::{RunOptions, Stop};
 use crate::sync::{Classifier, Confirmed, Snapshot, StateError, Target, store};
 
@@ -44,7 +43,8 @@ pub fn prepare(job: &Job, opts: &RunOptions) -> Result<Option<SyncRecord>> {
     }
     Ok(Some(SyncRecord {
         full: opts.full,
-        state,
+        // Absolute: a resume from another directory records in this same state.
+        state: crate::job::paths::absolute(&state),
         target: target.to_string(),
     }))
 }
@@ -52,27 +52,28 @@ pub fn prepare(job: &Job, opts: &RunOptions) -> Result<Option<SyncRecord>> {
 /// What a run is told about its state before it starts.
 pub fn announce(job: &Job, record: &SyncRecord) {
     let target = Target::of(&job.spec.api);
-    let others = store::other_targets(&job.paths.sync_dir, &target);
-    if record.full {
-        eprintln!("sync: --full: every valid row is sent and the state refreshed");
-    } else if !record.state.exists() {
-        eprintln!(
-            "sync: no state yet for {target}: every customer counts as new{}",
-            if others > 0 {
-                " (the state of another API target is kept beside it, unused)"
-            } else {
-                ""
-            }
-        );
-    }
+    let others = match store::other_targets(&job.paths.sync_dir, &target) {
+        0 => String::new(),
+        1 => " (the state of another API target is kept beside it, unused)".to_string(),
+        n => format!(" (the states of {n} other API targets are kept beside it, unused)"),
+    };
+    let what = if record.full {
+        "--full: every valid row is sent and the state refreshed"
+    } else if record.state.exists() {
+        "only customers new or changed since the last finished run are sent"
+    } else {
+        "no state yet: every customer counts as new"
+    };
+    eprintln!("sync: {what} ({target}){others}");
 }
 
 /// An unusable state as the error a user reads: the path, and the way out.
 pub fn state_error(e: StateError) -> Error {
     match e {
-        StateError::Held { .. } => {
-            Error::Environment(format!("{e}: try again once it has finished"))
-        }
+        StateError::Held { .. } => Error::stopped(
+            format!("{e}; nothing was sent: run the command again once it has let go"),
+            crate::error::Again::RunAgain,
+        ),
         e => Error::Environment(format!(
             "{e}. Nothing was sent. `cdpjob run --full` sends every row and starts a fresh state (this one is moved aside)"
         )),
@@ -86,8 +87,13 @@ pub fn classifier(job: &Job, dir: &RunDir, record: &SyncRecord) -> Result<Arc<Cl
     let snapshot = match Snapshot::read(&path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let s = store::snapshot(&record.state)
-                .map_err(|e| Stop::not_resumable(state_error(e).to_string()))?;
+            let s = store::snapshot(&record.state).map_err(|e| {
+                if e.is_broken() {
+                    Stop::not_resumable(state_error(e).to_string())
+                } else {
+                    Stop::resumable(e.to_string())
+                }
+            })?;
             s.write(&path)
                 .map_err(|e| Stop::io("cannot write the sync snapshot", &e))?;
             s
@@ -102,7 +108,8 @@ pub fn classifier(job: &Job, dir: &RunDir, record: &SyncRecord) -> Result<Arc<Cl
     )))
 }
 
-/// Record the run's confirmed customers in the state (R5), from its created lines.
+/// Record the run's confirmed customers in the state (R5), from its created lines as far
+/// as the checkpoint counts them (a line past that is not confirmed).
 pub fn commit(job: &Job, dir: &RunDir, record: &SyncRecord, run_id: &str) -> Result<u64, Stop> {
     let stop = |e: StateError| {
         Stop::resumable(format!(
@@ -110,51 +117,39 @@ pub fn commit(job: &Job, dir: &RunDir, record: &SyncRecord, run_id: &str) -> Res
             dir.path.display()
         ))
     };
-    let created = dir.file(run_dir::CREATED);
-    let lines = confirmed_lines(&created).map_err(|e| Stop::io("cannot read created.jsonl", &e))?;
-    let target = Target::of(&job.spec.api);
-    let confirmed = lines.filter_map(|l| match l {
-        Ok(c) => c.map(Ok),
-        Err(e) => Some(Err(format!("reading {}: {e}", created.display()))),
+    let lines = results::committed(&dir.path, RowOutcome::Created)
+        .map_err(|e| Stop::io("cannot read created.jsonl", &e))?;
+    let path = lines.path.clone();
+    let confirmed = lines.filter_map(|line| {
+        let confirmed = line
+            .map_err(|e| e.to_string())
+            .and_then(|(_, text)| confirmed_of(&text));
+        match confirmed {
+            Ok(c) => c.map(Ok),
+            Err(e) => Some(Err(format!("reading {}: {e}", path.display()))),
+        }
     });
-    store::commit(&record.state, &target, run_id, confirmed).map_err(stop)
+    store::commit(&record.state, &Target::of(&job.spec.api), run_id, confirmed).map_err(stop)
 }
 
-/// The confirmed customers of a created.jsonl, as the state records them (lines without a
-/// match key — customers that have none — are not recorded).
-fn confirmed_lines(
-    path: &Path,
-) -> std::io::Result<impl Iterator<Item = std::io::Result<Option<Confirmed>>>> {
-    let file = std::fs::File::open(path);
-    let reader = match file {
-        Ok(f) => Some(std::io::BufReader::new(f)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
+/// The customer a created line confirms, as the state records it; none for a line without
+/// a match key (a customer that has none is not recorded).
+fn confirmed_of(line: &str) -> Result<Option<Confirmed>, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let (Some(key), Some(hash), Some(id)) = (
+        v["sync_key"].as_str(),
+        v["sync_hash"].as_str(),
+        v["customer_id"].as_i64(),
+    ) else {
+        return Ok(None);
     };
-    Ok(reader.into_iter().flat_map(|r| r.lines()).map(|line| {
-        let line = line?;
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        let (Some(key), Some(hash), Some(id)) = (
-            v["sync_key"].as_str(),
-            v["sync_hash"].as_str(),
-            v["customer_id"].as_i64(),
-        ) else {
-            return Ok(None);
-        };
-        let hash: [u8; 32] = hex::decode(hash)
-            .ok()
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "a sync_hash that is not 32 bytes of hex",
-                )
-            })?;
-        Ok(Some(Confirmed {
-            key: key.to_string(),
-            hash,
-            customer_id: id,
-        }))
+    let hash: [u8; 32] = hex::decode(hash)
+        .ok()
+        .and_then(|h| h.try_into().ok())
+        .ok_or("a sync_hash that is not 32 bytes of hex")?;
+    Ok(Some(Confirmed {
+        key: key.to_string(),
+        hash,
+        customer_id: id,
     }))
 }

@@ -7,7 +7,7 @@
 mod batches;
 pub mod changes;
 mod checkpoint;
-mod guard;
+pub mod guard;
 mod input;
 mod ledger;
 mod reader;
@@ -112,7 +112,7 @@ impl Detail for ImportDetail {
 /// What a retry took of the run it retries, in one line.
 pub fn retry_line(r: &RetryOf) -> String {
     format!(
-        "retry of {}: {} failed and {} rejected row{} taken, {} not retryable (never read as a record)\n",
+        "retry of {}: {} failed and {} rejected row{} taken, {} not retryable (never read as a record, or a duplicate match key)\n",
         r.run_id,
         r.failed,
         r.rejected,

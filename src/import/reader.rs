@@ -15,15 +15,11 @@ use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::runner::Stop;
 use crate::source::Record;
-use crate::sync::{Classifier, Seen, Verdict};
+use crate::sync::{Classified, Classifier, Seen, Verdict};
 
 /// What the mapping threads hand on for one row: its outcome, its record, and with change
-/// detection the verdict and the match key (field, digest) of a valid customer.
-type Sorted = (
-    Outcome,
-    Record,
-    Option<(Verdict, Option<(crate::customer::Field, u128)>)>,
-);
+/// detection what was decided about a valid customer.
+type Sorted = (Outcome, Record, Option<Classified>);
 
 pub struct Reader {
     pub units: mpsc::Receiver<BatchUnit>,
@@ -61,7 +57,7 @@ impl Reader {
             let mut open = true;
             let classify = |record: Record, outcome: Outcome| -> Sorted {
                 let verdict = match (&classifier, &outcome) {
-                    (Some(c), Outcome::Valid(customer)) => Some(c.verdict(customer)),
+                    (Some(c), Outcome::Valid(customer)) => Some(c.classify(customer)),
                     _ => None,
                 };
                 (outcome, record, verdict)

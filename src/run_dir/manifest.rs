@@ -86,8 +86,9 @@ pub struct RetryOf {
     /// Records copied: from its failed and from its rejected rows.
     pub failed: u64,
     pub rejected: u64,
-    /// Rows of the kinds taken that were never read as records (SPEC §12 R9 `"raw"`):
-    /// nothing to map again, so not retried.
+    /// Rows of the kinds taken that are not retried: never read as records (SPEC §12 R9
+    /// `"raw"`: nothing to map again), or rejected as a duplicate match key (R7: the earlier
+    /// row's customer; the source needs fixing).
     pub not_retryable: u64,
 }
 

@@ -62,8 +62,23 @@ pub enum Verdict {
     Send(Option<SyncTag>),
 }
 
-/// The per-row decisions of one run, made on the mapping threads (`verdict`) and then in
-/// row order (`check_duplicate`).
+/// A customer's match key as lookups compare it: the field it came from and its digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchKey {
+    pub field: Field,
+    pub digest: u128,
+}
+
+/// What the mapping threads decide about one valid customer.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub verdict: Verdict,
+    /// None: the customer has no match key.
+    pub key: Option<MatchKey>,
+}
+
+/// The per-row decisions of one run, made on the mapping threads (`classify`) and then in
+/// row order (`settle`).
 #[derive(Debug)]
 pub struct Classifier {
     snapshot: Snapshot,
@@ -83,40 +98,46 @@ impl Classifier {
         }
     }
 
-    /// The verdict on a valid customer, and its match key (the field and the key's digest)
-    /// when it has one. Parallel: it reads the snapshot only.
-    pub fn verdict(&self, customer: &Customer) -> (Verdict, Option<(Field, u128)>) {
+    /// The verdict on a valid customer, with its match key. Parallel: it reads the
+    /// snapshot only.
+    pub fn classify(&self, customer: &Customer) -> Classified {
         let Some(tag) = tag_of(customer, self.merge_type, self.strict_binding) else {
-            return (Verdict::Send(None), None);
+            return Classified {
+                verdict: Verdict::Send(None),
+                key: None,
+            };
         };
-        let key = Some((tag.field, tag.key_digest));
-        if !self.full && self.snapshot.is_unchanged(&tag) {
-            (Verdict::Unchanged, key)
+        let key = Some(MatchKey {
+            field: tag.field,
+            digest: tag.key_digest,
+        });
+        let verdict = if !self.full && self.snapshot.is_unchanged(&tag) {
+            Verdict::Unchanged
         } else {
-            (Verdict::Send(Some(tag)), key)
-        }
+            Verdict::Send(Some(tag))
+        };
+        Classified { verdict, key }
     }
 
     /// In row order, the verdict made final: a match key an earlier row of the source had
     /// rejects this row instead (R7).
     pub fn settle(
         seen: &mut Seen,
-        (verdict, key): (Verdict, Option<(Field, u128)>),
+        classified: Classified,
         row: u64,
     ) -> Result<Verdict, FieldError> {
-        match key.and_then(|k| Self::check_duplicate(seen, k, row)) {
+        match classified
+            .key
+            .and_then(|k| Self::check_duplicate(seen, k, row))
+        {
             Some(duplicate) => Err(duplicate),
-            None => Ok(verdict),
+            None => Ok(classified.verdict),
         }
     }
 
-    fn check_duplicate(
-        seen: &mut Seen,
-        (field, key_digest): (Field, u128),
-        row: u64,
-    ) -> Option<FieldError> {
-        let earlier = seen.note(key_digest, row)?;
-        let field = field.name();
+    fn check_duplicate(seen: &mut Seen, key: MatchKey, row: u64) -> Option<FieldError> {
+        let earlier = seen.note(key.digest, row)?;
+        let field = key.field.name();
         Some(FieldError::new(
             field,
             Rule::DuplicateKey,
@@ -129,9 +150,5 @@ impl Classifier {
     /// Customers of the state this run's source did not have.
     pub fn missing(&self, seen: &Seen) -> u64 {
         self.snapshot.missing_from(seen)
-    }
-
-    pub fn state_size(&self) -> usize {
-        self.snapshot.len()
     }
 }

@@ -8,6 +8,7 @@
 //! `meta` (format version, target). Only a finishing run writes; everything else reads.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use redb::{
     Builder, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -36,8 +37,10 @@ pub enum StateError {
     #[error(
         "the sync state {path} was written by a newer cdpjob (state format {found}; this one reads {STATE_FORMAT})"
     )]
-    Newer { path: PathBuf, found: String },
-    #[error("the sync state {path} is held by a running run")]
+    Newer { path: PathBuf, found: u32 },
+    #[error(
+        "the sync state {path} is in use by another cdpjob process (a plan reading it, a run recording its customers)"
+    )]
     Held { path: PathBuf },
     #[error(
         "the sync state {path} was left by a crash and needs a repair, which the next run makes"
@@ -144,13 +147,21 @@ fn check_format(txn: &redb::ReadTransaction, path: &Path) -> Result<(), StateErr
         .ok()
         .flatten()
         .map(|v| v.value().to_string());
-    match found {
-        Some(v) if v.parse::<u32>() == Ok(STATE_FORMAT) => Ok(()),
-        Some(v) => Err(StateError::Newer {
+    match found.as_deref().map(str::parse::<u32>) {
+        // A state created and not yet committed to has no format yet.
+        None => Ok(()),
+        Some(Ok(STATE_FORMAT)) => Ok(()),
+        Some(Ok(v)) if v > STATE_FORMAT => Err(StateError::Newer {
             path: path.to_path_buf(),
             found: v,
         }),
-        None => Ok(()),
+        Some(_) => Err(StateError::Unreadable {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its format_version {:?} is none cdpjob ever wrote",
+                found.unwrap_or_default()
+            ),
+        }),
     }
 }
 
@@ -169,30 +180,13 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StateError {
     }
 }
 
-/// Whether `run_id`'s customers are in the state already.
-pub fn has_run(path: &Path, run_id: &str) -> Result<bool, StateError> {
-    if !path.exists() {
-        return Ok(false);
-    }
-    let db = Builder::new()
-        .set_cache_size(CACHE_BYTES)
-        .open_read_only(path)
-        .map_err(|e| open_error(path, e))?;
-    let txn = db.begin_read().map_err(|e| StateError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    Ok(match txn.open_table(RUNS) {
-        Ok(t) => t.get(run_id).ok().flatten().is_some(),
-        Err(_) => false,
-    })
-}
-
 /// Record `run_id`'s confirmed customers in one write transaction, creating the state when
 /// there is none. A run already recorded is not recorded again (a resume after a crash
-/// between this commit and the summary). An item that is an error (the run's own record of
-/// its customers cannot be read) aborts the transaction: all of the run or none of it.
-/// Returns how many customers were written.
+/// between this commit and the summary), and a customer a newer run recorded (run ids sort
+/// by start) keeps that run's entry (a late `resume --force` of an older run does not undo
+/// it). An item that is an error (the run's own record of its customers cannot be read)
+/// aborts the transaction: all of the run or none of it. Returns how many customers were
+/// written.
 pub fn commit(
     path: &Path,
     target: &Target,
@@ -216,6 +210,14 @@ pub fn commit(
             return Ok(0);
         }
         let index = runs.len().map_err(|e| write(e.to_string()))? as u32;
+        // The runs newer than this one, by index (few: one a night).
+        let mut newer = std::collections::HashSet::new();
+        for entry in runs.iter().map_err(|e| write(e.to_string()))? {
+            let (id, i) = entry.map_err(|e| write(e.to_string()))?;
+            if id.value() > run_id {
+                newer.insert(i.value());
+            }
+        }
         runs.insert(run_id, index)
             .map_err(|e| write(e.to_string()))?;
         let mut meta = txn.open_table(META).map_err(|e| write(e.to_string()))?;
@@ -228,6 +230,15 @@ pub fn commit(
             .map_err(|e| write(e.to_string()))?;
         for c in confirmed {
             let c = c.map_err(write)?;
+            if !newer.is_empty() {
+                let by_newer = customers
+                    .get(c.key.as_str())
+                    .map_err(|e| write(e.to_string()))?
+                    .is_some_and(|v| newer.contains(&v.value().2));
+                if by_newer {
+                    continue;
+                }
+            }
             customers
                 .insert(c.key.as_str(), (c.hash, c.customer_id, index))
                 .map_err(|e| write(e.to_string()))?;
@@ -241,11 +252,24 @@ pub fn commit(
     Ok(written)
 }
 
+/// How long a run waits for readers of the state (a `plan`: well under a second a million
+/// customers) to let go before it says the state is in use.
+const WAIT_FOR_READERS: Duration = Duration::from_secs(10);
+
 fn open_for_write(path: &Path) -> Result<Database, StateError> {
     let mut builder = Builder::new();
     builder.set_cache_size(CACHE_BYTES);
     if path.exists() {
-        return builder.open(path).map_err(|e| open_error(path, e));
+        // redb refuses a writer while any process reads the file: wait for them, a while.
+        let deadline = Instant::now() + WAIT_FOR_READERS;
+        loop {
+            match builder.open(path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other.map_err(|e| open_error(path, e)),
+            }
+        }
     }
     let write = |e: std::io::Error| StateError::Write {
         path: path.to_path_buf(),
@@ -306,7 +330,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n, 2);
-        assert!(has_run(&path, "run-1").unwrap());
         assert_eq!(
             commit(
                 &path,
@@ -338,8 +361,46 @@ mod tests {
             ],
         );
         assert!(e.is_err());
-        assert!(!has_run(&path, "run-3").unwrap());
         assert_eq!(snapshot(&path).unwrap().len(), 2);
+        // … and so it can be recorded later, as a whole.
+        assert_eq!(
+            commit(
+                &path,
+                &target(),
+                "run-3",
+                [Ok(confirmed("email:d@x", 4, 13))]
+            )
+            .unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_older_run_recorded_late_leaves_a_newer_runs_customers_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), &target());
+        let newer = "20261202T020000Z-bbbb";
+        let older = "20261201T020000Z-aaaa";
+        commit(&path, &target(), newer, [Ok(confirmed("email:a@x", 2, 10))]).unwrap();
+        let written = commit(
+            &path,
+            &target(),
+            older,
+            [
+                Ok(confirmed("email:a@x", 1, 10)),
+                Ok(confirmed("email:b@x", 1, 11)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(written, 1, "only the customer the newer run did not record");
+        let snap = snapshot(&path).unwrap();
+        let newer_a = crate::sync::SyncTag {
+            field: crate::customer::Field::Email,
+            key: "email:a@x".into(),
+            key_digest: super::key_digest("email:a@x"),
+            hash: [2; 32],
+        };
+        assert!(snap.is_unchanged(&newer_a));
     }
 
     #[test]

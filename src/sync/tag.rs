@@ -7,9 +7,6 @@ use sha2::{Digest, Sha256};
 
 use crate::customer::{Customer, Field};
 
-/// The fields the server matches an incoming record by, in the order it tries them.
-pub const KEY_FIELDS: [Field; 3] = Field::MATCH_KEYS;
-
 /// A customer's match key and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncTag {
@@ -26,7 +23,7 @@ pub struct SyncTag {
 /// The tag of `customer` as sent with `merge_type` and `strict_binding`; `None` for a
 /// customer with no match key (it is always sent and never recorded).
 pub fn tag_of(customer: &Customer, merge_type: u8, strict_binding: bool) -> Option<SyncTag> {
-    let (field, value) = KEY_FIELDS
+    let (field, value) = Field::MATCH_KEYS
         .iter()
         .find_map(|&f| customer.text(f).filter(|v| !v.is_empty()).map(|v| (f, v)))?;
     let key = format!("{}:{value}", field.name());

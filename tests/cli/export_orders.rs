@@ -193,7 +193,17 @@ fn the_parallel_export_kill_test() {
                 .unwrap()
         };
         let mut child = spawn(&["run", "job.yaml"]);
-        std::thread::sleep(Duration::from_millis(rng.u64(50..500)));
+        // The kill lands a random moment after the run has begun (its manifest written), not
+        // after a fixed time from the start: on a loaded machine the start alone can take
+        // longer than the pause, and the kill would find no run to interrupt.
+        let began = std::time::Instant::now();
+        while run_dirs(&ws).is_empty()
+            && began.elapsed() < Duration::from_secs(20)
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.u64(0..200)));
         let _ = child.kill();
         let status = child.wait().unwrap();
         let Some(dir) = run_dirs(&ws).pop() else {

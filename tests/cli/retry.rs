@@ -588,7 +588,7 @@ fn a_run_directory_without_records_is_refused_naming_its_version() {
         assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
         assert!(
             out.stderr.contains(&format!(
-                "written by cdpjob {version}, before result lines kept"
+                "its lines carry no \"record\" (the run was written by cdpjob {version};"
             )),
             "{}",
             out.stderr

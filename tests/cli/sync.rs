@@ -214,7 +214,12 @@ fn another_api_target_starts_its_own_state_and_keeps_the_first() {
     s.ws.write("job.yaml", job_b);
     let out = run(s.cmd(&["run", "job.yaml"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("no state yet for"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no state yet: every customer counts as new"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("another API target"), "{}", out.stderr);
     assert_eq!(other.get("/__sim/stats")["customers_written"], 40);
     assert_eq!(s.state_files().len(), 2);
@@ -304,8 +309,14 @@ fn a_run_killed_mid_way_and_resumed_records_exactly_what_it_confirmed() {
         "the kill came too late to test anything"
     );
     assert_lock_free(&root.join(".lock"));
+    assert!(killed.join("sync-snapshot.bin").exists());
 
-    let out = run(s.cmd(&["resume", killed.to_str().unwrap(), "--json"]));
+    // Another run finishes in between and records every renamed customer in the state.
+    let (between, sent) = s.run(&[], 0);
+    assert_eq!((counts(&between), sent), ((6000, 6000, 0), 6000));
+    // The late resume (--force: a newer run finished) still compares with the state as the
+    // killed run found it: what it had not confirmed is sent, none of it is "unchanged".
+    let out = run(s.cmd(&["resume", killed.to_str().unwrap(), "--json", "--force"]));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let resumed: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(resumed["counts"]["created"], 6000, "{resumed}");
@@ -344,7 +355,10 @@ fn a_failed_state_commit_stops_resumably_and_the_resume_records_it_once() {
         "{stopped}"
     );
     let dir = s.dir_of(&stopped);
-    let out = run(s.cmd(&["resume", dir.to_str().unwrap(), "--json"]));
+    // Resumed from another working directory: it records in the job's own state.
+    let mut resume = s.cmd(&["resume", dir.to_str().unwrap(), "--json"]);
+    resume.current_dir(std::env::temp_dir());
+    let out = run(resume);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let (next, sent) = s.run(&[], 0);
     assert_eq!((counts(&next), sent), ((200, 0, 200), 0));
@@ -445,9 +459,164 @@ fn plan_counts_what_would_be_sent_from_the_state_with_no_network_and_never_fails
     let out = run(s.cmd(&["plan", "job.yaml"]));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stdout.contains("held by a running run"),
+        out.stdout.contains("in use by another cdpjob process"),
         "{}",
         out.stdout
     );
     drop(held);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_damaged_snapshot_of_a_stopped_run_is_refused_not_guessed_at() {
+    let s = Sync::new(&[], "");
+    write_customers(&s.ws.path("customers.csv"), 100, |_| None);
+    let mut c = s.cmd(&["run", "job.yaml", "--json"]);
+    c.env("CDPJOB_FAILPOINT", "sync_commit:1:error");
+    let out = run(c);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let dir = s.dir_of(&serde_json::from_str(&out.stdout).unwrap());
+    let snapshot = dir.join("sync-snapshot.bin");
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let out = run(s.cmd(&["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("sync snapshot"), "{}", out.stderr);
+}
+
+#[test]
+fn a_state_of_a_newer_format_is_refused_and_full_sets_it_aside() {
+    let s = Sync::new(&[], "");
+    write_customers(&s.ws.path("customers.csv"), 30, |_| None);
+    s.run(&[], 0);
+    let [state] = s.state_files().try_into().unwrap();
+    {
+        let meta: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("meta");
+        let db = redb::Database::open(&state).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(meta)
+            .unwrap()
+            .insert("format_version", "2")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = s.written();
+    let out = run(s.cmd(&["run", "job.yaml"]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("newer cdpjob"), "{}", out.stderr);
+    assert!(out.stderr.contains("--full"), "{}", out.stderr);
+    assert_eq!(s.written(), before);
+    let (full, sent) = s.run(&["--full"], 0);
+    assert_eq!((counts(&full), sent), ((30, 30, 0), 30));
+    assert_eq!(s.state_files().len(), 2, "the newer state is kept aside");
+}
+
+#[test]
+fn a_run_waits_for_a_plan_reading_the_state_and_says_when_it_cannot() {
+    let s = Sync::new(&[], "");
+    write_customers(&s.ws.path("customers.csv"), 50, |_| None);
+    s.run(&[], 0);
+    let [state] = s.state_files().try_into().unwrap();
+    // A reader (as `plan` holds it) that lets go after a second: the run waits for it.
+    let reader = redb::ReadOnlyDatabase::open(&state).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        drop(reader);
+    });
+    write_customers(&s.ws.path("customers.csv"), 55, |_| None);
+    let (summary, sent) = s.run(&[], 0);
+    assert_eq!((counts(&summary), sent), ((55, 5, 50), 5));
+    release.join().unwrap();
+
+    // One that does not let go: exit 3 (trying again can succeed), nothing sent, no run
+    // directory left.
+    let reader = redb::ReadOnlyDatabase::open(&state).unwrap();
+    let dirs = s.run_dirs().len();
+    let before = s.written();
+    let out = run(s.cmd(&["run", "job.yaml", "--json"]));
+    drop(reader);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["run_dir"], Value::Null);
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("in use by another cdpjob process"),
+        "{doc}"
+    );
+    assert_eq!(s.written(), before);
+    assert_eq!(s.run_dirs().len(), dirs);
+}
+
+#[test]
+fn a_retry_of_a_sync_job_records_what_it_creates_and_leaves_duplicates_alone() {
+    let s = Sync::new(&[], "");
+    std::fs::write(
+        s.ws.path("customers.csv"),
+        "name,phone,status\nAda,8613700000001,active\nBob,8613700000002,active\nAda again,8613700000001,active\nCy,86137-00000004,active\n",
+    )
+    .unwrap();
+    let (first, _) = s.run(&[], 1);
+    assert_eq!(counts(&first), (4, 2, 0));
+    // The mapping fixed: `digits` leaves the good phones as they were, so their hashes too.
+    let fixed = job(&s.sim.url, "").replace("{{ row.phone }}", "{{ row.phone | digits }}");
+    s.ws.write("job.yaml", &fixed);
+    let first_dir = s.dir_of(&first);
+    let dry = run(s.cmd(&["retry", first_dir.to_str().unwrap(), "--dry-run", "--json"]));
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let dry: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(dry["sync"]["missing_since_last_sync"], Value::Null, "{dry}");
+    assert_eq!(
+        dry["counts"]["valid"], 1,
+        "only row 4: row 3 is a duplicate, not retried"
+    );
+
+    let before = s.written();
+    let out = run(s.cmd(&["retry", first_dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let retry: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(s.written() - before, 1);
+    assert_eq!(retry["retry_of"]["not_retryable"], 1, "{retry}");
+    assert_eq!(retry.get("missing_since_last_sync"), None, "{retry}");
+    let created = jsonl(&s.dir_of(&retry).join("created.jsonl"));
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["row"], 4);
+    assert_eq!(
+        s.names()["8613700000001"],
+        "Ada",
+        "the duplicate was not sent over Ada"
+    );
+
+    // The next run finds the retried customer in the state: nothing to send.
+    let (next, sent) = s.run(&[], 1);
+    assert_eq!(sent, 0);
+    assert_eq!(counts(&next), (4, 0, 3));
+}
+
+#[test]
+fn a_retry_that_would_reject_its_rows_again_is_refused_by_max_rejected() {
+    let s = Sync::new(&[], "guard:\n  max_rejected: \"50%\"\n");
+    let mut text = String::from("name,phone,status\n");
+    for i in 1..=10 {
+        let phone = if i <= 3 {
+            format!("phone {i}")
+        } else {
+            format!("86137{i:08}")
+        };
+        text.push_str(&format!("C{i},{phone},active\n"));
+    }
+    std::fs::write(s.ws.path("customers.csv"), text).unwrap();
+    let (first, _) = s.run(&[], 1);
+    assert_eq!(first["counts"]["rejected"], 3);
+    let dirs = s.run_dirs().len();
+    let before = s.written();
+    // Retried with the mapping unchanged: all three rejected again, 100% > 50%.
+    let out = run(s.cmd(&["retry", s.dir_of(&first).to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["run_dir"], Value::Null);
+    assert_eq!((s.written(), s.run_dirs().len()), (before, dirs));
 }
