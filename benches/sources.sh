@@ -8,8 +8,9 @@
 # `gzip -6` and `zstd -3` (the tools' defaults), and runs `cdpjob plan --json` of
 # benches/plan-bench.yaml — pointed at each file in turn, nothing else changed — three times
 # each under /usr/bin/time -v, interleaved (plain, gz, zst, plain, …) so that a noisy
-# neighbour hits all three alike. Prints the median wall time, rows/s, peak RSS, the file's
-# size and the time relative to plain. Deletes the generated files at the end.
+# neighbour hits all three alike. Prints the median wall time, rows/s, the median CPU time
+# (user + system: what a busy machine disturbs least), peak RSS, the file's size, and wall
+# and CPU time relative to plain. Deletes the generated files at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -28,24 +29,28 @@ for k in "${kinds[@]}"; do
   sed "s#path: ../bench-data/leads.csv#path: leads.$k#" benches/plan-bench.yaml \
     > "bench-data/job-$k.yaml"
 done
-declare -A walls rss
-for k in "${kinds[@]}"; do walls[$k]=""; rss[$k]=0; done
+declare -A walls cpus rss
+for k in "${kinds[@]}"; do walls[$k]=""; cpus[$k]=""; rss[$k]=0; done
 for _ in 1 2 3; do
   for k in "${kinds[@]}"; do
     /usr/bin/time -v "$target/release/cdpjob" plan --json "bench-data/job-$k.yaml" \
       >/dev/null 2>bench-data/time.txt
     w=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' bench-data/time.txt \
         | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+    c=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' bench-data/time.txt)
     r=$(awk -F': ' '/Maximum resident set size/ {print $2}' bench-data/time.txt)
-    walls[$k]="${walls[$k]} $w"; [ "$r" -gt "${rss[$k]}" ] && rss[$k]=$r
+    walls[$k]="${walls[$k]} $w"; cpus[$k]="${cpus[$k]} $c"
+    [ "$r" -gt "${rss[$k]}" ] && rss[$k]=$r
   done
 done
-printf '%-10s %10s %10s %12s %12s %10s %8s\n' file rows median_s rows_per_s peak_rss_mb size_mb vs_plain
-plain=""
+printf '%-13s %9s %9s %10s %8s %8s %9s %8s %8s\n' file rows median_s rows_per_s cpu_s rss_mb size_mb wall_x cpu_x
+plain=""; plain_cpu=""
 for k in "${kinds[@]}"; do
   med=$(printf '%s\n' ${walls[$k]} | sort -n | sed -n 2p)
-  [ -n "$plain" ] || plain=$med
+  cpu=$(printf '%s\n' ${cpus[$k]} | sort -n | sed -n 2p)
+  [ -n "$plain" ] || { plain=$med; plain_cpu=$cpu; }
   size=$(stat -c %s "bench-data/leads.$k")
-  awk -v k="leads.$k" -v n="$n" -v m="$med" -v r="${rss[$k]}" -v s="$size" -v p="$plain" -v all="${walls[$k]}" \
-    'BEGIN { printf "%-10s %10d %10.2f %12.0f %12.1f %10.1f %7.2fx  (runs:%s s)\n", k, n, m, n/m, r/1024, s/1e6, m/p, all }'
+  awk -v k="leads.$k" -v n="$n" -v m="$med" -v c="$cpu" -v r="${rss[$k]}" -v s="$size" \
+      -v p="$plain" -v pc="$plain_cpu" -v all="${walls[$k]}" \
+    'BEGIN { printf "%-13s %9d %9.2f %10.0f %8.2f %8.1f %9.1f %7.2fx %7.2fx  (wall:%s s)\n", k, n, m, n/m, c, r/1024, s/1e6, m/p, c/pc, all }'
 done
