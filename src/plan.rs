@@ -102,6 +102,15 @@ pub struct ReasonGroup {
     pub example: String,
 }
 
+/// How a source file is read: its compression, and the encoding (SPEC §8: `plan` names
+/// what `auto` picked).
+#[derive(Debug, Serialize)]
+pub struct SourceText {
+    pub compression: &'static str,
+    pub encoding: &'static str,
+    pub encoding_detected: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct PreviewCustomer {
     pub row: u64,
@@ -113,6 +122,9 @@ pub struct BatchPlan {
     pub job: String,
     pub kind: &'static str,
     pub source: String,
+    /// How the source file's text is read (absent for standard input and a retry's rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_text: Option<SourceText>,
     pub preview: Vec<PreviewCustomer>,
     pub counts: Counts,
     pub rejected_by_reason: Vec<ReasonGroup>,
@@ -230,25 +242,40 @@ pub struct Tally {
 /// anything is sent, so whatever this pass counts, both see. Keeps the first `preview`
 /// valid customers.
 pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
-    let (source, label) = job_source(job)?;
+    let (source, label, _) = job_source(job)?;
     count_records(job, source, &label, preview)
 }
 
-/// The job's source, opened, and what it is (for messages and the plan).
-fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String)> {
+/// The job's source, opened, and what it is (for messages and the plan): its path and type,
+/// and how its text is read when that is not plain UTF-8.
+fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String, Option<SourceText>)> {
     let src_spec = job
         .spec
         .source
         .as_ref()
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
-    let source = source::open(src_spec, &job.resolve(&src_spec.path))
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let label = format!(
-        "{} ({})",
-        job.resolve(&src_spec.path).display(),
-        src_spec.kind.as_str()
-    );
-    Ok((source, label))
+    let path = job.resolve(&src_spec.path);
+    let source = source::open(src_spec, &path).map_err(|e| Error::Usage(e.to_string()))?;
+    let text = source::text::describe(&path, source::TextOptions::of(src_spec))
+        .map_err(|e| Error::Usage(e.to_string()))?
+        .map(|(compression, picked)| SourceText {
+            compression: compression.as_str(),
+            encoding: picked.name(),
+            encoding_detected: picked.detected,
+        });
+    let mut about = vec![src_spec.kind.as_str().to_string()];
+    if let Some(t) = &text {
+        if t.compression != "none" {
+            about.push(t.compression.to_string());
+        }
+        if t.encoding_detected {
+            about.push(format!("encoding: auto → {}", t.encoding));
+        } else if t.encoding != "UTF-8" {
+            about.push(format!("encoding {}", t.encoding));
+        }
+    }
+    let label = format!("{} ({})", path.display(), about.join(", "));
+    Ok((source, label, text))
 }
 
 /// [`count_rows`] over any records `job` would map (a retry's rows, say); `label` says
@@ -373,8 +400,10 @@ pub fn render_reasons(groups: &[ReasonGroup]) -> String {
 
 /// Read and map every row of a batch_create job.
 pub fn plan_batch(job: &Job, limit: usize) -> Result<BatchPlan> {
-    let (source, label) = job_source(job)?;
-    plan_records(job, source, label, limit)
+    let (source, label, text) = job_source(job)?;
+    let mut plan = plan_records(job, source, label, limit)?;
+    plan.source_text = text;
+    Ok(plan)
 }
 
 /// Read and map every record of `source` as `job` would (a retry's rows, say); `label`
@@ -397,6 +426,7 @@ pub fn plan_records(
         job: spec.name.clone(),
         kind: spec.kind.as_str(),
         source: label,
+        source_text: None,
         preview,
         guard: GuardPlan::of(&spec.guard, &counts),
         counts,

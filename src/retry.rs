@@ -109,6 +109,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
                 columns,
                 retry_of: Some(Box::new(retry_of)),
                 sync,
+                encoding: None,
             })
         },
     )
@@ -336,7 +337,14 @@ impl Selection {
                     format!("{name} changed while it was read"),
                 ));
             };
-            if !each(CopiedRow { row: e.row, record }) {
+            // The line it started on in the original source, so the retry's result lines
+            // say it too (SPEC §12 R13).
+            let line = v["line"].as_u64();
+            if !each(CopiedRow {
+                row: e.row,
+                line,
+                record,
+            }) {
                 break;
             }
         }

@@ -34,8 +34,16 @@ impl Input {
                 csv_columns: columns.clone(),
             }),
             _ => {
-                let spec = super::source_of(job)?.clone();
+                let mut spec = super::source_of(job)?.clone();
                 let path = job.resolve(&spec.path);
+                // What `auto` picked at the start, not a new guess (SPEC §12 R13).
+                if let KindRecord::BatchCreate {
+                    encoding: Some(picked),
+                    ..
+                } = kind
+                {
+                    spec.encoding = Some(picked.clone());
+                }
                 Ok(Input::Source { spec, path })
             }
         }

@@ -38,6 +38,7 @@ use crate::runner::{
     self, Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus,
     Stop, Summary,
 };
+use crate::source::TextOptions;
 
 /// The batch_create kind.
 #[derive(Debug)]
@@ -130,13 +131,13 @@ impl RunKind for Import {
 
     fn prepare(job: &Job, _begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
         let src = source_of(job).map_err(Error::Usage)?;
-        let (source, columns) = if src.path == "-" {
+        let (source, columns, encoding) = if src.path == "-" {
             let source = SourceFingerprint {
                 path: "-".into(),
                 size: 0,
                 sha256: String::new(),
             };
-            (source, None)
+            (source, None, None)
         } else {
             let path = job.resolve(&src.path);
             let source = run_dir::fingerprint(&path)
@@ -148,7 +149,10 @@ impl RunKind for Import {
                 ),
                 SourceKind::Jsonl | SourceKind::Json => None,
             };
-            (source, columns)
+            let encoding = crate::source::text::describe(&path, TextOptions::of(src))
+                .map_err(|e| Error::Usage(e.to_string()))?
+                .map(|(_, picked)| picked.name().to_string());
+            (source, columns, encoding)
         };
         let sync = changes::prepare(job, opts)?;
         Ok(KindRecord::BatchCreate {
@@ -156,6 +160,7 @@ impl RunKind for Import {
             columns,
             retry_of: None,
             sync,
+            encoding,
         })
     }
 

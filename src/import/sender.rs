@@ -279,6 +279,27 @@ impl Sender {
     }
 }
 
+/// A result line's object: `row`, then `line` — the physical line the record starts on, for
+/// sources that have lines (SPEC §12 R13) —, then the fields of `rest`.
+fn beside_row(
+    row: u64,
+    record: Option<&crate::source::Record>,
+    rest: impl serde::Serialize,
+) -> serde_json::Value {
+    let mut v = json!({ "row": row });
+    if let Some(line) = record.and_then(crate::source::Record::line_number) {
+        v["line"] = line.into();
+    }
+    if let serde_json::Value::Object(fields) = serde_json::to_value(rest).expect("serializes") {
+        for (k, value) in fields {
+            if k != "row" {
+                v[k.as_str()] = value;
+            }
+        }
+    }
+    v
+}
+
 /// A batch's lines for the result files.
 pub fn materialize(
     unit: &BatchUnit,
@@ -306,24 +327,24 @@ pub fn materialize(
         created: created
             .iter()
             .map(|c| {
-                let tag = index_of(c.row).and_then(|i| unit.tags.get(i)).and_then(Option::as_ref);
-                match tag {
-                    // What the sync state records once the run finishes (SPEC §7).
-                    Some(t) => {
-                        let mut v = serde_json::to_value(c).expect("serializes");
-                        v["sync_key"] = t.key.clone().into();
-                        v["sync_hash"] = hex::encode(t.hash).into();
-                        line(v)
-                    }
-                    None => serde_json::to_string(c).expect("serializes"),
+                let mut v = beside_row(c.row, record_of(c.row), c);
+                let tag = index_of(c.row)
+                    .and_then(|i| unit.tags.get(i))
+                    .and_then(Option::as_ref);
+                // What the sync state records once the run finishes (SPEC §7).
+                if let Some(t) = tag {
+                    v["sync_key"] = t.key.clone().into();
+                    v["sync_hash"] = hex::encode(t.hash).into();
                 }
+                line(v)
             })
             .collect(),
         failed: failed
             .iter()
             .map(|f| {
-                let mut v = serde_json::to_value(f).expect("serializes");
-                if let Some(record) = record_of(f.row) {
+                let record = record_of(f.row);
+                let mut v = beside_row(f.row, record, f);
+                if let Some(record) = record {
                     record.attach_to(&mut v);
                 }
                 line(v)
@@ -333,7 +354,12 @@ pub fn materialize(
             .rejected
             .iter()
             .map(|r| {
-                let mut v = json!({"row": r.row, "errors": r.errors.iter().map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message})).collect::<Vec<_>>()});
+                let mut v = beside_row(r.row, Some(&r.record), json!({}));
+                v["errors"] = r
+                    .errors
+                    .iter()
+                    .map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message}))
+                    .collect();
                 r.record.attach_to(&mut v);
                 line(v)
             })

@@ -189,22 +189,32 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
     if kind != "csv" {
         return;
     }
-    let names = if header {
-        let opts = CsvOptions {
-            delimiter: src
-                .get("delimiter")
-                .and_then(Value::as_str)
-                .and_then(|s| s.bytes().next())
-                .unwrap_or(b','),
-            quote: src
-                .get("quote")
-                .and_then(Value::as_str)
-                .and_then(|s| s.bytes().next())
-                .unwrap_or(b'"'),
-            header: true,
-            columns: None,
-        };
-        match source::read_csv_header(Box::new(std::io::BufReader::new(file)), &opts) {
+    drop(file);
+    let text_opts = source::TextOptions {
+        compression: src.get("compression").and_then(Value::as_str),
+        encoding: src.get("encoding").and_then(Value::as_str),
+    };
+    let opts = CsvOptions {
+        delimiter: src
+            .get("delimiter")
+            .and_then(Value::as_str)
+            .and_then(|s| s.bytes().next())
+            .unwrap_or(b','),
+        quote: src
+            .get("quote")
+            .and_then(Value::as_str)
+            .and_then(|s| s.bytes().next())
+            .unwrap_or(b'"'),
+        header: true,
+        columns: None,
+        encoding: "UTF-8",
+    };
+    let mut names = if header {
+        let read = source::text::open(&full, text_opts, Default::default()).and_then(|text| {
+            let opts = opts.clone().encoded(text.encoding.name());
+            source::read_csv_header(text.reader, &opts)
+        });
+        match read {
             Ok(n) => n,
             Err(e) => {
                 out.push(Diagnostic::new(pos, format!("`source.path`: {e}")));
@@ -224,10 +234,43 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
         }
     }
     let Some(mapper) = mapper else { return };
-    for (pointer, col) in mapper.row_columns() {
-        if names.iter().any(|n| n == &col) {
-            continue;
-        }
+    let missing = |names: &[String]| {
+        mapper
+            .row_columns()
+            .into_iter()
+            .filter(|(_, col)| !names.contains(col))
+            .collect::<Vec<_>>()
+    };
+    if header
+        && !missing(&names).is_empty()
+        && let Some((d, split)) = source::delimiter::better_split(&full, text_opts, &opts, &names)
+    {
+        // Said once, for the file: each `row.X` is then checked against the columns the
+        // right delimiter gives, so only a real typo is reported beside it.
+        out.push(
+            Diagnostic::new(
+                p.index.value_of(if src.contains_key("delimiter") {
+                    "/source/delimiter"
+                } else {
+                    "/source/path"
+                }),
+                format!(
+                    "`source.delimiter`: the CSV header of {path} is one column, `{}`, read with the delimiter {}; it splits cleanly on {} into {} columns: {}",
+                    names[0],
+                    source::delimiter::as_yaml(opts.delimiter),
+                    source::delimiter::as_yaml(d),
+                    split.len(),
+                    split.join(", ")
+                ),
+            )
+            .with_hint(format!(
+                "set `source.delimiter: {}`",
+                source::delimiter::as_yaml(d)
+            )),
+        );
+        names = split;
+    }
+    for (pointer, col) in missing(&names) {
         let near = suggest::closest(&col, names.iter().map(String::as_str));
         let problem = TemplateProblem {
             pointer: pointer.clone(),

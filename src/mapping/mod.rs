@@ -471,6 +471,7 @@ mod tests {
                 quote: b'"',
                 header: true,
                 columns: None,
+                encoding: "UTF-8",
             },
         )
         .unwrap();

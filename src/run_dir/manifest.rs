@@ -48,6 +48,12 @@ pub enum KindRecord {
         /// since the last sync.
         #[serde(default)]
         retry_of: Option<Box<RetryOf>>,
+        /// The encoding the source is read in, as its name (`GBK`, `UTF-8`, `UTF-16BE`):
+        /// what `encoding: auto` picked when the run started, which `resume` reads the
+        /// source in rather than guessing again (SPEC §12 R13). Absent for standard input,
+        /// a retry's copy, and in manifests from before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
     },
     QueryExport(Box<ExportRecord>),
 }

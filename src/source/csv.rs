@@ -26,6 +26,9 @@ pub struct CsvOptions {
     pub quote: u8,
     pub header: bool,
     pub columns: Option<Vec<String>>,
+    /// The encoding the text was decoded from, for the message of a field that was not
+    /// valid in it (the decoder leaves such bytes invalid UTF-8).
+    pub encoding: &'static str,
 }
 
 impl CsvOptions {
@@ -35,7 +38,13 @@ impl CsvOptions {
             quote: single_byte(&spec.quote, b'"'),
             header: spec.header,
             columns: spec.columns.clone(),
+            encoding: "UTF-8",
         }
+    }
+
+    /// These options for text decoded from `encoding`.
+    pub fn encoded(self, encoding: &'static str) -> CsvOptions {
+        CsvOptions { encoding, ..self }
     }
 }
 
@@ -67,6 +76,7 @@ struct RecordSplitter {
     /// The physical lines of the last record split, kept (moved, not copied) so that a
     /// record found bad afterwards can still be given with its text.
     record_lines: Vec<(u64, Vec<u8>)>,
+    encoding: &'static str,
 }
 
 /// What the splitter found.
@@ -94,6 +104,7 @@ impl RecordSplitter {
             ends: vec![0; 64],
             ends_len: 0,
             record_lines: Vec::new(),
+            encoding: opts.encoding,
         }
     }
 
@@ -252,7 +263,11 @@ fn read_header_record(splitter: &mut RecordSplitter) -> Result<Vec<String>, Open
         Some(Split::Fields { .. }) => {
             let (bytes, ends) = splitter.fields();
             let text = std::str::from_utf8(bytes).map_err(|_| {
-                OpenError::Invalid("the CSV header row is not valid UTF-8".to_string())
+                OpenError::Invalid(format!(
+                    "the CSV header row is not valid {}: {}",
+                    splitter.encoding,
+                    super::encoding::advice(splitter.encoding)
+                ))
             })?;
             let mut start = 0;
             Ok(ends
@@ -294,7 +309,7 @@ impl RecordSource for CsvSource {
                 },
                 Split::Fields { line } => {
                     let (bytes, ends) = splitter.fields();
-                    let data = to_row(&header, bytes, ends, expected, line)
+                    let data = to_row(&header, bytes, ends, expected, line, splitter.encoding)
                         .map_err(|reason| Unreadable::new(reason, &splitter.record_text()));
                     Record { row, line, data }
                 }
@@ -313,6 +328,7 @@ fn to_row(
     ends: &[usize],
     expected: usize,
     line: u64,
+    encoding: &str,
 ) -> Result<RowData, String> {
     if ends.len() != expected {
         return Err(format!(
@@ -327,12 +343,13 @@ fn to_row(
             let field = ends.iter().position(|&end| at < end).unwrap_or(0);
             let name = header.names().get(field).map(String::as_str).unwrap_or("?");
             return Err(format!(
-                "line {line}: field `{name}` is not valid UTF-8 (save the file as UTF-8)"
+                "line {line}: field `{name}` is not valid {encoding} ({})",
+                super::encoding::advice(encoding)
             ));
         }
     };
     if !ends.iter().all(|&e| text.is_char_boundary(e)) {
-        return Err(format!("line {line}: a field is not valid UTF-8"));
+        return Err(format!("line {line}: a field is not valid {encoding}"));
     }
     Ok(RowData::Csv(CsvRow {
         header: Arc::clone(header),
@@ -358,6 +375,7 @@ mod tests {
             quote: b'"',
             header: true,
             columns: None,
+            encoding: "UTF-8",
         };
         let src = CsvSource::new(Box::new(io::Cursor::new(input.to_vec())), opts).unwrap();
         let mut out = Vec::new();

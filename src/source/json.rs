@@ -34,11 +34,13 @@ fn object_or_reason(value: Value, context: &str) -> Result<RowData, Unreadable> 
 /// One JSON object per line; blank lines are not records.
 pub struct JsonLinesSource {
     input: Box<dyn BufRead + Send>,
+    /// What the text was decoded from, for a line that was not valid in it.
+    encoding: &'static str,
 }
 
 impl JsonLinesSource {
-    pub fn new(input: Box<dyn BufRead + Send>) -> JsonLinesSource {
-        JsonLinesSource { input }
+    pub fn new(input: Box<dyn BufRead + Send>, encoding: &'static str) -> JsonLinesSource {
+        JsonLinesSource { input, encoding }
     }
 }
 
@@ -63,7 +65,11 @@ impl RecordSource for JsonLinesSource {
             row += 1;
             let data = match std::str::from_utf8(bytes) {
                 Err(_) => Err(Unreadable::new(
-                    format!("line {line} is not valid UTF-8"),
+                    format!(
+                        "line {line} is not valid {} ({})",
+                        self.encoding,
+                        super::encoding::advice(self.encoding)
+                    ),
                     bytes,
                 )),
                 Ok(text) => match serde_json::from_str::<Value>(text) {
@@ -250,11 +256,17 @@ mod tests {
         Ok(out)
     }
 
+    impl JsonLinesSource {
+        fn new_utf8(input: Box<dyn BufRead + Send>) -> JsonLinesSource {
+            JsonLinesSource::new(input, "UTF-8")
+        }
+    }
+
     #[test]
     fn what_is_not_a_record_keeps_its_text() {
-        let rows = collect_raw(Box::new(JsonLinesSource::new(Box::new(io::Cursor::new(
-            b"{\"a\":1}\r\n{oops\r\n[1, 2]\n{\"b\": \"Z\xFCrich\"}\n".to_vec(),
-        )))))
+        let rows = collect_raw(Box::new(JsonLinesSource::new_utf8(Box::new(
+            io::Cursor::new(b"{\"a\":1}\r\n{oops\r\n[1, 2]\n{\"b\": \"Z\xFCrich\"}\n".to_vec()),
+        ))))
         .unwrap();
         let raw = |i: usize| rows[i].1.as_ref().unwrap_err().raw.clone();
         assert_eq!(
@@ -284,7 +296,7 @@ mod tests {
 
     #[test]
     fn jsonl_bad_lines_are_rejected_rows() {
-        let rows = collect(Box::new(JsonLinesSource::new(cursor(
+        let rows = collect(Box::new(JsonLinesSource::new_utf8(cursor(
             "{\"a\":1}\n\n{oops\n[1]\n{\"a\":2}",
         ))))
         .unwrap();

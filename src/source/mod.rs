@@ -7,21 +7,28 @@
 //! still gets its row number and arrives as `Err(Unreadable)`: the reason and its text, so
 //! it is counted as rejected with what it held (SPEC §12 R9 `"raw"`) and reading goes on.
 //! Only I/O failures stop a source.
+//!
+//! Below the readers, `text.rs` gives them UTF-8: the file decompressed (`compression.rs`)
+//! and decoded from its encoding (`encoding.rs`).
 
+pub mod compression;
 mod csv;
+pub mod delimiter;
+pub mod encoding;
 mod json;
 pub mod records;
 pub mod spec;
+pub mod text;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
 pub use self::spec::{SourceKind, SourceSpec};
+pub use self::text::TextOptions;
 
 /// One input record.
 #[derive(Debug, Clone)]
@@ -55,6 +62,13 @@ impl Unreadable {
 }
 
 impl Record {
+    /// The physical line the record starts on, for sources that have lines (CSV, JSON
+    /// Lines); `None` for a JSON array's elements and rows copied from another run that
+    /// did not say.
+    pub fn line_number(&self) -> Option<u64> {
+        (self.line > 0).then_some(self.line)
+    }
+
     /// The record as it was read, for result lines (SPEC §7 `"record"`): CSV columns →
     /// text, a JSON object as it is. `None` for a record that could not be read.
     pub fn as_json(&self) -> Option<serde_json::Value> {
@@ -159,23 +173,6 @@ pub enum OpenError {
     Invalid(String),
 }
 
-fn open_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
-    if path == Path::new("-") {
-        return Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin())));
-    }
-    let file = File::open(path).map_err(|err| OpenError::Io {
-        path: path.to_path_buf(),
-        err,
-    })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(OpenError::Invalid(format!(
-            "the source {} is a directory, not a file",
-            path.display()
-        )));
-    }
-    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
-}
-
 /// Counts the bytes read through it (for progress and ETA).
 struct CountingReader<R> {
     inner: R,
@@ -207,7 +204,9 @@ pub fn csv_columns(spec: &SourceSpec, path: &Path) -> Result<Vec<String>, OpenEr
     if !spec.header {
         return Ok(spec.columns.clone().unwrap_or_default());
     }
-    read_csv_header(open_reader(path)?, &CsvOptions::from_spec(spec))
+    let text = text::open(path, TextOptions::of(spec), Arc::default())?;
+    let opts = CsvOptions::from_spec(spec).encoded(text.encoding.name());
+    read_csv_header(text.reader, &opts)
 }
 
 /// `inner`, adding every byte consumed to `bytes_read` (for progress).
@@ -232,10 +231,14 @@ pub fn open_counted(
     path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
-    let reader = counted(open_reader(path)?, bytes_read);
+    let text = text::open(path, TextOptions::of(spec), bytes_read)?;
+    let (reader, encoding) = (text.reader, text.encoding.name());
     Ok(match spec.kind {
-        SourceKind::Csv => Box::new(CsvSource::new(reader, CsvOptions::from_spec(spec))?),
-        SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),
+        SourceKind::Csv => Box::new(CsvSource::new(
+            reader,
+            CsvOptions::from_spec(spec).encoded(encoding),
+        )?),
+        SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader, encoding)),
         SourceKind::Json => Box::new(JsonArraySource::new(reader)),
     })
 }

@@ -1,8 +1,8 @@
-//! Rows copied from another run: one JSON line each, `{"row": n, "record": {…}}`, read back
-//! with their original row numbers. This is what a retry reads (SPEC §7): the failed and
-//! rejected records of an earlier run, copied into the retry's own run directory so it
-//! resumes whatever becomes of the earlier one. A record that came from a CSV source is
-//! made a CSV row again, its columns in the source's order, so the templates see exactly
+//! Rows copied from another run: one JSON line each, `{"row": n, "line": l, "record": {…}}`,
+//! read back with their original row and line numbers. This is what a retry reads (SPEC
+//! §7): the failed and rejected records of an earlier run, copied into the retry's own run
+//! directory so it resumes whatever becomes of the earlier one. A record that came from a
+//! CSV source is made a CSV row again, its columns in the source's order, so the templates see exactly
 //! what they saw the first time.
 
 use std::io::{self, BufRead};
@@ -16,6 +16,9 @@ use super::{CsvRow, Header, Record, RecordSource, RowData};
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CopiedRow {
     pub row: u64,
+    /// The physical line the record started on in the original source, if it had lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
     pub record: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -49,7 +52,7 @@ impl CopiedRow {
         };
         Record {
             row: self.row,
-            line: 0,
+            line: self.line.unwrap_or(0),
             data: Ok(data),
         }
     }

@@ -18,8 +18,12 @@ pub struct SourceSpec {
     pub header: bool,
     #[serde(default)]
     pub columns: Option<Vec<String>>,
+    /// `utf-8` when absent; `auto` guesses (see `encoding.rs`).
     #[serde(default)]
     pub encoding: Option<String>,
+    /// `gzip`, `zstd` or `none`; when absent, the path's extension decides.
+    #[serde(default)]
+    pub compression: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

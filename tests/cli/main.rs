@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod common;
+mod delimiter;
 mod export;
 mod export_orders;
 mod formats;
@@ -17,4 +18,5 @@ mod snapshots;
 mod sources;
 mod stops;
 mod sync;
+mod text_sources;
 mod validate;
