@@ -242,11 +242,11 @@ fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String)> {
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
     let source = source::open(src_spec, &job.resolve(&src_spec.path))
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let label = format!(
-        "{} ({})",
-        job.resolve(&src_spec.path).display(),
-        src_spec.kind.as_str()
-    );
+    let kind = match source.detail() {
+        Some(detail) => format!("{}, {detail}", src_spec.kind.as_str()),
+        None => src_spec.kind.as_str().to_string(),
+    };
+    let label = format!("{} ({kind})", job.resolve(&src_spec.path).display());
     Ok((source, label))
 }
 

@@ -32,6 +32,7 @@ use sender::Sender;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::job::model::SourceKind;
+use crate::source::SheetOptions;
 use crate::run_dir::events::Event;
 use crate::run_dir::{self, KindRecord, RetryOf, RunDir, SourceFingerprint, atomic, journal};
 use crate::runner::{
@@ -144,6 +145,10 @@ impl RunKind for Import {
             let columns = match src.kind {
                 SourceKind::Csv => Some(
                     crate::source::csv_columns(src, &path)
+                        .map_err(|e| Error::Usage(e.to_string()))?,
+                ),
+                SourceKind::Xlsx => Some(
+                    crate::source::sheet_columns(&path, &SheetOptions::from_spec(src))
                         .map_err(|e| Error::Usage(e.to_string()))?,
                 ),
                 SourceKind::Jsonl | SourceKind::Json => None,

@@ -11,6 +11,7 @@ mod lifecycle;
 mod plan;
 mod retry;
 mod run;
+mod sheets;
 mod sign_and_sim;
 mod sim_order;
 mod snapshots;
