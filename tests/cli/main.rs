@@ -6,6 +6,7 @@ mod export;
 mod export_orders;
 mod formats;
 mod guards;
+mod init;
 mod layout;
 mod lifecycle;
 mod plan;
