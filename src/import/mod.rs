@@ -32,13 +32,13 @@ use sender::Sender;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::job::model::SourceKind;
-use crate::source::SheetOptions;
 use crate::run_dir::events::Event;
 use crate::run_dir::{self, KindRecord, RetryOf, RunDir, SourceFingerprint, atomic, journal};
 use crate::runner::{
     self, Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus,
     Stop, Summary,
 };
+use crate::source::SheetOptions;
 
 /// The batch_create kind.
 #[derive(Debug)]

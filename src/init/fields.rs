@@ -11,40 +11,123 @@ const NAMES: &[(Field, &[&str])] = &[
     (
         Field::FullName,
         &[
-            "name", "fullname", "customername", "contactname", "clientname", "username",
-            "姓名", "名字", "全名", "客户姓名", "客户名称", "客户名", "联系人", "名称",
+            "name",
+            "fullname",
+            "customername",
+            "contactname",
+            "clientname",
+            "username",
+            "姓名",
+            "名字",
+            "全名",
+            "客户姓名",
+            "客户名称",
+            "客户名",
+            "联系人",
+            "名称",
         ],
     ),
-    (Field::FirstName, &["firstname", "givenname", "first", "forename", "名"]),
-    (Field::LastName, &["lastname", "surname", "familyname", "last", "姓"]),
+    (
+        Field::FirstName,
+        &["firstname", "givenname", "first", "forename", "名"],
+    ),
+    (
+        Field::LastName,
+        &["lastname", "surname", "familyname", "last", "姓"],
+    ),
     (
         Field::WhatsAppPhone,
-        &["whatsapp", "whatsappphone", "whatsappnumber", "wa", "wanumber"],
+        &[
+            "whatsapp",
+            "whatsappphone",
+            "whatsappnumber",
+            "wa",
+            "wanumber",
+        ],
     ),
     (
         Field::SmsPhone,
         &[
-            "phone", "mobile", "mobilephone", "cell", "cellphone", "tel", "telephone",
-            "phonenumber", "mobilenumber", "smsphone", "sms", "手机", "手机号", "手机号码",
-            "电话", "电话号码", "联系电话", "联系方式", "移动电话",
+            "phone",
+            "mobile",
+            "mobilephone",
+            "cell",
+            "cellphone",
+            "tel",
+            "telephone",
+            "phonenumber",
+            "mobilenumber",
+            "smsphone",
+            "sms",
+            "手机",
+            "手机号",
+            "手机号码",
+            "电话",
+            "电话号码",
+            "联系电话",
+            "联系方式",
+            "移动电话",
         ],
     ),
     (Field::ViberPhone, &["viber", "viberphone", "vibernumber"]),
     (
         Field::Email,
-        &["email", "mail", "emailaddress", "邮箱", "电子邮箱", "电子邮件", "邮件", "邮箱地址"],
+        &[
+            "email",
+            "mail",
+            "emailaddress",
+            "邮箱",
+            "电子邮箱",
+            "电子邮件",
+            "邮件",
+            "邮箱地址",
+        ],
     ),
     (
         Field::Birthday,
-        &["birthday", "birthdate", "dateofbirth", "dob", "birth", "生日", "出生日期", "出生年月日"],
+        &[
+            "birthday",
+            "birthdate",
+            "dateofbirth",
+            "dob",
+            "birth",
+            "生日",
+            "出生日期",
+            "出生年月日",
+        ],
     ),
     (Field::Gender, &["gender", "sex", "性别"]),
-    (Field::Country, &["country", "nation", "countryname", "国家", "国家/地区", "国家地区", "国籍"]),
-    (Field::Address, &["address", "addr", "streetaddress", "地址", "住址", "联系地址", "详细地址"]),
+    (
+        Field::Country,
+        &[
+            "country",
+            "nation",
+            "countryname",
+            "国家",
+            "国家/地区",
+            "国家地区",
+            "国籍",
+        ],
+    ),
+    (
+        Field::Address,
+        &[
+            "address",
+            "addr",
+            "streetaddress",
+            "地址",
+            "住址",
+            "联系地址",
+            "详细地址",
+        ],
+    ),
     (Field::TimeZone, &["timezone", "tz", "时区"]),
     (
         Field::Remark,
-        &["remark", "remarks", "note", "notes", "comment", "comments", "memo", "备注", "说明", "描述"],
+        &[
+            "remark", "remarks", "note", "notes", "comment", "comments", "memo", "备注", "说明",
+            "描述",
+        ],
     ),
     (Field::TagStr, &["tags", "tag", "labels", "label", "标签"]),
     (Field::Messenger, &["messenger", "facebookmessenger"]),
@@ -75,7 +158,10 @@ pub fn field_of(column: &str) -> Option<Field> {
     if name.is_empty() {
         return None;
     }
-    if let Some((field, _)) = NAMES.iter().find(|(_, names)| names.contains(&name.as_str())) {
+    if let Some((field, _)) = NAMES
+        .iter()
+        .find(|(_, names)| names.contains(&name.as_str()))
+    {
         return Some(*field);
     }
     WORDS

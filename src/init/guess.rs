@@ -85,7 +85,9 @@ pub fn guess(sample: &Sample) -> Guess {
             i.map(|i| sample.values[i].iter()).into_iter().flatten()
         })
         .collect();
-    let has_phone = mapping.iter().any(|p| p.template.contains("vars.country_code"));
+    let has_phone = mapping
+        .iter()
+        .any(|p| p.template.contains("vars.country_code"));
     Guess {
         mapping,
         unplaced,
@@ -124,8 +126,14 @@ mod tests {
         );
         let g = guess(&s);
         let fields: Vec<&str> = g.mapping.iter().map(|p| p.field.name()).collect();
-        assert_eq!(fields, ["full_name", "first_name", "last_name", "sms_phone"]);
-        assert_eq!(g.mapping[0].template, "{{ (row.First ~ ' ' ~ row.Last) | trim }}");
+        assert_eq!(
+            fields,
+            ["full_name", "first_name", "last_name", "sms_phone"]
+        );
+        assert_eq!(
+            g.mapping[0].template,
+            "{{ (row.First ~ ' ' ~ row.Last) | trim }}"
+        );
         assert_eq!(
             g.unplaced,
             [

@@ -89,7 +89,11 @@ fn job_name(stem: &str) -> String {
         }
     }
     let name: String = name.trim_matches('-').chars().take(64).collect();
-    if name.is_empty() { "import".into() } else { name }
+    if name.is_empty() {
+        "import".into()
+    } else {
+        name
+    }
 }
 
 /// The `$schema` path for editors: this repository's `schemas/job.schema.json` when the job
@@ -99,7 +103,10 @@ fn schema_path(out_dir: &Path) -> (String, bool) {
     for dir in out_dir.ancestors() {
         let schema = dir.join("schemas/job.schema.json");
         if schema.is_file() {
-            return (relative(out_dir, &schema).to_string_lossy().into_owned(), false);
+            return (
+                relative(out_dir, &schema).to_string_lossy().into_owned(),
+                false,
+            );
         }
     }
     let beside = out_dir.join("job.schema.json");
@@ -174,7 +181,11 @@ fn report(out: &Path, sample: &sample::Sample, guess: &guess::Guess) -> String {
     }
     if !guess.unplaced.is_empty() {
         let names: Vec<&str> = guess.unplaced.iter().map(|(c, _)| c.as_str()).collect();
-        let _ = writeln!(o, "  not placed: {} (listed in the job as comments)", names.join(", "));
+        let _ = writeln!(
+            o,
+            "  not placed: {} (listed in the job as comments)",
+            names.join(", ")
+        );
     }
     if !guess.has_contact_channel() {
         let _ = writeln!(
@@ -201,7 +212,10 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(relative(Path::new("/a/b"), Path::new("/a/b/c.csv")), Path::new("c.csv"));
+        assert_eq!(
+            relative(Path::new("/a/b"), Path::new("/a/b/c.csv")),
+            Path::new("c.csv")
+        );
         assert_eq!(
             relative(Path::new("/a/jobs"), Path::new("/a/data/c.csv")),
             Path::new("../data/c.csv")

@@ -48,7 +48,10 @@ pub fn render(ctx: &Context<'_>, sample: &Sample, guess: &Guess) -> String {
         o,
         "  base_url: sim          # the embedded simulator; the API's https:// address for real"
     );
-    let _ = writeln!(o, "  tenant_id: 123         # the simulator's tenant and app key: put yours");
+    let _ = writeln!(
+        o,
+        "  tenant_id: 123         # the simulator's tenant and app key: put yours"
+    );
     let _ = writeln!(o, "  app_key: \"46oKF=os\"");
     if let Some(cc) = &guess.country_code {
         let _ = writeln!(o, "vars:");
@@ -82,7 +85,10 @@ pub fn render(ctx: &Context<'_>, sample: &Sample, guess: &Guess) -> String {
         let _ = writeln!(
             o,
             "  full_name: {}",
-            quoted(&format!("{{{{ {} | trim }}}}", super::values::row_ref(first)))
+            quoted(&format!(
+                "{{{{ {} | trim }}}}",
+                super::values::row_ref(first)
+            ))
         );
     }
     for placed in &guess.mapping {

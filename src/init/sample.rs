@@ -46,8 +46,12 @@ pub fn read(path: &Path) -> Result<Sample> {
             source::csv_columns(&spec_of(&spec), path).map_err(|e| Error::Usage(e.to_string()))?
         }
         SourceKind::Xlsx => {
-            let opened = source::SheetSource::open(path, &SheetOptions::from_spec(&spec_of(&spec)), Default::default())
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let opened = source::SheetSource::open(
+                path,
+                &SheetOptions::from_spec(&spec_of(&spec)),
+                Default::default(),
+            )
+            .map_err(|e| Error::Usage(e.to_string()))?;
             sheet = Some(opened.sheet().to_string());
             spec["sheet"] = Value::from(opened.sheet());
             opened.columns().to_vec()
@@ -196,7 +200,10 @@ mod tests {
     #[test]
     fn the_delimiter_is_the_one_every_line_splits_on_alike() {
         assert_eq!(delimiter_of(b"name,phone\nAnn,1\n"), ',');
-        assert_eq!(delimiter_of(b"name;phone;email\nAnn;1;a@x\nBo, Jr;2;b@x\n"), ';');
+        assert_eq!(
+            delimiter_of(b"name;phone;email\nAnn;1;a@x\nBo, Jr;2;b@x\n"),
+            ';'
+        );
         assert_eq!(delimiter_of(b"name\tphone\nAnn\t1\n"), '\t');
         assert_eq!(delimiter_of(b"\xEF\xBB\xBFa|b|c\n1|2|3\n"), '|');
         // A comma inside quotes does not split.
@@ -207,7 +214,10 @@ mod tests {
     #[test]
     fn utf8_cut_at_the_end_of_the_head_is_still_utf8() {
         let text = "姓名,手机\n王芳,1\n".as_bytes();
-        assert_eq!(encoding_of(&text[..text.len() - 5], Path::new("x")).unwrap(), None);
+        assert_eq!(
+            encoding_of(&text[..text.len() - 5], Path::new("x")).unwrap(),
+            None
+        );
         assert!(encoding_of(b"\xD0\xD5\xC3\xFB,phone\n", Path::new("x")).is_err());
     }
 }

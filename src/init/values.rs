@@ -41,9 +41,9 @@ pub fn country_code(phones: &[&String]) -> String {
 /// Country codes init can recognise at the front of a number (longest first, so `852`
 /// is not read as `8…`). A number whose code is not here leaves the default.
 const KNOWN_CODES: &[&str] = &[
-    "852", "853", "886", "855", "856", "880", "971", "966", "234", "254", "351", "353",
-    "86", "81", "82", "84", "60", "62", "63", "65", "66", "91", "92", "44", "33", "34", "39",
-    "49", "31", "55", "52", "54", "57", "61", "64", "90", "20", "27", "7", "1",
+    "852", "853", "886", "855", "856", "880", "971", "966", "234", "254", "351", "353", "86", "81",
+    "82", "84", "60", "62", "63", "65", "66", "91", "92", "44", "33", "34", "39", "49", "31", "55",
+    "52", "54", "57", "61", "64", "90", "20", "27", "7", "1",
 ];
 
 /// The template for `field` from `column`, given its sample values (non-empty, as text).
@@ -70,14 +70,15 @@ pub fn template(field: Field, column: &str, samples: &[String]) -> String {
 /// `row.X`, or `row['X']` when X is no identifier (a space, a `/`, a leading digit).
 pub fn row_ref(column: &str) -> String {
     let mut chars = column.chars();
-    let ident = chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_alphabetic())
+    let ident = chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric());
     if ident {
         format!("row.{column}")
     } else {
-        format!("row['{}']", column.replace('\\', "\\\\").replace('\'', "\\'"))
+        format!(
+            "row['{}']",
+            column.replace('\\', "\\\\").replace('\'', "\\'")
+        )
     }
 }
 
@@ -171,12 +172,21 @@ mod tests {
     #[test]
     fn dates_take_the_one_format_every_sample_fits() {
         assert_eq!(date_format(&s(&["1990-01-31", "2001-12-01"])), None);
-        assert_eq!(date_format(&s(&["31/01/1990", "01/12/2001"])), Some("%d/%m/%Y"));
-        assert_eq!(date_format(&s(&["01/31/1990", "12/01/2001"])), Some("%m/%d/%Y"));
+        assert_eq!(
+            date_format(&s(&["31/01/1990", "01/12/2001"])),
+            Some("%d/%m/%Y")
+        );
+        assert_eq!(
+            date_format(&s(&["01/31/1990", "12/01/2001"])),
+            Some("%m/%d/%Y")
+        );
         assert_eq!(date_format(&s(&["1990/1/31"])), Some("%Y/%m/%d"));
         assert_eq!(date_format(&s(&["1990年01月31日"])), Some("%Y年%m月%d日"));
         assert_eq!(date_format(&s(&["19900131"])), Some("%Y%m%d"));
-        assert_eq!(date_format(&s(&["1990-01-31 00:00:00"])), Some("%Y-%m-%d %H:%M:%S"));
+        assert_eq!(
+            date_format(&s(&["1990-01-31 00:00:00"])),
+            Some("%Y-%m-%d %H:%M:%S")
+        );
         assert_eq!(date_format(&s(&["soon"])), None);
         // A dirty value or two does not hide the format of the rest.
         assert_eq!(

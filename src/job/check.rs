@@ -157,7 +157,8 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
         if kind == "xlsx" {
             out.push(Diagnostic::new(
                 p.index.value_of("/source/path"),
-                "`source.path`: a workbook cannot be read from standard input (`-`): name its file".to_string(),
+                "`source.path`: a workbook cannot be read from standard input (`-`): name its file"
+                    .to_string(),
             ));
             return;
         }

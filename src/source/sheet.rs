@@ -185,7 +185,10 @@ fn open_workbook(path: &Path, bytes_read: Arc<AtomicU64>) -> Result<Sheets<Input
     let file = File::open(path)
         .map_err(|err| invalid(format!("cannot read {}: {err}", path.display())))?;
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(invalid(format!("{} is a directory, not a file", path.display())));
+        return Err(invalid(format!(
+            "{} is a directory, not a file",
+            path.display()
+        )));
     }
     let input = BufReader::with_capacity(
         1 << 16,
@@ -203,7 +206,9 @@ fn open_workbook(path: &Path, bytes_read: Arc<AtomicU64>) -> Result<Sheets<Input
         }
         "xls" => Sheets::Xls(Xls::new(input).map_err(|e| not_a("an xls workbook", &e))?),
         "xlsb" => Sheets::Xlsb(Xlsb::new(input).map_err(|e| not_a("an xlsb workbook", &e))?),
-        "ods" => Sheets::Ods(Ods::new(input).map_err(|e| not_a("an OpenDocument spreadsheet", &e))?),
+        "ods" => {
+            Sheets::Ods(Ods::new(input).map_err(|e| not_a("an OpenDocument spreadsheet", &e))?)
+        }
         _ => {
             return Err(invalid(format!(
                 "{}: `type: xlsx` reads .xlsx, .xlsm, .xls, .xlsb and .ods workbooks, by the file's extension",
@@ -229,7 +234,10 @@ fn find_sheet(
     };
     match wanted {
         None => names.first().cloned().ok_or_else(|| {
-            SheetError::of("path", format!("the workbook {} has no sheet", path.display()))
+            SheetError::of(
+                "path",
+                format!("the workbook {} has no sheet", path.display()),
+            )
         }),
         Some(SheetRef::Position(n)) => {
             let i = usize::try_from(*n).unwrap_or(usize::MAX);
@@ -237,28 +245,36 @@ fn find_sheet(
                 .and_then(|i| names.get(i))
                 .cloned()
                 .ok_or_else(|| {
-                    SheetError::of("sheet", format!(
-                        "the workbook {} has {} sheet(s) ({}), so there is no sheet {n}",
-                        path.display(),
-                        names.len(),
-                        listed()
-                    ))
+                    SheetError::of(
+                        "sheet",
+                        format!(
+                            "the workbook {} has {} sheet(s) ({}), so there is no sheet {n}",
+                            path.display(),
+                            names.len(),
+                            listed()
+                        ),
+                    )
                 })
         }
         Some(SheetRef::Name(name)) => {
             if names.iter().any(|n| n == name) {
                 return Ok(name.clone());
             }
-            let near = names.iter().find(|n| n.trim().eq_ignore_ascii_case(name.trim()));
+            let near = names
+                .iter()
+                .find(|n| n.trim().eq_ignore_ascii_case(name.trim()));
             let hint = match near {
                 Some(n) => format!("; did you mean `{n}`?"),
                 None => String::new(),
             };
-            Err(SheetError::of("sheet", format!(
-                "the workbook {} has no sheet `{name}`; its sheets are {}{hint}",
-                path.display(),
-                listed()
-            )))
+            Err(SheetError::of(
+                "sheet",
+                format!(
+                    "the workbook {} has no sheet `{name}`; its sheets are {}{hint}",
+                    path.display(),
+                    listed()
+                ),
+            ))
         }
     }
 }
@@ -295,10 +311,13 @@ fn read_header(
             Some(n) => format!("; the first row below it that holds anything is row {n}"),
             None => "; there is nothing at or below it".into(),
         };
-        return Err(SheetError::of("header_row", format!(
-            "row {header_row} of sheet `{sheet}` in {} is empty, so it cannot name the columns{where_data}",
-            path.display()
-        )));
+        return Err(SheetError::of(
+            "header_row",
+            format!(
+                "row {header_row} of sheet `{sheet}` in {} is empty, so it cannot name the columns{where_data}",
+                path.display()
+            ),
+        ));
     };
     Ok(cells
         .into_iter()

@@ -17,10 +17,18 @@ fn cdpjob(ws: &Workspace, args: &[&str]) -> Output {
 fn init_then_plan(ws: &Workspace, file: &str) -> (String, Value) {
     let out = cdpjob(ws, &["init", "--from", file, "--out", "job.yaml"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("next: cdpjob plan job.yaml"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("next: cdpjob plan job.yaml"),
+        "{}",
+        out.stdout
+    );
     let text = std::fs::read_to_string(ws.path("job.yaml")).unwrap();
     let out = cdpjob(ws, &["validate", "job.yaml"]);
-    assert_eq!(out.code, 0, "the written job validates:\n{}\n{text}", out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "the written job validates:\n{}\n{text}",
+        out.stderr
+    );
     let out = cdpjob(ws, &["plan", "--json", "job.yaml"]);
     assert_eq!(out.code, 0, "{}\n{text}", out.stderr);
     (text, serde_json::from_str(&out.stdout).unwrap())
@@ -97,9 +105,16 @@ fn a_workbook() {
     let ws = Workspace::new();
     let mut book = Workbook::new();
     let sheet = book.add_worksheet().set_name("客户").unwrap();
-    for (c, h) in ["Full Name", "WhatsApp", "Email", "DOB", "Phone Number", "City"]
-        .iter()
-        .enumerate()
+    for (c, h) in [
+        "Full Name",
+        "WhatsApp",
+        "Email",
+        "DOB",
+        "Phone Number",
+        "City",
+    ]
+    .iter()
+    .enumerate()
     {
         sheet.write_string(0, c as u16, *h).unwrap();
     }
@@ -114,10 +129,14 @@ fn a_workbook() {
         let r = r as u32 + 1;
         sheet.write_string(r, 0, name).unwrap();
         sheet.write_number(r, 1, wa).unwrap();
-        sheet.write_string(r, 2, format!("{}@example.com", r)).unwrap();
+        sheet
+            .write_string(r, 2, format!("{}@example.com", r))
+            .unwrap();
         let d = ExcelDateTime::from_ymd(dob.0, dob.1, dob.2).unwrap();
         sheet.write_datetime_with_format(r, 3, &d, &date).unwrap();
-        sheet.write_number(r, 4, 13800000000.0 + f64::from(r)).unwrap();
+        sheet
+            .write_number(r, 4, 13800000000.0 + f64::from(r))
+            .unwrap();
         sheet.write_string(r, 5, "Shanghai").unwrap();
     }
     book.save(ws.path("crm.xlsx")).unwrap();
@@ -145,20 +164,31 @@ fn init_never_overwrites_a_job_unless_forced() {
     let out = cdpjob(&ws, &["init", "--from", "leads.csv"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains("leads.yaml exists: init never overwrites a file; pass --force"),
+        out.stderr
+            .contains("leads.yaml exists: init never overwrites a file; pass --force"),
         "{}",
         out.stderr
     );
-    assert_eq!(std::fs::read_to_string(ws.path("leads.yaml")).unwrap(), "# my own job\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.path("leads.yaml")).unwrap(),
+        "# my own job\n"
+    );
     let out = cdpjob(&ws, &["init", "--from", "leads.csv", "--force"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let written = std::fs::read_to_string(ws.path("leads.yaml")).unwrap();
-    assert!(written.contains("sms_phone: \"{{ row.phone | phone(vars.country_code) }}\""), "{written}");
+    assert!(
+        written.contains("sms_phone: \"{{ row.phone | phone(vars.country_code) }}\""),
+        "{written}"
+    );
 
     let out = cdpjob(&ws, &["init", "--from", "leads.csv", "--out", "-"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, written, "the same job, on standard output");
-    assert!(out.stderr.contains("wrote the job to standard output"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wrote the job to standard output"),
+        "{}",
+        out.stderr
+    );
 
     let out = cdpjob(&ws, &["init", "--from", "leads.parquet"]);
     assert_eq!(out.code, 2);

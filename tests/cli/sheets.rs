@@ -61,7 +61,14 @@ fn cells_become_the_text_a_csv_of_the_sheet_would_hold() {
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
     let header = [
-        "name", "phone", "email", "birthday", "signed_up", "vip", "score", "note",
+        "name",
+        "phone",
+        "email",
+        "birthday",
+        "signed_up",
+        "vip",
+        "score",
+        "note",
     ];
     for (c, h) in header.iter().enumerate() {
         sheet.write_string(0, c as u16, *h).unwrap();
@@ -72,12 +79,16 @@ fn cells_become_the_text_a_csv_of_the_sheet_would_hold() {
     sheet.write_number(1, 1, 8613812345678.0).unwrap(); // a phone typed as a number
     sheet.write_string(1, 2, "wf@example.com").unwrap();
     let birthday = ExcelDateTime::from_ymd(1990, 1, 1).unwrap();
-    sheet.write_datetime_with_format(1, 3, &birthday, &date_format()).unwrap();
+    sheet
+        .write_datetime_with_format(1, 3, &birthday, &date_format())
+        .unwrap();
     let signed_up = ExcelDateTime::from_ymd(2024, 3, 5)
         .unwrap()
         .and_hms(14, 30, 5)
         .unwrap();
-    sheet.write_datetime_with_format(1, 4, &signed_up, &when).unwrap();
+    sheet
+        .write_datetime_with_format(1, 4, &signed_up, &when)
+        .unwrap();
     sheet.write_boolean(1, 5, true).unwrap();
     sheet.write_number(1, 6, 3.25).unwrap();
     // Row 3: nothing at all; row 4: the second record, mostly empty cells.
@@ -129,10 +140,16 @@ fn a_1904_workbook_dates_its_serials_from_1904() {
     let ws = Workspace::new();
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
-    text_sheet(sheet, 0, &[&[Some("name"), Some("email"), Some("birthday")]]);
+    text_sheet(
+        sheet,
+        0,
+        &[&[Some("name"), Some("email"), Some("birthday")]],
+    );
     sheet.write_string(1, 0, "Ann").unwrap();
     sheet.write_string(1, 1, "ann@example.com").unwrap();
-    sheet.write_number_with_format(1, 2, 31412.0, &date_format()).unwrap();
+    sheet
+        .write_number_with_format(1, 2, 31412.0, &date_format())
+        .unwrap();
     save(&ws, "1900.xlsx", &mut book);
     // rust_xlsxwriter cannot write a 1904 workbook (its date system is not public): the
     // same workbook with `date1904` set in its workbook.xml, as Excel writes it.
@@ -140,7 +157,10 @@ fn a_1904_workbook_dates_its_serials_from_1904() {
 
     let mapping = "  full_name: \"{{ row.name }}\"\n  email: \"{{ row.email }}\"\n  birthday: \"{{ row.birthday }}\"\n";
     let birthday = |file: &str| {
-        ws.write("job.yaml", job(&format!("{{type: xlsx, path: {file}}}"), mapping));
+        ws.write(
+            "job.yaml",
+            job(&format!("{{type: xlsx, path: {file}}}"), mapping),
+        );
         plan(&ws)["preview"][0]["customer"]["birthday"].clone()
     };
     assert_eq!(birthday("1900.xlsx"), "1985-12-31");
@@ -205,7 +225,10 @@ fn a_sheet_by_name_or_position_and_its_header_row() {
         assert_eq!(p["preview"][1]["row"], 2);
         assert_eq!(p["preview"][1]["customer"]["full_name"], "Bob");
         assert!(
-            p["source"].as_str().unwrap().ends_with("(xlsx, sheet `Leads`, header row 3)"),
+            p["source"]
+                .as_str()
+                .unwrap()
+                .ends_with("(xlsx, sheet `Leads`, header row 3)"),
             "{p}"
         );
     }
@@ -242,12 +265,16 @@ fn validate_names_what_is_wrong_with_the_workbook() {
         (
             "{type: xlsx, path: book.xlsx, sheet: 3}",
             MAPPING,
-            &["job.yaml:8:46: `source.sheet`: the workbook book.xlsx has 1 sheet(s) (`Leads`), so there is no sheet 3"],
+            &[
+                "job.yaml:8:46: `source.sheet`: the workbook book.xlsx has 1 sheet(s) (`Leads`), so there is no sheet 3",
+            ],
         ),
         (
             "{type: xlsx, path: book.xlsx, header_row: 2}",
             MAPPING,
-            &["job.yaml:8:51: `source.header_row`: row 2 of sheet `Leads` in book.xlsx is empty, so it cannot name the columns; the first row below it that holds anything is row 3"],
+            &[
+                "job.yaml:8:51: `source.header_row`: row 2 of sheet `Leads` in book.xlsx is empty, so it cannot name the columns; the first row below it that holds anything is row 3",
+            ],
         ),
         (
             "{type: xlsx, path: not-a-book.xlsx}",
@@ -284,7 +311,11 @@ fn validate_names_what_is_wrong_with_the_workbook() {
         let out = cmd(&ws, &["validate", "job.yaml"]);
         assert_eq!(out.code, 2, "{source}: {}{}", out.stdout, out.stderr);
         for w in *wanted {
-            assert!(out.stderr.contains(w), "{source}: wanted {w:?} in\n{}", out.stderr);
+            assert!(
+                out.stderr.contains(w),
+                "{source}: wanted {w:?} in\n{}",
+                out.stderr
+            );
         }
     }
     ws.write("job.yaml", job("{type: xlsx, path: book.xlsx}", MAPPING));
@@ -304,10 +335,14 @@ fn result_lines_carry_the_sheet_row_and_the_record() {
     text_sheet(sheet, 0, &[&[Some("name"), Some("phone"), Some("email")]]);
     for (r, name) in [(1, "Ann"), (2, "Bob"), (5, "Cid"), (6, "Dee")] {
         sheet.write_string(r, 0, name).unwrap();
-        sheet.write_string(r, 2, format!("{}@example.com", name.to_lowercase())).unwrap();
+        sheet
+            .write_string(r, 2, format!("{}@example.com", name.to_lowercase()))
+            .unwrap();
     }
     for r in [1, 5, 6] {
-        sheet.write_number(r, 1, 8613900000000.0 + f64::from(r)).unwrap();
+        sheet
+            .write_number(r, 1, 8613900000000.0 + f64::from(r))
+            .unwrap();
     }
     sheet.write_string(2, 1, "n/a").unwrap(); // Bob: rejected
     save(&ws, "leads.xlsx", &mut book);
@@ -330,7 +365,11 @@ fn result_lines_carry_the_sheet_row_and_the_record() {
     );
     let created = jsonl(&dir.join("created.jsonl"));
     let rows: Vec<&Value> = created.iter().map(|c| &c["row"]).collect();
-    assert_eq!(rows, [&json!(1), &json!(3), &json!(4)], "rows 4 and 5 of the sheet are empty");
+    assert_eq!(
+        rows,
+        [&json!(1), &json!(3), &json!(4)],
+        "rows 4 and 5 of the sheet are empty"
+    );
     let mut phones: Vec<String> = sim
         .customers()
         .iter()
@@ -351,7 +390,9 @@ fn resume_refuses_a_workbook_that_changed() {
         text_sheet(sheet, 0, &[&[Some("name"), Some("phone"), Some("email")]]);
         for r in 1..=rows {
             sheet.write_string(r, 0, format!("Lead {r}")).unwrap();
-            sheet.write_number(r, 1, 8613900000000.0 + f64::from(r)).unwrap();
+            sheet
+                .write_number(r, 1, 8613900000000.0 + f64::from(r))
+                .unwrap();
         }
         save(&ws, "leads.xlsx", &mut book);
     };
@@ -360,8 +401,10 @@ fn resume_refuses_a_workbook_that_changed() {
     // Nothing listens on port 9: the run stops early, resumable.
     ws.write(
         "job.yaml",
-        job("{type: xlsx, path: leads.xlsx}", MAPPING)
-            .replace("base_url: sim", "base_url: http://127.0.0.1:9\n  max_retries: 0"),
+        job("{type: xlsx, path: leads.xlsx}", MAPPING).replace(
+            "base_url: sim",
+            "base_url: http://127.0.0.1:9\n  max_retries: 0",
+        ),
     );
     let out = cmd(&ws, &["run", "job.yaml"]);
     assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
@@ -370,10 +413,18 @@ fn resume_refuses_a_workbook_that_changed() {
     write(6);
     let out = cmd(&ws, &["resume", d]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("changed since the run started"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("changed since the run started"),
+        "{}",
+        out.stderr
+    );
     std::fs::write(ws.path("leads.xlsx"), original).unwrap();
     let out = cmd(&ws, &["resume", d]);
-    assert_eq!(out.code, 3, "the same bytes resume (and stop again at the API): {}", out.stderr);
+    assert_eq!(
+        out.code, 3,
+        "the same bytes resume (and stop again at the API): {}",
+        out.stderr
+    );
 }
 
 /// The .xls (BIFF8) and .ods fixtures (tests/fixtures/sheets/README.md says how they were
@@ -382,7 +433,11 @@ fn resume_refuses_a_workbook_that_changed() {
 fn xls_and_ods_workbooks_read_like_xlsx() {
     for file in ["leads.xls", "leads.ods"] {
         let ws = Workspace::new();
-        std::fs::copy(repo().join("tests/fixtures/sheets").join(file), ws.path(file)).unwrap();
+        std::fs::copy(
+            repo().join("tests/fixtures/sheets").join(file),
+            ws.path(file),
+        )
+        .unwrap();
         ws.write(
             "job.yaml",
             job(
