@@ -54,7 +54,13 @@ pub fn guess(sample: &Sample) -> Guess {
             .filter_map(of)
             .collect();
         if !parts.is_empty() {
-            let joined: Vec<String> = parts.iter().map(|&i| values::row_ref(&column(i))).collect();
+            let joined: Vec<String> = parts
+                .iter()
+                .map(|&i| match sample.shape(i) {
+                    values::Shape::Text => values::value_of(&column(i), values::Shape::Text),
+                    shape => format!("({})", values::value_of(&column(i), shape)),
+                })
+                .collect();
             mapping.push(Placed {
                 field: Field::FullName,
                 template: format!("{{{{ ({}) | trim }}}}", joined.join(" ~ ' ' ~ ")),
@@ -67,7 +73,7 @@ pub fn guess(sample: &Sample) -> Guess {
         let Some(i) = of(field) else { continue };
         mapping.push(Placed {
             field,
-            template: values::template(field, &column(i), &sample.values[i]),
+            template: values::template(field, &column(i), sample.shape(i), &sample.values[i]),
             columns: vec![column(i)],
         });
     }
@@ -115,6 +121,7 @@ mod tests {
                         .collect()
                 })
                 .collect(),
+            lists: vec![false; columns.len()],
         }
     }
 

@@ -77,7 +77,10 @@ pub fn render(ctx: &Context<'_>, sample: &Sample, guess: &Guess) -> String {
     }
     let _ = writeln!(o, "mapping:");
     if !guess.mapping.iter().any(|p| p.field == Field::FullName) {
-        let first = sample.columns.first().map(String::as_str).unwrap_or("name");
+        let first = match sample.columns.first() {
+            Some(c) => super::values::value_of(c, sample.shape(0)),
+            None => "row.name".to_string(),
+        };
         let _ = writeln!(
             o,
             "  # No column looks like a name: full_name is required, pick the column that holds it."
@@ -85,10 +88,7 @@ pub fn render(ctx: &Context<'_>, sample: &Sample, guess: &Guess) -> String {
         let _ = writeln!(
             o,
             "  full_name: {}",
-            quoted(&format!(
-                "{{{{ {} | trim }}}}",
-                super::values::row_ref(first)
-            ))
+            quoted(&format!("{{{{ {first} | trim }}}}"))
         );
     }
     for placed in &guess.mapping {

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use super::values::Shape;
 use crate::source::{self, RowData, SheetOptions, SourceKind, SourceSpec};
 
 /// How many records the guesses look at.
@@ -29,6 +30,19 @@ pub struct Sample {
     pub columns: Vec<String>,
     /// For each column, its non-empty values among the sampled records, as text.
     pub values: Vec<Vec<String>>,
+    /// For each column, whether it held a JSON array (tags as a list).
+    pub lists: Vec<bool>,
+}
+
+impl Sample {
+    /// What column `i`'s values are, for the expression that reads them.
+    pub fn shape(&self, i: usize) -> Shape {
+        match self.kind {
+            SourceKind::Csv | SourceKind::Xlsx => Shape::Text,
+            SourceKind::Jsonl | SourceKind::Json if self.lists[i] => Shape::JsonList,
+            SourceKind::Jsonl | SourceKind::Json => Shape::Json,
+        }
+    }
 }
 
 /// Read what `init` needs of the file at `path`.
@@ -59,6 +73,7 @@ pub fn read(path: &Path) -> Result<Sample> {
         SourceKind::Jsonl | SourceKind::Json => Vec::new(),
     };
     let mut values: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
+    let mut lists = vec![false; columns.len()];
     let records = source::open(&spec_of(&spec), path).map_err(|e| Error::Usage(e.to_string()))?;
     let mut seen = 0;
     records
@@ -72,9 +87,11 @@ pub fn read(path: &Path) -> Result<Sample> {
                         None => {
                             columns.push(name);
                             values.push(Vec::new());
+                            lists.push(false);
                             columns.len() - 1
                         }
                     };
+                    lists[i] |= value.is_array();
                     if let Some(text) = text_of(&value) {
                         values[i].push(text);
                     }
@@ -91,6 +108,7 @@ pub fn read(path: &Path) -> Result<Sample> {
         sheet,
         columns,
         values,
+        lists,
     })
 }
 
@@ -104,7 +122,12 @@ fn text_of(value: &Value) -> Option<String> {
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+        Value::Array(items) => items
+            .iter()
+            .filter_map(text_of)
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Null | Value::Object(_) => return None,
     };
     (!text.is_empty()).then_some(text)
 }

@@ -6,9 +6,25 @@
 
 use crate::customer::Field;
 
-/// A phone column's template; `phone` puts the country code in front when it is missing.
-pub fn phone(column: &str) -> String {
-    format!("{{{{ {} | phone(vars.country_code) }}}}", row_ref(column))
+/// What a column's values are, for the expression that reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// CSV and sheet columns: text in every record.
+    Text,
+    /// A JSON key: missing from some objects, maybe (a missing key is an error to render).
+    Json,
+    /// A JSON key that holds arrays (tags): joined with commas.
+    JsonList,
+}
+
+/// The expression for a column's value: `row.X`, made safe for what its shape lacks.
+pub fn value_of(column: &str, shape: Shape) -> String {
+    let row = row_ref(column);
+    match shape {
+        Shape::Text => row,
+        Shape::Json => format!("{row} | default('')"),
+        Shape::JsonList => format!("{row} | default([]) | join(',')"),
+    }
 }
 
 /// The country code for numbers written without one, from the phones sampled: `86` unless
@@ -47,10 +63,15 @@ const KNOWN_CODES: &[&str] = &[
 ];
 
 /// The template for `field` from `column`, given its sample values (non-empty, as text).
-pub fn template(field: Field, column: &str, samples: &[String]) -> String {
-    let row = row_ref(column);
+pub fn template(field: Field, column: &str, shape: Shape, samples: &[String]) -> String {
+    let row = value_of(column, shape);
+    if shape == Shape::JsonList {
+        return format!("{{{{ {row} }}}}"); // already joined with commas
+    }
     match field {
-        Field::SmsPhone | Field::WhatsAppPhone | Field::ViberPhone => phone(column),
+        Field::SmsPhone | Field::WhatsAppPhone | Field::ViberPhone => {
+            format!("{{{{ {row} | phone(vars.country_code) }}}}")
+        }
         Field::Email => format!("{{{{ {row} | trim | lower }}}}"),
         Field::Birthday => match date_format(samples) {
             Some(fmt) => format!("{{{{ {row} | date('{fmt}') }}}}"),
@@ -206,6 +227,18 @@ mod tests {
             "{{ {'female': 0, 'male': 1}[row.sex | trim | lower] | default('') }}"
         );
         assert_eq!(gender("row.g", &s(&["1", "0"])), "{{ row.g }}");
+    }
+
+    #[test]
+    fn json_keys_may_be_missing_and_lists_are_joined() {
+        assert_eq!(
+            template(Field::Email, "email", Shape::Json, &[]),
+            "{{ row.email | default('') | trim | lower }}"
+        );
+        assert_eq!(
+            template(Field::TagStr, "tags", Shape::JsonList, &s(&["a,b"])),
+            "{{ row.tags | default([]) | join(',') }}"
+        );
     }
 
     #[test]

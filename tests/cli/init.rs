@@ -194,3 +194,25 @@ fn init_never_overwrites_a_job_unless_forced() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("init reads .csv"), "{}", out.stderr);
 }
+
+/// JSON Lines: a key missing from some objects renders empty, a list of tags is joined.
+#[test]
+fn a_json_lines_file() {
+    let ws = Workspace::new();
+    ws.write(
+        "leads.jsonl",
+        "{\"name\":\"Ann\",\"phone\":\"13812345678\",\"tags\":[\"vip\",\"east\"],\"city\":\"SH\"}\n\
+         {\"name\":\"Bob\",\"email\":\"B@x.io\",\"dob\":\"1990-01-02\"}\n",
+    );
+    let (text, p) = init_then_plan(&ws, "leads.jsonl");
+    assert!(text.contains("#   \"city\"  e.g. \"SH\""), "{text}");
+    assert_eq!(p["counts"]["valid"], 2, "{p}\n{text}");
+    assert_eq!(
+        p["preview"][0]["customer"],
+        json!({"full_name": "Ann", "sms_phone": "8613812345678", "tagStr": "vip,east"})
+    );
+    assert_eq!(
+        p["preview"][1]["customer"],
+        json!({"full_name": "Bob", "email": "b@x.io", "birthday": "1990-01-02"})
+    );
+}
