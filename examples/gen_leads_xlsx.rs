@@ -3,6 +3,8 @@
 //! stores what a person types: ids, SMS numbers and levels as numbers, birthdays as date
 //! cells (the dirty `31/02/1990` stays text), the rest as shared strings — the workbook
 //! a spreadsheet program would save, so the reader pays for the shared-string table too.
+//! `gen_leads_xlsx IN.csv OUT.xlsx inline` writes the strings inline instead (no shared
+//! table, as rust_xlsxwriter's constant-memory sheets do): what the reader costs without it.
 
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
@@ -10,8 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let input = args.next().unwrap_or_else(|| "leads.csv".into());
     let output = args.next().unwrap_or_else(|| "leads.xlsx".into());
+    let inline = args.next().as_deref() == Some("inline");
     let mut book = Workbook::new();
-    let sheet = book.add_worksheet().set_name("Leads")?;
+    let sheet = if inline {
+        book.add_worksheet_with_constant_memory()?
+    } else {
+        book.add_worksheet()
+    };
+    let sheet = sheet.set_name("Leads")?;
     let date = Format::new().set_num_format("yyyy-mm-dd");
     let mut csv = csv::Reader::from_path(&input)?;
     let header: Vec<String> = csv.headers()?.iter().map(String::from).collect();
