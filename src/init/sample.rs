@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
 use super::values::Shape;
+use crate::error::{Error, Result};
 use crate::source::{self, RowData, SheetOptions, SourceKind, SourceSpec};
 
 /// How many records the guesses look at.

@@ -48,7 +48,7 @@ fn date_time_text(dt: &ExcelDateTime) -> String {
         return format!("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
     }
     let has_time = (h, mi, s) != (0, 0, 0);
-    if serial < 1.0 && serial >= 0.0 && has_time {
+    if (0.0..1.0).contains(&serial) && has_time {
         // A time of day alone (a cell formatted `hh:mm`): day 0 is no real date.
         return format!("{h:02}:{mi:02}:{s:02}");
     }
