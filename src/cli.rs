@@ -128,6 +128,19 @@ pub enum Command {
     },
     /// Print the job file JSON Schema (the one `validate` uses).
     Schema,
+    /// Write a first job for a CSV, XLSX or JSON Lines file: its source as detected and a
+    /// mapping guessed from the header and the values; unplaced columns become comments.
+    Init {
+        /// The data file (.csv, .xlsx/.xls/.ods, .jsonl, .json).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Where to write the job (default: <file name>.yaml here; `-`: standard output).
+        #[arg(long, value_name = "JOB.yaml")]
+        out: Option<PathBuf>,
+        /// Replace the job file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the string-to-sign (secret masked) and the signature, to debug error 1003.
     /// The secret comes from the environment, never from a flag.
     Sign(SignArgs),
@@ -148,6 +161,7 @@ impl Command {
             Command::Validate { .. }
             | Command::Rows { .. }
             | Command::Schema
+            | Command::Init { .. }
             | Command::Sign(_)
             | Command::Sim(_) => false,
         }

@@ -16,7 +16,7 @@ use crate::rows::RowsFormat;
 use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
-use crate::{catalogue, plan, retry, rows, run_dir};
+use crate::{catalogue, init, plan, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
 pub fn main(cli: Cli) -> std::process::ExitCode {
@@ -129,6 +129,14 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
         Command::Status { run_dir, json } => status(&run_dir, json),
         Command::Schema => {
             print!("{}", schema::SCHEMA_TEXT);
+            Ok(Outcome::Done)
+        }
+        Command::Init { from, out, force } => {
+            init::init(&init::InitRequest {
+                from: &from,
+                out: out.as_deref(),
+                force,
+            })?;
             Ok(Outcome::Done)
         }
         Command::Sign(args) => sign(args),

@@ -18,6 +18,7 @@ pub mod export;
 pub mod failpoint;
 pub mod guard;
 pub mod import;
+pub mod init;
 pub mod job;
 pub mod mapping;
 pub mod pipeline;

@@ -256,14 +256,22 @@ fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String, Optio
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
     let path = job.resolve(&src_spec.path);
     let source = source::open(src_spec, &path).map_err(|e| Error::Usage(e.to_string()))?;
-    let text = source::text::describe(&path, source::TextOptions::of(src_spec))
-        .map_err(|e| Error::Usage(e.to_string()))?
-        .map(|(compression, picked)| SourceText {
-            compression: compression.as_str(),
-            encoding: picked.name(),
-            encoding_detected: picked.detected,
-        });
+    // A workbook is not text: it has no compression or encoding to describe.
+    let text = if src_spec.kind == source::SourceKind::Xlsx {
+        None
+    } else {
+        source::text::describe(&path, source::TextOptions::of(src_spec))
+            .map_err(|e| Error::Usage(e.to_string()))?
+            .map(|(compression, picked)| SourceText {
+                compression: compression.as_str(),
+                encoding: picked.name(),
+                encoding_detected: picked.detected,
+            })
+    };
     let mut about = vec![src_spec.kind.as_str().to_string()];
+    if let Some(detail) = source.detail() {
+        about.push(detail);
+    }
     if let Some(t) = &text {
         if t.compression != "none" {
             about.push(t.compression.to_string());

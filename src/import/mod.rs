@@ -38,6 +38,7 @@ use crate::runner::{
     self, Begun, Context, DRAIN_TIMEOUT, Detail, Driven, Reopened, RunKind, RunOptions, RunStatus,
     Stop, Summary,
 };
+use crate::source::SheetOptions;
 use crate::source::TextOptions;
 
 /// The batch_create kind.
@@ -145,6 +146,10 @@ impl RunKind for Import {
             let columns = match src.kind {
                 SourceKind::Csv => Some(
                     crate::source::csv_columns(src, &path)
+                        .map_err(|e| Error::Usage(e.to_string()))?,
+                ),
+                SourceKind::Xlsx => Some(
+                    crate::source::sheet_columns(&path, &SheetOptions::from_spec(src))
                         .map_err(|e| Error::Usage(e.to_string()))?,
                 ),
                 SourceKind::Jsonl | SourceKind::Json => None,

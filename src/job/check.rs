@@ -152,7 +152,16 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
             "`source.header` is false, so `source.columns` must name the columns".to_string(),
         ));
     }
+    check_keys_of_kind(p, src, kind, out);
     if path == "-" {
+        if kind == "xlsx" {
+            out.push(Diagnostic::new(
+                p.index.value_of("/source/path"),
+                "`source.path`: a workbook cannot be read from standard input (`-`): name its file"
+                    .to_string(),
+            ));
+            return;
+        }
         if p.doc.pointer("/guard/max_rejected").is_some() {
             out.push(
                 Diagnostic::new(
@@ -184,6 +193,39 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
             pos,
             format!("`source.path`: {} is a directory", full.display()),
         ));
+        return;
+    }
+    if kind == "xlsx" {
+        drop(file);
+        let opts = source::SheetOptions {
+            sheet: match src.get("sheet") {
+                Some(Value::String(name)) => Some(source::SheetRef::Name(name.clone())),
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(source::SheetRef::Position),
+                _ => None,
+            },
+            header_row: src
+                .get("header_row")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1),
+        };
+        match source::SheetSource::open(&full, &opts, Default::default()) {
+            Ok(sheet) => {
+                let of = format!("the header row of sheet `{}` in {path}", sheet.sheet());
+                check_source_columns(p, mapper, sheet.columns(), &of, out);
+            }
+            Err(e) => {
+                let at = format!("/source/{}", e.key);
+                let at = match p.doc.pointer(&at) {
+                    Some(_) => p.index.value_of(&at),
+                    None => pos,
+                };
+                out.push(Diagnostic::new(at, e.to_string()));
+            }
+        }
         return;
     }
     if kind != "csv" {
@@ -224,25 +266,12 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
     } else {
         columns.unwrap_or_default()
     };
-    let mut seen = HashSet::new();
-    for n in &names {
-        if !seen.insert(n) {
-            out.push(Diagnostic::new(
-                pos,
-                format!("`source.path`: the CSV header names the column `{n}` twice"),
-            ));
-        }
-    }
-    let Some(mapper) = mapper else { return };
-    let missing = |names: &[String]| {
-        mapper
-            .row_columns()
-            .into_iter()
-            .filter(|(_, col)| !names.contains(col))
-            .collect::<Vec<_>>()
-    };
     if header
-        && !missing(&names).is_empty()
+        && let Some(mapper) = mapper
+        && mapper
+            .row_columns()
+            .iter()
+            .any(|(_, col)| !names.contains(col))
         && let Some((d, split)) = source::delimiter::better_split(&full, text_opts, &opts, &names)
     {
         // Said once, for the file: each `row.X` is then checked against the columns the
@@ -270,7 +299,38 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
         );
         names = split;
     }
-    for (pointer, col) in missing(&names) {
+    let of = format!("the CSV header of {path}");
+    check_source_columns(p, mapper, &names, &of, out);
+}
+
+/// The source's columns, as `of` names them: none twice, and every `row.X` a template
+/// uses among them (with a "did you mean").
+fn check_source_columns(
+    p: &Parsed<'_>,
+    mapper: Option<&Mapper>,
+    names: &[String],
+    of: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let pos = p.index.value_of("/source/path");
+    let mut seen = HashSet::new();
+    for n in names {
+        if !seen.insert(n) {
+            out.push(Diagnostic::new(
+                pos,
+                format!("`source.path`: {of} names the column `{n}` twice"),
+            ));
+        }
+    }
+    let Some(mapper) = mapper else { return };
+    let missing = |names: &[String]| {
+        mapper
+            .row_columns()
+            .into_iter()
+            .filter(|(_, col)| !names.contains(col))
+            .collect::<Vec<_>>()
+    };
+    for (pointer, col) in missing(names) {
         let near = suggest::closest(&col, names.iter().map(String::as_str));
         let problem = TemplateProblem {
             pointer: pointer.clone(),
@@ -280,13 +340,44 @@ fn check_source(p: &Parsed<'_>, mapper: Option<&Mapper>, out: &mut Vec<Diagnosti
                 .and_then(Value::as_str)
                 .and_then(|s| s.find(&format!("row.{col}")))
                 .map(|i| i..i + 4 + col.len()),
-            message: format!("`row.{col}`: the CSV header of {path} has no column `{col}`"),
+            message: format!("`row.{col}`: {of} has no column `{col}`"),
         };
         let d = template_diag(p, &problem);
         out.push(match near {
             Some(n) => d.with_hint(format!("did you mean `row.{n}`?")),
             None => d.with_hint(format!("the columns are: {}", names.join(", "))),
         });
+    }
+}
+
+/// `source` keys that mean nothing for its type: the CSV options on a workbook, the sheet
+/// options on a text file.
+fn check_keys_of_kind(
+    p: &Parsed<'_>,
+    src: &serde_json::Map<String, Value>,
+    kind: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let (keys, applies): (&[&str], &str) = if kind == "xlsx" {
+        (
+            &[
+                "delimiter",
+                "quote",
+                "header",
+                "columns",
+                "encoding",
+                "compression",
+            ],
+            "text sources (csv, jsonl, json), not to a workbook",
+        )
+    } else {
+        (&["sheet", "header_row"], "`type: xlsx` sources only")
+    };
+    for key in keys.iter().filter(|k| src.contains_key(**k)) {
+        out.push(Diagnostic::new(
+            p.index.key_of(&format!("/source/{key}")),
+            format!("`source.{key}` applies to {applies}"),
+        ));
     }
 }
 

@@ -11,22 +11,26 @@
 //! Below the readers, `text.rs` gives them UTF-8: the file decompressed (`compression.rs`)
 //! and decoded from its encoding (`encoding.rs`).
 
+mod cell;
 pub mod compression;
 mod csv;
 pub mod delimiter;
 pub mod encoding;
 mod json;
 pub mod records;
+mod sheet;
 pub mod spec;
 pub mod text;
 
 use std::collections::HashMap;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
+pub use self::sheet::{SheetError, SheetOptions, SheetSource, sheet_columns};
+pub use self::spec::SheetRef;
 pub use self::spec::{SourceKind, SourceSpec};
 pub use self::text::TextOptions;
 
@@ -66,7 +70,9 @@ impl Record {
     /// Lines); `None` for a JSON array's elements and rows copied from another run that
     /// did not say.
     pub fn line_number(&self) -> Option<u64> {
-        (self.line > 0).then_some(self.line)
+        // A sheet's record has a `sheet_row` instead (its `line` holds that).
+        let sheet = matches!(&self.data, Ok(RowData::Csv(row)) if row.header.is_sheet());
+        (self.line > 0 && !sheet).then_some(self.line)
     }
 
     /// The record as it was read, for result lines (SPEC §7 `"record"`): CSV columns →
@@ -91,10 +97,15 @@ impl Record {
     }
 
     /// Put what a result line says of its source row into `line` (a JSON object):
-    /// `"record"` when it was read as one, else `"raw"`, its text (SPEC §12 R9).
+    /// `"record"` when it was read as one, else `"raw"`, its text (SPEC §12 R9); for a
+    /// spreadsheet's row, `"sheet_row"`, the row number the spreadsheet shows (R13).
     pub fn attach_to(&self, line: &mut serde_json::Value) {
         match &self.data {
             Err(bad) => line["raw"] = serde_json::Value::from(bad.raw.as_str()),
+            Ok(RowData::Csv(row)) if row.header.is_sheet() => {
+                line["sheet_row"] = serde_json::Value::from(self.line);
+                line["record"] = self.as_json().expect("a CSV row is a record");
+            }
             Ok(_) => {
                 if let Some(record) = self.as_json() {
                     line["record"] = record;
@@ -110,11 +121,13 @@ pub enum RowData {
     Json(serde_json::Map<String, serde_json::Value>),
 }
 
-/// Column names of a CSV source, shared by all its rows.
+/// Column names of a CSV source (or a spreadsheet's sheet), shared by all its rows.
 #[derive(Debug)]
 pub struct Header {
     names: Vec<String>,
     index: HashMap<String, usize>,
+    /// The rows are a sheet's: a record's `line` is the row number the spreadsheet shows.
+    sheet: bool,
 }
 
 impl Header {
@@ -124,7 +137,23 @@ impl Header {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
-        Header { names, index }
+        Header {
+            names,
+            index,
+            sheet: false,
+        }
+    }
+
+    /// The header of a spreadsheet's sheet.
+    pub fn of_sheet(names: Vec<String>) -> Header {
+        Header {
+            sheet: true,
+            ..Header::new(names)
+        }
+    }
+
+    pub fn is_sheet(&self) -> bool {
+        self.sheet
     }
 
     pub fn names(&self) -> &[String] {
@@ -162,6 +191,12 @@ impl CsvRow {
 pub trait RecordSource: Send {
     /// Push every record, in order, to `sink`; stop early when it returns `false`.
     fn for_each(self: Box<Self>, sink: &mut dyn FnMut(Record) -> bool) -> io::Result<()>;
+
+    /// What `plan` adds to the source's type, when the job left it to the file (the sheet
+    /// a workbook's source reads).
+    fn detail(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A problem that keeps a source from being opened at all.
@@ -185,6 +220,13 @@ impl<R: std::io::Read> std::io::Read for CountingReader<R> {
         self.count
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+/// calamine reads a workbook through `Seek` (a zip's central directory is at its end).
+impl<R: Seek> Seek for CountingReader<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 
@@ -231,6 +273,11 @@ pub fn open_counted(
     path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
+    if spec.kind == SourceKind::Xlsx {
+        // A workbook is read by seeking (a zip's directory is at its end), not as text.
+        let opts = SheetOptions::from_spec(spec);
+        return Ok(Box::new(SheetSource::open(path, &opts, bytes_read)?));
+    }
     let text = text::open(path, TextOptions::of(spec), bytes_read)?;
     let (reader, encoding) = (text.reader, text.encoding.name());
     Ok(match spec.kind {
@@ -240,5 +287,6 @@ pub fn open_counted(
         )?),
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader, encoding)),
         SourceKind::Json => Box::new(JsonArraySource::new(reader)),
+        SourceKind::Xlsx => unreachable!("a workbook is opened above"),
     })
 }

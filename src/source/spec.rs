@@ -24,6 +24,21 @@ pub struct SourceSpec {
     /// `gzip`, `zstd` or `none`; when absent, the path's extension decides.
     #[serde(default)]
     pub compression: Option<String>,
+    /// xlsx: the sheet, by name or 1-based position (default the first).
+    #[serde(default)]
+    pub sheet: Option<SheetRef>,
+    /// xlsx: the row that names the columns, as the spreadsheet numbers it (default 1).
+    #[serde(default)]
+    pub header_row: Option<u32>,
+}
+
+/// A sheet of a workbook, as `source.sheet` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SheetRef {
+    /// 1-based, in the workbook's order.
+    Position(u32),
+    Name(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -32,6 +47,7 @@ pub enum SourceKind {
     Csv,
     Jsonl,
     Json,
+    Xlsx,
 }
 
 impl SourceKind {
@@ -40,6 +56,7 @@ impl SourceKind {
             SourceKind::Csv => "csv",
             SourceKind::Jsonl => "jsonl",
             SourceKind::Json => "json",
+            SourceKind::Xlsx => "xlsx",
         }
     }
 }
