@@ -110,7 +110,13 @@ pub fn classifier(job: &Job, dir: &RunDir, record: &SyncRecord) -> Result<Arc<Cl
 
 /// Record the run's confirmed customers in the state (R5), from its created lines as far
 /// as the checkpoint counts them (a line past that is not confirmed).
-pub fn commit(job: &Job, dir: &RunDir, record: &SyncRecord, run_id: &str) -> Result<u64, Stop> {
+pub fn commit(
+    job: &Job,
+    dir: &RunDir,
+    record: &SyncRecord,
+    run_id: &str,
+    began_at: jiff::Timestamp,
+) -> Result<u64, Stop> {
     let stop = |e: StateError| {
         Stop::resumable(format!(
             "{e}; the run's customers are not in the sync state yet: `cdpjob resume {}` records them",
@@ -129,7 +135,14 @@ pub fn commit(job: &Job, dir: &RunDir, record: &SyncRecord, run_id: &str) -> Res
             Err(e) => Some(Err(format!("reading {}: {e}", path.display()))),
         }
     });
-    store::commit(&record.state, &Target::of(&job.spec.api), run_id, confirmed).map_err(stop)
+    store::commit(
+        &record.state,
+        &Target::of(&job.spec.api),
+        run_id,
+        began_at,
+        confirmed,
+    )
+    .map_err(stop)
 }
 
 /// The customer a created line confirms, as the state records it; none for a line without

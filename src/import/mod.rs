@@ -228,7 +228,13 @@ impl RunKind for Import {
         };
         if stop.is_none()
             && let Some(record) = &sync
-            && let Err(s) = changes::commit(ctx.job, ctx.dir, record, &ctx.manifest.run_id)
+            && let Err(s) = changes::commit(
+                ctx.job,
+                ctx.dir,
+                record,
+                &ctx.manifest.run_id,
+                ctx.manifest.began_at,
+            )
         {
             stop = Some(s);
         }

@@ -21,8 +21,8 @@ pub struct Sample {
     pub kind: SourceKind,
     /// CSV: the delimiter found (`,` when nothing else fits).
     pub delimiter: Option<char>,
-    /// CSV: the text encoding, when it is not UTF-8 (the default). Always `None` today; see
-    /// [`encoding_of`].
+    /// CSV: the text encoding `encoding: auto` finds, when it is not UTF-8 (the default);
+    /// see [`head_of`].
     pub encoding: Option<&'static str>,
     /// xlsx: the sheet read (the first).
     pub sheet: Option<String>,
@@ -52,8 +52,11 @@ pub fn read(path: &Path) -> Result<Sample> {
     let (mut delimiter, mut encoding, mut sheet) = (None, None, None);
     let mut columns = match kind {
         SourceKind::Csv => {
-            let head = head_of(path)?;
-            encoding = encoding_of(&head, path)?;
+            let (head, label) = head_of(path)?;
+            encoding = label;
+            if let Some(e) = encoding {
+                spec["encoding"] = Value::from(e);
+            }
             let d = delimiter_of(&head);
             spec["delimiter"] = Value::from(d.to_string());
             delimiter = Some(d);
@@ -153,32 +156,37 @@ fn kind_of(path: &Path) -> Result<SourceKind> {
     })
 }
 
-/// The first 64 KiB of the file: enough lines to see its delimiter.
-fn head_of(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+/// The first 64 KiB of the file's text, decompressed and decoded as `encoding: auto` reads
+/// it (a BOM, else UTF-8 if valid, else the detector's guess), and the encoding to name in
+/// `source.encoding` (`None` for UTF-8, the default): enough lines to see its delimiter.
+fn head_of(path: &Path) -> Result<(Vec<u8>, Option<&'static str>)> {
+    let unreadable = |e: String| Error::Usage(format!("cannot read {}: {e}", path.display()));
+    let opts = source::TextOptions {
+        compression: None,
+        encoding: Some("auto"),
+    };
+    let text = source::text::open(path, opts, Default::default())
+        .map_err(|e| unreadable(e.to_string()))?;
+    let label = label_of(text.encoding.name());
     let mut head = Vec::new();
-    file.take(1 << 16)
+    text.reader
+        .take(1 << 16)
         .read_to_end(&mut head)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-    Ok(head)
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok((head, label))
 }
 
-/// The encoding to name in `source.encoding`, `None` for UTF-8 (the default).
-///
-/// The seam for other encodings: cdpjob reads UTF-8 only so far, so a file that is not
-/// UTF-8 is refused here, saying so; once sources decode GBK, Big5 and the rest, this is
-/// where `init` detects the file's encoding and names it for the job.
-fn encoding_of(head: &[u8], path: &Path) -> Result<Option<&'static str>> {
-    // The head may end inside a character: only a sequence broken before its end counts.
-    match std::str::from_utf8(head) {
-        Ok(_) => Ok(None),
-        Err(e) if e.error_len().is_none() => Ok(None),
-        Err(e) => Err(Error::Usage(format!(
-            "{} is not UTF-8 text (byte {} is not valid UTF-8; a CSV saved by a Chinese spreadsheet program is often GBK): save it as UTF-8 first",
-            path.display(),
-            e.valid_up_to() + 1
-        ))),
+/// The `source.encoding` value that reads as `name` (an encoding's WHATWG name); `None`
+/// for UTF-8, the default.
+fn label_of(name: &str) -> Option<&'static str> {
+    match name {
+        "GBK" => Some("gbk"),
+        "gb18030" => Some("gb18030"),
+        "Big5" => Some("big5"),
+        "Shift_JIS" => Some("shift_jis"),
+        "EUC-KR" => Some("euc-kr"),
+        "UTF-16LE" | "UTF-16BE" => Some("utf-16"),
+        _ => None,
     }
 }
 
@@ -235,12 +243,9 @@ mod tests {
     }
 
     #[test]
-    fn utf8_cut_at_the_end_of_the_head_is_still_utf8() {
-        let text = "姓名,手机\n王芳,1\n".as_bytes();
-        assert_eq!(
-            encoding_of(&text[..text.len() - 5], Path::new("x")).unwrap(),
-            None
-        );
-        assert!(encoding_of(b"\xD0\xD5\xC3\xFB,phone\n", Path::new("x")).is_err());
+    fn encodings_are_named_as_the_job_file_spells_them() {
+        assert_eq!(label_of("UTF-8"), None);
+        assert_eq!(label_of("GBK"), Some("gbk"));
+        assert_eq!(label_of("UTF-16BE"), Some("utf-16"));
     }
 }

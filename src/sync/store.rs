@@ -22,7 +22,9 @@ use super::tag::{key_digest, short};
 pub const STATE_FORMAT: u32 = 1;
 
 const CUSTOMERS: TableDefinition<&str, ([u8; 32], i64, u32)> = TableDefinition::new("customers");
-const RUNS: TableDefinition<&str, u32> = TableDefinition::new("runs");
+/// Run id → (index, when the run began, in nanoseconds since the epoch: run ids of one
+/// second do not sort by start).
+const RUNS: TableDefinition<&str, (u32, i128)> = TableDefinition::new("runs");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 /// redb keeps a page cache of its own (1 GiB by default); the state is read once per run,
@@ -182,17 +184,18 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StateError {
 
 /// Record `run_id`'s confirmed customers in one write transaction, creating the state when
 /// there is none. A run already recorded is not recorded again (a resume after a crash
-/// between this commit and the summary), and a customer a newer run recorded (run ids sort
-/// by start) keeps that run's entry (a late `resume --force` of an older run does not undo
-/// it). An item that is an error (the run's own record of its customers cannot be read)
+/// between this commit and the summary), and a customer a run that began later recorded
+/// keeps that run's entry (a late `resume --force` of an older run does not undo it). An item that is an error (the run's own record of its customers cannot be read)
 /// aborts the transaction: all of the run or none of it. Returns how many customers were
 /// written.
 pub fn commit(
     path: &Path,
     target: &Target,
     run_id: &str,
+    began_at: jiff::Timestamp,
     confirmed: impl IntoIterator<Item = Result<Confirmed, String>>,
 ) -> Result<u64, StateError> {
+    let began = began_at.as_nanosecond();
     let write = |reason: String| StateError::Write {
         path: path.to_path_buf(),
         reason,
@@ -213,12 +216,13 @@ pub fn commit(
         // The runs newer than this one, by index (few: one a night).
         let mut newer = std::collections::HashSet::new();
         for entry in runs.iter().map_err(|e| write(e.to_string()))? {
-            let (id, i) = entry.map_err(|e| write(e.to_string()))?;
-            if id.value() > run_id {
-                newer.insert(i.value());
+            let (_, run) = entry.map_err(|e| write(e.to_string()))?;
+            let (i, other_began) = run.value();
+            if other_began > began {
+                newer.insert(i);
             }
         }
-        runs.insert(run_id, index)
+        runs.insert(run_id, (index, began))
             .map_err(|e| write(e.to_string()))?;
         let mut meta = txn.open_table(META).map_err(|e| write(e.to_string()))?;
         meta.insert("format_version", STATE_FORMAT.to_string().as_str())
@@ -343,6 +347,22 @@ pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
 mod tests {
     use super::*;
 
+    /// When a test run began: its id's digits, as seconds (later ids, later starts).
+    fn at(run_id: &str) -> jiff::Timestamp {
+        let digits: String = run_id.chars().filter(char::is_ascii_digit).collect();
+        let n: i64 = digits
+            .chars()
+            .rev()
+            .take(9)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0);
+        jiff::Timestamp::from_second(n).unwrap()
+    }
+
     fn target() -> Target {
         Target {
             base_url: "sim".into(),
@@ -368,6 +388,7 @@ mod tests {
             &path,
             &target(),
             "run-1",
+            at("run-1"),
             [
                 Ok(confirmed("email:a@x", 1, 10)),
                 Ok(confirmed("email:b@x", 2, 11)),
@@ -380,6 +401,7 @@ mod tests {
                 &path,
                 &target(),
                 "run-1",
+                at("run-1"),
                 [Ok(confirmed("email:c@x", 3, 12))]
             )
             .unwrap(),
@@ -391,6 +413,7 @@ mod tests {
             &path,
             &target(),
             "run-2",
+            at("run-2"),
             [Ok(confirmed("email:a@x", 9, 10))],
         )
         .unwrap();
@@ -400,6 +423,7 @@ mod tests {
             &path,
             &target(),
             "run-3",
+            at("run-3"),
             [
                 Ok(confirmed("email:d@x", 4, 13)),
                 Err("line 2: not JSON".into()),
@@ -413,6 +437,7 @@ mod tests {
                 &path,
                 &target(),
                 "run-3",
+                at("run-3"),
                 [Ok(confirmed("email:d@x", 4, 13))]
             )
             .unwrap(),
@@ -426,11 +451,19 @@ mod tests {
         let path = state_path(dir.path(), &target());
         let newer = "20261202T020000Z-bbbb";
         let older = "20261201T020000Z-aaaa";
-        commit(&path, &target(), newer, [Ok(confirmed("email:a@x", 2, 10))]).unwrap();
+        commit(
+            &path,
+            &target(),
+            newer,
+            at(newer),
+            [Ok(confirmed("email:a@x", 2, 10))],
+        )
+        .unwrap();
         let written = commit(
             &path,
             &target(),
             older,
+            at(older),
             [
                 Ok(confirmed("email:a@x", 1, 10)),
                 Ok(confirmed("email:b@x", 1, 11)),
@@ -473,6 +506,7 @@ mod tests {
             &path,
             &target(),
             "run-1",
+            at("run-1"),
             [
                 Ok(confirmed("email:a@x", 2, 2)),
                 Ok(confirmed("email:a@x", 4, 4)),
@@ -492,6 +526,7 @@ mod tests {
             &path,
             &target(),
             "run-1",
+            at("run-1"),
             [Ok(confirmed("email:a@x", 1, 10))],
         )
         .unwrap();

@@ -216,3 +216,31 @@ fn a_json_lines_file() {
         json!({"full_name": "Bob", "email": "b@x.io", "birthday": "1990-01-02"})
     );
 }
+
+#[test]
+fn a_gbk_csv_with_chinese_headers() {
+    let ws = Workspace::new();
+    let mut text = String::from("姓名,手机,邮箱,城市,备注\n");
+    let names = [
+        "王芳", "李雷", "张伟", "刘洋", "陈静", "杨磊", "赵敏", "黄丽", "周杰", "吴刚",
+    ];
+    let cities = ["北京", "上海", "广州", "深圳", "杭州", "南京"];
+    for i in 0..60 {
+        text.push_str(&format!(
+            "{},1380000{:04},c{i}@example.com,{},老客户，每月联系一次\n",
+            names[i % names.len()],
+            i,
+            cities[i % cities.len()]
+        ));
+    }
+    let (bytes, _, _) = encoding_rs::GBK.encode(&text);
+    ws.write("客户.csv", bytes.as_ref());
+    let (job, p) = init_then_plan(&ws, "客户.csv");
+    assert!(job.contains("encoding: gbk"), "{job}");
+    assert_eq!(p["counts"]["valid"], 60, "{p}");
+    assert_eq!(p["preview"][0]["customer"]["full_name"], "王芳", "{p}");
+    assert_eq!(
+        p["preview"][0]["customer"]["sms_phone"], "8613800000000",
+        "{p}"
+    );
+}
