@@ -241,8 +241,12 @@ fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String)> {
         .source
         .as_ref()
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
-    let source = source::open(src_spec, &job.resolve(&src_spec.path))
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    if src_spec.kind == source::SourceKind::Sql {
+        let sql = source::sql::SqlSource::open(src_spec, &job.resolve(&src_spec.path))?;
+        let label = format!("{} (sql)", sql.describe());
+        return Ok((Box::new(sql), label));
+    }
+    let source = source::open(src_spec, &job.resolve(&src_spec.path))?;
     let label = format!(
         "{} ({})",
         job.resolve(&src_spec.path).display(),

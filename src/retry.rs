@@ -109,6 +109,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
                 columns,
                 retry_of: Some(Box::new(retry_of)),
                 sync,
+                spool: None,
             })
         },
     )

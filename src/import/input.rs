@@ -14,6 +14,8 @@ use crate::source::{self, RecordSource, SourceSpec};
 pub enum Input {
     /// The job's `source:`, at its resolved path.
     Source { spec: SourceSpec, path: PathBuf },
+    /// A sql source's rows, as the run copied them into its directory (SPEC §12 R12).
+    Spool { path: PathBuf },
     /// A retry's copy; the columns of the CSV source the rows came from, if they did.
     Copied {
         path: PathBuf,
@@ -33,6 +35,9 @@ impl Input {
                 path: dir.file(run_dir::RETRY_INPUT),
                 csv_columns: columns.clone(),
             }),
+            KindRecord::BatchCreate { spool: Some(_), .. } => Ok(Input::Spool {
+                path: dir.file(run_dir::SPOOL),
+            }),
             _ => {
                 let spec = super::source_of(job)?.clone();
                 let path = job.resolve(&spec.path);
@@ -43,7 +48,7 @@ impl Input {
 
     pub fn path(&self) -> &Path {
         match self {
-            Input::Source { path, .. } | Input::Copied { path, .. } => path,
+            Input::Source { path, .. } | Input::Copied { path, .. } | Input::Spool { path } => path,
         }
     }
 
@@ -58,6 +63,8 @@ impl Input {
             Input::Source { spec, path } => {
                 source::open_counted(spec, path, bytes_read).map_err(|e| e.to_string())
             }
+            Input::Spool { path } => source::spool::open(path, bytes_read)
+                .map_err(|e| format!("cannot read the spool {}: {e}", path.display())),
             Input::Copied { path, csv_columns } => {
                 let file = std::fs::File::open(path)
                     .map_err(|e| format!("cannot read the copied rows {}: {e}", path.display()))?;

@@ -12,6 +12,8 @@ mod csv;
 mod json;
 pub mod records;
 pub mod spec;
+pub mod spool;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -157,6 +159,9 @@ pub enum OpenError {
     Io { path: PathBuf, err: io::Error },
     #[error("{0}")]
     Invalid(String),
+    /// A database that cannot be reached now: trying again later can succeed.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 fn open_reader(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
@@ -221,7 +226,9 @@ pub fn counted(
     })
 }
 
-/// Open the source a job names, at `path` (its `spec.path` resolved by the job).
+/// Open the source a job names, at `path` (its `spec.path` resolved by the job; for a sql
+/// source, which has no path, the job file's directory, against which `sqlite://` paths
+/// are resolved).
 pub fn open(spec: &SourceSpec, path: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
     open_counted(spec, path, Arc::default())
 }
@@ -232,10 +239,14 @@ pub fn open_counted(
     path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
+    if spec.kind == SourceKind::Sql {
+        return Ok(Box::new(sql::SqlSource::open(spec, path)?));
+    }
     let reader = counted(open_reader(path)?, bytes_read);
     Ok(match spec.kind {
         SourceKind::Csv => Box::new(CsvSource::new(reader, CsvOptions::from_spec(spec))?),
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader)),
         SourceKind::Json => Box::new(JsonArraySource::new(reader)),
+        SourceKind::Sql => unreachable!("opened above"),
     })
 }

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct SourceSpec {
     #[serde(rename = "type")]
     pub kind: SourceKind,
+    /// A file's path; empty for `sql`, which has none.
+    #[serde(default)]
     pub path: String,
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
@@ -20,6 +22,13 @@ pub struct SourceSpec {
     pub columns: Option<Vec<String>>,
     #[serde(default)]
     pub encoding: Option<String>,
+    /// `sql`: the environment variable holding the connection string (it holds a password,
+    /// so the job file names the variable, never the URL).
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// `sql`: the query whose rows are the records.
+    #[serde(default)]
+    pub query: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -28,6 +37,7 @@ pub enum SourceKind {
     Csv,
     Jsonl,
     Json,
+    Sql,
 }
 
 impl SourceKind {
@@ -36,6 +46,7 @@ impl SourceKind {
             SourceKind::Csv => "csv",
             SourceKind::Jsonl => "jsonl",
             SourceKind::Json => "json",
+            SourceKind::Sql => "sql",
         }
     }
 }

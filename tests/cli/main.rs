@@ -15,6 +15,8 @@ mod sign_and_sim;
 mod sim_order;
 mod snapshots;
 mod sources;
+mod sql;
+mod sql_sqlite;
 mod stops;
 mod sync;
 mod validate;
