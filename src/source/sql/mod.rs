@@ -45,7 +45,29 @@ trait Driver: Send {
 /// A sql source, connected and prepared.
 pub struct SqlSource {
     url: DbUrl,
-    driver: Box<dyn Driver>,
+    /// Always `Some` but while being dropped.
+    driver: Option<Box<dyn Driver>>,
+}
+
+/// `f`, outside the async runtime this thread may be driving: the drivers block on a
+/// runtime of their own (and drop it), which tokio forbids inside another's tasks — and a
+/// run opens its source, and copies it into its spool, from within its (multi-threaded)
+/// runtime. Elsewhere (the reader thread, `plan`, `validate`) `f` simply runs.
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl Drop for SqlSource {
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            off_runtime(move || drop(driver));
+        }
+    }
 }
 
 impl std::fmt::Debug for SqlSource {
@@ -77,18 +99,23 @@ impl SqlSource {
     /// prepare its query.
     pub fn open(spec: &SourceSpec, base_dir: &Path) -> Result<SqlSource, OpenError> {
         let (url, query) = url_and_query(spec, base_dir)?;
-        let driver: Result<Box<dyn Driver>, SqlError> = match url.backend {
-            Backend::Postgres => postgres::connect(&url, &query).map(|d| Box::new(d) as _),
-            Backend::Mysql => mysql::connect(&url, &query).map(|d| Box::new(d) as _),
-            Backend::Sqlite => sqlite::connect(&url, &query).map(|d| Box::new(d) as _),
-        };
-        let driver = driver.map_err(|e| open_error(&url, e))?;
-        Ok(SqlSource { url, driver })
+        let driver = off_runtime(|| -> Result<Box<dyn Driver>, SqlError> {
+            Ok(match url.backend {
+                Backend::Postgres => Box::new(postgres::connect(&url, &query)?),
+                Backend::Mysql => Box::new(mysql::connect(&url, &query)?),
+                Backend::Sqlite => Box::new(sqlite::connect(&url, &query)?),
+            })
+        })
+        .map_err(|e| open_error(&url, e))?;
+        Ok(SqlSource {
+            url,
+            driver: Some(driver),
+        })
     }
 
     /// The query's columns, in its order (known without fetching a row).
     pub fn columns(&self) -> &[String] {
-        self.driver.columns()
+        self.driver.as_ref().expect("a driver").columns()
     }
 
     /// Which database this is, for messages (never the connection string).
@@ -114,11 +141,13 @@ fn open_error(url: &DbUrl, e: SqlError) -> OpenError {
 
 impl RecordSource for SqlSource {
     fn for_each(self: Box<Self>, sink: &mut dyn FnMut(Record) -> bool) -> io::Result<()> {
-        let SqlSource { url, driver } = *self;
+        let mut this = *self;
+        let driver = this.driver.take().expect("a driver");
+        let url = this.url.clone();
         let names = driver.columns().to_vec();
         let mut row = 0u64;
-        driver
-            .rows(&mut |values| {
+        off_runtime(move || {
+            driver.rows(&mut |values| {
                 row += 1;
                 let map = names
                     .iter()
@@ -134,12 +163,13 @@ impl RecordSource for SqlSource {
                     data: Ok(RowData::Json(map)),
                 })
             })
-            .map_err(|e| {
-                let m = match e {
-                    SqlError::Unreachable(m) | SqlError::Refused(m) => url.scrub(&m),
-                };
-                io::Error::other(format!("reading the {} failed: {m}", url.describe()))
-            })
+        })
+        .map_err(|e| {
+            let m = match e {
+                SqlError::Unreachable(m) | SqlError::Refused(m) => url.scrub(&m),
+            };
+            io::Error::other(format!("reading the {} failed: {m}", url.describe()))
+        })
     }
 }
 
