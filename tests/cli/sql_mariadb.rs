@@ -105,3 +105,43 @@ fn mariadb_refusals_are_exit_2_with_the_servers_message() {
     let out = run(cmd(&ws, &db, &["validate", "--remote", "job.yaml"]));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+/// Nothing listens on the port: exit 3, naming host and database, no run directory, the
+/// password nowhere. Needs no server.
+#[test]
+fn an_unreachable_mysql_is_exit_3_naming_host_and_database() {
+    let ws = Workspace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone FROM leads ORDER BY id",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    for command in ["plan", "run", "validate --remote"] {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push("job.yaml");
+        let mut c = ws.cmd(&args);
+        crate::common::with_sim_credentials(&mut c);
+        c.env(
+            "DATABASE_URL",
+            format!("mysql://cdp:{}@127.0.0.1:{port}/crm", servers::PASSWORD),
+        );
+        let out = run(c);
+        assert_eq!(out.code, 3, "{command}: {}{}", out.stdout, out.stderr);
+        let said = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            said.contains(&format!("mysql database crm on 127.0.0.1:{port}")),
+            "{said}"
+        );
+        assert!(!said.contains(servers::PASSWORD), "{said}");
+    }
+    assert!(run_dirs(&ws.path("runs/t")).is_empty());
+}
