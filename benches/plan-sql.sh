@@ -30,7 +30,8 @@ psql -h "$dir" -p "$port" -U postgres -c "CREATE DATABASE crm OWNER bench"
 PGPASSWORD=bench psql -h 127.0.0.1 -p "$port" -U bench -d crm -c "CREATE TABLE leads (id int PRIMARY KEY, name text, phone text, email text, city text, created_at timestamptz, score numeric(6,2));
   INSERT INTO leads SELECT i, 'Lead ' || i, '86139' || lpad(i::text, 8, '0'), 'Lead' || i || '@Example.com',
     'City ' || (i % 100), timestamptz '2024-01-01' + i * interval '1 minute', (i % 10000) / 100.0
-  FROM generate_series(1, $n) i; VACUUM ANALYZE leads"
+  FROM generate_series(1, $n) i"
+PGPASSWORD=bench psql -h 127.0.0.1 -p "$port" -U bench -d crm -c "VACUUM ANALYZE leads"
 export DATABASE_URL="postgres://bench:bench@127.0.0.1:$port/crm"
 walls=(); rss=0; t=$(mktemp)
 for _ in 1 2 3; do
@@ -41,6 +42,8 @@ for _ in 1 2 3; do
   walls+=("$w"); [ "$r" -gt "$rss" ] && rss=$r
 done
 rm -f "$t"
+# What was measured: every row read and valid (the counts of one more plan).
+"$cdpjob" plan --json benches/plan-sql-bench.yaml | grep -A6 '"counts"' | tr -d ' \n'; echo
 med=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p)
 printf '%10s %10s %12s %12s\n' rows median_s rows_per_s peak_rss_mb
 awk -v n="$n" -v m="$med" -v r="$rss" 'BEGIN { printf "%10d %10.2f %12.0f %12.1f\n", n, m, n/m, r/1024 }'
