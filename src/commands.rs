@@ -9,13 +9,14 @@ use crate::error::{Error, Result};
 use crate::export::{self, Export};
 use crate::import::results::RowOutcome;
 use crate::import::{self, Import};
-use crate::job::model::{JobKind, SignAlgorithm, VarOverrides};
+use crate::job::model::{JobKind, SignAlgorithm, SourceKind, VarOverrides};
 use crate::job::{self, schema};
 use crate::retry::RetryRequest;
 use crate::rows::RowsFormat;
 use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
+use crate::source::sql::SqlSource;
 use crate::{catalogue, init, plan, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
@@ -296,6 +297,8 @@ fn sim(a: SimArgs) -> Result<Outcome> {
 fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> Result<Outcome> {
     let mut failed = Vec::new();
     let mut unreachable_api = None;
+    // A database that refused (credentials, a query that does not compile): exit 2.
+    let mut failed_other = None;
     for path in paths {
         let job = match job::load(path, vars) {
             Ok(job) => job,
@@ -304,7 +307,42 @@ fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> 
                 continue;
             }
         };
+        for w in &job.warnings {
+            eprint!("{}", w.render(&job.path, &job.text));
+        }
         let mut checked = "";
+        if remote
+            && let Some(src) = job
+                .spec
+                .source
+                .as_ref()
+                .filter(|s| s.kind == SourceKind::Sql)
+        {
+            // One database's failure must not hide the other files' results either.
+            let columns = match SqlSource::open(src, &job.resolve(&src.path)) {
+                Ok(sql) => sql.columns().to_vec(),
+                Err(e) => {
+                    let e = Error::from(e);
+                    eprintln!("{}: {e}", path.display());
+                    if e.exit_code() == 3 {
+                        unreachable_api = Some(e);
+                    } else {
+                        failed_other = Some(e);
+                    }
+                    continue;
+                }
+            };
+            let problems = job::with_parsed(&job, |p| job::check::sql_columns(p, &columns))
+                .unwrap_or_default();
+            if !problems.is_empty() {
+                failed.push(job::JobErrors {
+                    path: job.path.clone(),
+                    text: job.text.clone(),
+                    diagnostics: problems,
+                });
+                continue;
+            }
+        }
         if remote {
             // One file's API failure must not hide the other files' results.
             let fields = match catalogue::fetch(&job) {
@@ -330,6 +368,8 @@ fn validate(paths: &[std::path::PathBuf], remote: bool, vars: &VarOverrides) -> 
     }
     if !failed.is_empty() {
         Err(Error::Job(failed))
+    } else if let Some(e) = failed_other {
+        Err(e)
     } else if let Some(e) = unreachable_api {
         // Printed above, next to its file; this says it once more, last, and exits with
         // the API failure's code.

@@ -60,6 +60,17 @@ pub enum Again {
     Never(PathBuf),
 }
 
+impl From<crate::source::OpenError> for Error {
+    /// A source that cannot be opened: a database that cannot be reached now is "try again
+    /// later" (exit 3, SPEC §12 R1); anything else is the job's or the environment's fault.
+    fn from(e: crate::source::OpenError) -> Error {
+        match e {
+            crate::source::OpenError::Unreachable(m) => Error::stopped(m, Again::RunAgain),
+            other => Error::Usage(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {

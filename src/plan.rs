@@ -254,6 +254,11 @@ fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String, Optio
         .source
         .as_ref()
         .ok_or_else(|| Error::Usage("a batch_create job needs a source".into()))?;
+    if src_spec.kind == source::SourceKind::Sql {
+        let sql = source::sql::SqlSource::open(src_spec, &job.resolve(&src_spec.path))?;
+        let label = format!("{} (sql)", sql.describe());
+        return Ok((Box::new(sql), label, None));
+    }
     let path = job.resolve(&src_spec.path);
     let source = source::open(src_spec, &path).map_err(|e| Error::Usage(e.to_string()))?;
     // A workbook is not text: it has no compression or encoding to describe.

@@ -110,6 +110,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
                 retry_of: Some(Box::new(retry_of)),
                 sync,
                 encoding: None,
+                spool: None,
             })
         },
     )

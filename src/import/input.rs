@@ -13,7 +13,12 @@ use crate::source::{self, RecordSource, SourceSpec};
 
 pub enum Input {
     /// The job's `source:`, at its resolved path.
-    Source { spec: SourceSpec, path: PathBuf },
+    Source {
+        spec: Box<SourceSpec>,
+        path: PathBuf,
+    },
+    /// A sql source's rows, as the run copied them into its directory (SPEC §12 R12).
+    Spool { path: PathBuf },
     /// A retry's copy; the columns of the CSV source the rows came from, if they did.
     Copied {
         path: PathBuf,
@@ -33,6 +38,9 @@ impl Input {
                 path: dir.file(run_dir::RETRY_INPUT),
                 csv_columns: columns.clone(),
             }),
+            KindRecord::BatchCreate { spool: Some(_), .. } => Ok(Input::Spool {
+                path: dir.file(run_dir::SPOOL),
+            }),
             _ => {
                 let mut spec = super::source_of(job)?.clone();
                 let path = job.resolve(&spec.path);
@@ -44,14 +52,17 @@ impl Input {
                 {
                     spec.encoding = Some(picked.clone());
                 }
-                Ok(Input::Source { spec, path })
+                Ok(Input::Source {
+                    spec: Box::new(spec),
+                    path,
+                })
             }
         }
     }
 
     pub fn path(&self) -> &Path {
         match self {
-            Input::Source { path, .. } | Input::Copied { path, .. } => path,
+            Input::Source { path, .. } | Input::Copied { path, .. } | Input::Spool { path } => path,
         }
     }
 
@@ -66,6 +77,8 @@ impl Input {
             Input::Source { spec, path } => {
                 source::open_counted(spec, path, bytes_read).map_err(|e| e.to_string())
             }
+            Input::Spool { path } => source::spool::open(path, bytes_read)
+                .map_err(|e| format!("cannot read the spool {}: {e}", path.display())),
             Input::Copied { path, csv_columns } => {
                 let file = std::fs::File::open(path)
                     .map_err(|e| format!("cannot read the copied rows {}: {e}", path.display()))?;

@@ -13,6 +13,7 @@ mod ledger;
 mod reader;
 pub mod results;
 mod sender;
+mod spooling;
 pub mod status;
 
 use std::path::PathBuf;
@@ -130,9 +131,15 @@ impl RunKind for Import {
         guard::pre_pass(job, opts.json)
     }
 
-    fn prepare(job: &Job, _begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
+    fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
         let src = source_of(job).map_err(Error::Usage)?;
-        let (source, columns, encoding) = if src.path == "-" {
+        let mut spool = None;
+        let (source, columns, encoding) = if src.kind == SourceKind::Sql {
+            let (source, record) = spooling::prepare(job, src, &begun.dir)?;
+            spool = Some(record);
+            // Keys in first-seen order, as for JSON: a CSV row could not hold a NULL.
+            (source, None, None)
+        } else if src.path == "-" {
             let source = SourceFingerprint {
                 path: "-".into(),
                 size: 0,
@@ -152,11 +159,15 @@ impl RunKind for Import {
                     crate::source::sheet_columns(&path, &SheetOptions::from_spec(src))
                         .map_err(|e| Error::Usage(e.to_string()))?,
                 ),
-                SourceKind::Jsonl | SourceKind::Json => None,
+                SourceKind::Jsonl | SourceKind::Json | SourceKind::Sql => None,
             };
-            let encoding = crate::source::text::describe(&path, TextOptions::of(src))
-                .map_err(|e| Error::Usage(e.to_string()))?
-                .map(|(_, picked)| picked.name().to_string());
+            // A workbook is not text: no encoding to record.
+            let encoding = match src.kind {
+                SourceKind::Xlsx => None,
+                _ => crate::source::text::describe(&path, TextOptions::of(src))
+                    .map_err(|e| Error::Usage(e.to_string()))?
+                    .map(|(_, picked)| picked.name().to_string()),
+            };
             (source, columns, encoding)
         };
         let sync = changes::prepare(job, opts)?;
@@ -166,6 +177,7 @@ impl RunKind for Import {
             retry_of: None,
             sync,
             encoding,
+            spool,
         })
     }
 
@@ -187,6 +199,14 @@ impl RunKind for Import {
         if input.is_stdin() {
             return Err(run.refusal(STDIN_ONCE.into()));
         }
+        if let Some(record) = spooling::record_of(&run.manifest.kind) {
+            // The spool is the source now: no --force brings another in (SPEC §12 R12).
+            spooling::check_resume(&run.dir, started, record).map_err(|e| run.refusal(e))?;
+            return match newer_finished_run(run) {
+                Some(newer) if !opts.force => Err(run.refusal(newer_run_refusal(&newer))),
+                _ => Ok(()),
+            };
+        }
         let now = run_dir::fingerprint(input.path())
             .map_err(|e| Error::io("cannot read the source", e))?;
         let same = now.size == started.size && now.sha256 == started.sha256;
@@ -199,10 +219,7 @@ impl RunKind for Import {
         if let Some(newer) = newer_finished_run(run)
             && !opts.force
         {
-            return Err(run.refusal(format!(
-                "a newer run of this job, {}, has finished since this one started: resuming now would send this run's older values over its. Start a new run, or pass --force",
-                newer.display()
-            )));
+            return Err(run.refusal(newer_run_refusal(&newer)));
         }
         Ok(())
     }
@@ -213,6 +230,18 @@ impl RunKind for Import {
             KindRecord::BatchCreate { sync, .. } => sync.clone(),
             KindRecord::QueryExport(_) => None,
         };
+        // A sql source's rows are copied into the run directory before the first request.
+        if let Err(s) = spooling::ensure(ctx.job, ctx.dir, ctx.manifest) {
+            return Driven {
+                detail: ImportDetail {
+                    counts: committed.counts,
+                    files: ResultFiles::of(ctx.dir),
+                    missing_since_last_sync: None,
+                    retry_of: None,
+                },
+                stop: Some(s),
+            };
+        }
         let input = Input::of(ctx.job, ctx.dir, &ctx.manifest.kind);
         let stdin = input.as_ref().is_ok_and(Input::is_stdin);
         let mut missing = None;
@@ -260,6 +289,14 @@ impl RunKind for Import {
             stop,
         }
     }
+}
+
+/// Why a resume is refused when a newer run of the job has finished (SPEC §12 R4).
+fn newer_run_refusal(newer: &std::path::Path) -> String {
+    format!(
+        "a newer run of this job, {}, has finished since this one started: resuming now would send this run's older values over its. Start a new run, or pass --force",
+        newer.display()
+    )
 }
 
 /// Why a run that read standard input cannot be resumed.

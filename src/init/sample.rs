@@ -40,7 +40,7 @@ impl Sample {
         match self.kind {
             SourceKind::Csv | SourceKind::Xlsx => Shape::Text,
             SourceKind::Jsonl | SourceKind::Json if self.lists[i] => Shape::JsonList,
-            SourceKind::Jsonl | SourceKind::Json => Shape::Json,
+            SourceKind::Jsonl | SourceKind::Json | SourceKind::Sql => Shape::Json,
         }
     }
 }
@@ -73,7 +73,8 @@ pub fn read(path: &Path) -> Result<Sample> {
             spec["sheet"] = Value::from(opened.sheet());
             opened.columns().to_vec()
         }
-        SourceKind::Jsonl | SourceKind::Json => Vec::new(),
+        // `kind_of` never names a database: init reads files.
+        SourceKind::Jsonl | SourceKind::Json | SourceKind::Sql => Vec::new(),
     };
     let mut values: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
     let mut lists = vec![false; columns.len()];

@@ -322,15 +322,23 @@ fn check_source_columns(
             ));
         }
     }
-    let Some(mapper) = mapper else { return };
-    let missing = |names: &[String]| {
-        mapper
-            .row_columns()
-            .into_iter()
-            .filter(|(_, col)| !names.contains(col))
-            .collect::<Vec<_>>()
-    };
-    for (pointer, col) in missing(names) {
+    if let Some(mapper) = mapper {
+        check_row_columns(p, mapper, names, of, out);
+    }
+}
+
+/// Every `row.X` of the templates must be one of `names` (the columns of `what`).
+fn check_row_columns(
+    p: &Parsed<'_>,
+    mapper: &Mapper,
+    names: &[String],
+    what: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    for (pointer, col) in mapper.row_columns() {
+        if names.iter().any(|n| n == &col) {
+            continue;
+        }
         let near = suggest::closest(&col, names.iter().map(String::as_str));
         let problem = TemplateProblem {
             pointer: pointer.clone(),
@@ -340,7 +348,7 @@ fn check_source_columns(
                 .and_then(Value::as_str)
                 .and_then(|s| s.find(&format!("row.{col}")))
                 .map(|i| i..i + 4 + col.len()),
-            message: format!("`row.{col}`: {of} has no column `{col}`"),
+            message: format!("`row.{col}`: {what} has no column `{col}`"),
         };
         let d = template_diag(p, &problem);
         out.push(match near {
@@ -379,6 +387,48 @@ fn check_keys_of_kind(
             format!("`source.{key}` applies to {applies}"),
         ));
     }
+}
+
+/// `validate --remote` of a sql source: every `row.X` against the query's `columns` (as
+/// the database described them, without fetching a row; SPEC §12 R11).
+pub fn sql_columns(p: &Parsed<'_>, columns: &[String]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mapping = p.doc.get("mapping").and_then(Value::as_object);
+    let filter = p.doc.get("filter").and_then(Value::as_str);
+    if let Some(m) = mapping {
+        let (mapper, _) = Mapper::compile(m, filter, p.vars);
+        check_row_columns(p, &mapper, columns, "the query of `source.query`", &mut out);
+    }
+    out
+}
+
+/// What deserves a look without stopping anything: `validate` prints these and exits 0.
+pub fn warnings(p: &Parsed<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if p.doc.pointer("/source/type").and_then(Value::as_str) == Some("sql")
+        && let Some(query) = p.doc.pointer("/source/query").and_then(Value::as_str)
+        && !has_order_by(query)
+    {
+        out.push(
+            Diagnostic::new(
+                p.index.value_of("/source/query"),
+                "warning: `source.query` has no ORDER BY, so row numbers follow the order the database happens to return"
+                    .to_string(),
+            )
+            .with_hint("order by a unique key (`ORDER BY id`): then row N is the same row in every run, plan and retry"),
+        );
+    }
+    out
+}
+
+/// Whether a query says ORDER BY anywhere (any case, any whitespace between the words).
+fn has_order_by(query: &str) -> bool {
+    let words: Vec<String> = query
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    words.windows(2).any(|w| w[0] == "ORDER" && w[1] == "BY")
 }
 
 fn check_query_export(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {

@@ -30,6 +30,8 @@ pub struct Job {
     pub spec: JobSpec,
     /// `vars` with `--var` overrides applied.
     pub vars: serde_json::Map<String, Value>,
+    /// What `validate` points out without failing (a sql query without ORDER BY).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Every problem found in one job file.
@@ -119,6 +121,7 @@ pub fn load(path: &Path, overrides: &VarOverrides) -> Result<Job, Box<JobErrors>
         }
     }
     diagnostics.sort_by_key(|d| d.pos);
+    let warnings = check::warnings(&parsed);
     if !diagnostics.is_empty() {
         return Err(fail(text, diagnostics));
     }
@@ -142,7 +145,23 @@ pub fn load(path: &Path, overrides: &VarOverrides) -> Result<Job, Box<JobErrors>
         text,
         spec,
         vars,
+        warnings,
     })
+}
+
+/// Re-read a loaded job's document with positions, to check it against what only a
+/// connection tells (`validate --remote`): `check` gets it as the load's checks do.
+pub fn with_parsed<T>(job: &Job, check: impl FnOnce(&Parsed<'_>) -> T) -> Option<T> {
+    let (doc, index) = yaml::parse(&job.text).ok()?;
+    let dir = job.paths.job_dir.clone();
+    Some(check(&Parsed {
+        path: &job.path,
+        dir: &dir,
+        text: &job.text,
+        doc: &doc,
+        index: &index,
+        vars: &job.vars,
+    }))
 }
 
 /// Keys that do not decide what a run sends: changing them alone does not stop a resume

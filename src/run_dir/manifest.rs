@@ -54,8 +54,22 @@ pub enum KindRecord {
         /// a retry's copy, and in manifests from before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         encoding: Option<String>,
+        /// A sql source's spool (SPEC §12 R12): set when the run is made, complete once the
+        /// query's rows are all in it and fsynced; `source` is then the spool's fingerprint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spool: Option<SpoolRecord>,
     },
     QueryExport(Box<ExportRecord>),
+}
+
+/// A sql source's rows, copied into the run directory before the first request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolRecord {
+    /// Whether the spool holds every row of the query, fsynced. Until it does, the run has
+    /// not really started: a resume runs the query again from scratch.
+    pub complete: bool,
+    /// The rows it holds (once complete).
+    pub rows: u64,
 }
 
 /// Which rows of an earlier run a retry takes.

@@ -19,8 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use manifest::{
-    ExportRecord, KindRecord, Manifest, RetryOf, RetryRows, SourceFingerprint, SubWindow,
-    SyncRecord,
+    ExportRecord, KindRecord, Manifest, RetryOf, RetryRows, SourceFingerprint, SpoolRecord,
+    SubWindow, SyncRecord,
 };
 
 /// The version of every JSON document cdpjob writes for others to read: `--json` output,
@@ -36,6 +36,8 @@ pub const REJECTED: &str = "rejected.jsonl";
 pub const SUMMARY: &str = "summary.json";
 /// A retry's rows: the records it took from the run it retries (`source::records`).
 pub const RETRY_INPUT: &str = "retry-input.jsonl";
+/// A sql source's rows, read once before the first request (`source::spool`).
+pub const SPOOL: &str = "source.jsonl.zst";
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

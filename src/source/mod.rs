@@ -20,6 +20,8 @@ mod json;
 pub mod records;
 mod sheet;
 pub mod spec;
+pub mod spool;
+pub mod sql;
 pub mod text;
 
 use std::collections::HashMap;
@@ -206,6 +208,9 @@ pub enum OpenError {
     Io { path: PathBuf, err: io::Error },
     #[error("{0}")]
     Invalid(String),
+    /// A database that cannot be reached now: trying again later can succeed.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// Counts the bytes read through it (for progress and ETA).
@@ -262,7 +267,9 @@ pub fn counted(
     })
 }
 
-/// Open the source a job names, at `path` (its `spec.path` resolved by the job).
+/// Open the source a job names, at `path` (its `spec.path` resolved by the job; for a sql
+/// source, which has no path, the job file's directory, against which `sqlite://` paths
+/// are resolved).
 pub fn open(spec: &SourceSpec, path: &Path) -> Result<Box<dyn RecordSource>, OpenError> {
     open_counted(spec, path, Arc::default())
 }
@@ -273,6 +280,9 @@ pub fn open_counted(
     path: &Path,
     bytes_read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Box<dyn RecordSource>, OpenError> {
+    if spec.kind == SourceKind::Sql {
+        return Ok(Box::new(sql::SqlSource::open(spec, path)?));
+    }
     if spec.kind == SourceKind::Xlsx {
         // A workbook is read by seeking (a zip's directory is at its end), not as text.
         let opts = SheetOptions::from_spec(spec);
@@ -288,5 +298,6 @@ pub fn open_counted(
         SourceKind::Jsonl => Box::new(JsonLinesSource::new(reader, encoding)),
         SourceKind::Json => Box::new(JsonArraySource::new(reader)),
         SourceKind::Xlsx => unreachable!("a workbook is opened above"),
+        SourceKind::Sql => unreachable!("opened above"),
     })
 }

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct SourceSpec {
     #[serde(rename = "type")]
     pub kind: SourceKind,
+    /// A file's path; empty for `sql`, which has none.
+    #[serde(default)]
     pub path: String,
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
@@ -21,6 +23,13 @@ pub struct SourceSpec {
     /// `utf-8` when absent; `auto` guesses (see `encoding.rs`).
     #[serde(default)]
     pub encoding: Option<String>,
+    /// `sql`: the environment variable holding the connection string (it holds a password,
+    /// so the job file names the variable, never the URL).
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// `sql`: the query whose rows are the records.
+    #[serde(default)]
+    pub query: Option<String>,
     /// `gzip`, `zstd` or `none`; when absent, the path's extension decides.
     #[serde(default)]
     pub compression: Option<String>,
@@ -48,6 +57,7 @@ pub enum SourceKind {
     Jsonl,
     Json,
     Xlsx,
+    Sql,
 }
 
 impl SourceKind {
@@ -57,6 +67,7 @@ impl SourceKind {
             SourceKind::Jsonl => "jsonl",
             SourceKind::Json => "json",
             SourceKind::Xlsx => "xlsx",
+            SourceKind::Sql => "sql",
         }
     }
 }

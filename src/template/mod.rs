@@ -23,6 +23,15 @@ pub fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Customer data is not HTML: never auto-escape.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // A SQL NULL (a JSON null) renders empty, not as "none" (SPEC §8); `row.x is none`
+    // still tells it from an empty text.
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     env.add_filter("digits", filters::digits);
     env.add_filter("phone", filters::phone);
     env.add_filter("date", filters::date);

@@ -1,0 +1,161 @@
+//! PostgreSQL through tokio-postgres. The rows come through a server-side cursor (`DECLARE
+//! … NO SCROLL CURSOR` in a read-only repeatable-read transaction, `FETCH FORWARD` a
+//! thousand at a time) over the simple-query protocol, whose values are the server's own
+//! text: exact numerics, JSON, UUIDs and arrays need no decoding of ours. The session is set
+//! to ISO dates in UTC, hex bytea and shortest exact floats; the column types (known from
+//! preparing the query) decide the rest (booleans, timestamps, bytes).
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::{Driver, FETCH_ROWS, SqlError, time_of_day, timestamp};
+use crate::source::sql::DbUrl;
+
+pub struct Postgres {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    query: String,
+    columns: Vec<String>,
+    types: Vec<Type>,
+}
+
+/// Settings that make the server's text the record's text.
+const SESSION: &str = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET IntervalStyle = 'postgres'";
+
+fn classify(e: tokio_postgres::Error) -> SqlError {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        // Starting up, shutting down, too many connections: it may work in a moment.
+        Some(c)
+            if *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+                || *c == SqlState::ADMIN_SHUTDOWN =>
+        {
+            SqlError::Unreachable(db_message(&e))
+        }
+        Some(_) => SqlError::Refused(db_message(&e)),
+        None => SqlError::Unreachable(chain(&e)),
+    }
+}
+
+/// The server's own message (tokio-postgres's Display says only "db error").
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.position() {
+            Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
+                format!("{} (at character {p} of the query)", db.message())
+            }
+            _ => db.message().to_string(),
+        },
+        None => chain(e),
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+pub fn connect(url: &DbUrl, query: &str) -> Result<Postgres, SqlError> {
+    let mut config: tokio_postgres::Config =
+        url.expose().parse().map_err(|e: tokio_postgres::Error| {
+            SqlError::Refused(format!("the connection string: {e}"))
+        })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    config.application_name("cdpjob");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SqlError::Unreachable(e.to_string()))?;
+    let (client, columns, types) = runtime.block_on(async {
+        let (client, connection) = config.connect(NoTls).await.map_err(classify)?;
+        // Driven whenever the runtime runs (every call below is a block_on).
+        tokio::spawn(connection);
+        client.batch_execute(SESSION).await.map_err(classify)?;
+        let stmt = client.prepare(query).await.map_err(classify)?;
+        let columns = stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let types = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        Ok::<_, SqlError>((client, columns, types))
+    })?;
+    Ok(Postgres {
+        runtime,
+        client,
+        query: query.to_string(),
+        columns,
+        types,
+    })
+}
+
+impl Driver for Postgres {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn rows(
+        self: Box<Self>,
+        sink: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> Result<(), SqlError> {
+        let Postgres {
+            runtime,
+            client,
+            query,
+            types,
+            ..
+        } = *self;
+        runtime.block_on(async {
+            client
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; DECLARE cdpjob_rows NO SCROLL CURSOR FOR {query}"
+                ))
+                .await
+                .map_err(classify)?;
+            let fetch = format!("FETCH FORWARD {FETCH_ROWS} FROM cdpjob_rows");
+            loop {
+                let messages = client.simple_query(&fetch).await.map_err(classify)?;
+                let mut any = false;
+                for m in messages {
+                    if let SimpleQueryMessage::Row(row) = m {
+                        any = true;
+                        let values = (0..row.len())
+                            .map(|i| row.get(i).map(|v| text(v, &types[i])))
+                            .collect();
+                        if !sink(values) {
+                            return Ok(());
+                        }
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+            client.batch_execute("COMMIT").await.map_err(classify)
+        })
+    }
+}
+
+/// The record's text of the server's text `v` of a column of type `t`.
+fn text(v: &str, t: &Type) -> String {
+    match *t {
+        Type::BOOL => match v {
+            "t" => "true".into(),
+            "f" => "false".into(),
+            other => other.into(),
+        },
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => timestamp(v),
+        Type::TIME | Type::TIMETZ => time_of_day(v),
+        Type::BYTEA => v.strip_prefix("\\x").unwrap_or(v).to_string(),
+        _ => v.to_string(),
+    }
+}
