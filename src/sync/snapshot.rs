@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::tag::{SyncTag, short};
 
-const MAGIC: &[u8; 16] = b"cdpjob-snapshot1";
+/// Format 2: key digests are XXH3-128 (format 1's were SHA-256 prefixes).
+const MAGIC: &[u8; 16] = b"cdpjob-snapshot2";
 
 /// The customers a state held, by key digest, with the digest of what was sent.
 #[derive(Debug, Default, Clone)]
@@ -24,7 +25,7 @@ pub struct Snapshot {
     /// more at the end): a lookup reads two neighbours here and then about one entry. A
     /// binary search of a million entries (32 MB) was ~20 cache misses a row, and the
     /// unchanged check ran at a fraction of the 1,000,000 rows/s it must reach; key digests
-    /// are SHA-256 prefixes, so the buckets fill evenly. 4 bytes a bucket, about one
+    /// are uniform hashes, so the buckets fill evenly. 4 bytes a bucket, about one
     /// bucket a customer. Empty in a `default()` snapshot.
     index: Vec<u32>,
     bits: u32,
@@ -155,6 +156,11 @@ impl Snapshot {
         }
         input.read_exact(&mut magic)?;
         input.read_exact(&mut count)?;
+        if &magic == b"cdpjob-snapshot1" {
+            return Err(bad(
+                "an earlier cdpjob wrote it, with other key digests: start a new run",
+            ));
+        }
         if &magic != MAGIC {
             return Err(bad("no snapshot header"));
         }
@@ -196,8 +202,8 @@ fn bucket(key_digest: u128, bits: u32) -> usize {
 /// A million keys pass through here in a million-row run. Those the state has are marked
 /// in an array beside the snapshot's entries (8 bytes a customer: the row), found by the
 /// slot the lookup returned anyway; only keys new to the state go in a hash table (a first
-/// run's all do). That table is kept small too: a key digest is already a uniform SHA-256
-/// prefix, so its own bits are the hash (no SipHash), and it is held as two `u64`s (24
+/// run's all do). That table is kept small too: a key digest is already a uniform hash, so
+/// its own bits are the hash (no SipHash), and it is held as two `u64`s (24
 /// bytes a slot with the row, where a `u128`'s alignment made 32).
 #[derive(Debug, Default)]
 pub struct Seen {
@@ -302,6 +308,21 @@ mod tests {
             Snapshot::read(&path).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
+    }
+
+    #[test]
+    fn a_snapshot_of_the_first_format_is_refused_as_such() {
+        // Format 1 held SHA-256 prefixes as key digests: read as format 2, its every
+        // customer would look new.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap");
+        Snapshot::from_pairs(vec![(1, 10)]).write(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..16].copy_from_slice(b"cdpjob-snapshot1");
+        std::fs::write(&path, &bytes).unwrap();
+        let e = Snapshot::read(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("an earlier cdpjob wrote it"), "{e}");
     }
 
     #[test]
