@@ -47,6 +47,8 @@ pub struct RunTrace {
 pub struct BatchEvent {
     /// Whether the part it is about holds the row.
     pub holds_row: bool,
+    /// `intent`, `outcome`, `bisect` or `withdrawn`.
+    pub event: &'static str,
     /// What it says, in a line.
     pub summary: String,
     /// The journal line as it is.
@@ -141,15 +143,14 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
     let rows = |part: &Part| -> String {
         let row = |i: u32| batch.customer_rows.get(i as usize).copied();
         match (row(part.lo), part.hi.checked_sub(1).and_then(row)) {
-            (Some(a), Some(b)) if a == b => format!(" (row {a})"),
-            (Some(a), Some(b)) => format!(" (rows {a}–{b})"),
+            (Some(a), Some(b)) => row_range(a, b),
             _ => String::new(),
         }
     };
     events
         .iter()
         .filter_map(|e| {
-            let (part, summary) = match e {
+            let (part, event, summary) = match e {
                 Event::Intent {
                     part,
                     attempt,
@@ -159,9 +160,11 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
                     ..
                 } => (
                     part,
+                    "intent",
                     format!(
-                        "intent     {} (rows {first_row}–{last_row}), attempt {attempt}, payload sha256 {}…",
+                        "{}{}, attempt {attempt}, payload sha256 {}…",
                         customers(part),
+                        row_range(*first_row, *last_row),
                         &payload_sha256[..payload_sha256.len().min(12)]
                     ),
                 ),
@@ -185,7 +188,8 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
                     };
                     (
                         part,
-                        format!("outcome    {}{}: {what} ({tries})", customers(part), rows(part)),
+                        "outcome",
+                        format!("{}{}: {what} ({tries})", customers(part), rows(part)),
                     )
                 }
                 Event::Bisect { part, code, .. } => {
@@ -193,8 +197,9 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
                     let half = |lo, hi| customers(&Part { seq: part.seq, lo, hi });
                     (
                         part,
+                        "bisect",
                         format!(
-                            "bisect     {} after {code}: split into {} and {}",
+                            "{} after {code}: split into {} and {}",
                             customers(part),
                             half(part.lo, mid),
                             half(mid, part.hi)
@@ -203,8 +208,9 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
                 }
                 Event::Withdrawn { part, .. } => (
                     part,
+                    "withdrawn",
                     format!(
-                        "withdrawn  {}{}: never sent (the run was stopping)",
+                        "{}{}: never sent (the run was stopping)",
                         customers(part),
                         rows(part)
                     ),
@@ -213,6 +219,7 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
             };
             (part.seq == batch.seq).then(|| BatchEvent {
                 holds_row: holds(part),
+                event,
                 summary,
                 journal: serde_json::to_value(e).unwrap_or(Value::Null),
             })
@@ -226,5 +233,14 @@ fn customers(part: &Part) -> String {
         format!("customer {}", part.hi)
     } else {
         format!("customers {}–{}", part.lo + 1, part.hi)
+    }
+}
+
+/// ` (row 7)` or ` (rows 1–8)`.
+fn row_range(first: u64, last: u64) -> String {
+    if first == last {
+        format!(" (row {first})")
+    } else {
+        format!(" (rows {first}–{last})")
     }
 }

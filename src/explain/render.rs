@@ -240,19 +240,26 @@ pub fn text(e: &Explanation, job: &Job) -> String {
         if t.events.is_empty() {
             let _ = writeln!(o, "  journal of batch {}: no request", b.seq);
         } else {
-            let _ = writeln!(o, "  journal of batch {}:", b.seq);
+            let _ = writeln!(
+                o,
+                "  journal of batch {} (* marks the parts that hold row {}):",
+                b.seq, e.row
+            );
             let rows: Vec<Vec<String>> = t
                 .events
                 .iter()
                 .map(|ev| {
                     vec![
-                        ev.journal["at"].as_str().unwrap_or("").to_string(),
+                        // One width for every time, so the columns after it line up.
+                        ev.journal["at"]
+                            .as_str()
+                            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+                            .map_or_else(String::new, |at| {
+                                at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+                            }),
+                        if ev.holds_row { "*" } else { " " }.to_string(),
+                        ev.event.to_string(),
                         ev.summary.clone(),
-                        if ev.holds_row {
-                            format!("← row {}", e.row)
-                        } else {
-                            String::new()
-                        },
                     ]
                 })
                 .collect();
