@@ -76,7 +76,11 @@ pub fn trace(dir: &Path, row: u64, batch: &BatchPlace, settled: &Settled) -> Res
         events: batch_events(&events, batch),
         note: None,
     };
-    for outcome in [RowOutcome::Created, RowOutcome::Failed, RowOutcome::Rejected] {
+    for outcome in [
+        RowOutcome::Created,
+        RowOutcome::Failed,
+        RowOutcome::Rejected,
+    ] {
         if let Some(line) = find_line(dir, outcome, row)? {
             trace.outcome = match outcome {
                 RowOutcome::Created => "created",
@@ -194,7 +198,13 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
                 }
                 Event::Bisect { part, code, .. } => {
                     let mid = part.lo + (part.hi - part.lo) / 2;
-                    let half = |lo, hi| customers(&Part { seq: part.seq, lo, hi });
+                    let half = |lo, hi| {
+                        customers(&Part {
+                            seq: part.seq,
+                            lo,
+                            hi,
+                        })
+                    };
                     (
                         part,
                         "bisect",

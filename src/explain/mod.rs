@@ -358,7 +358,12 @@ fn classifier(
                     let note = note.unwrap_or_else(|| {
                         "the run took no snapshot (it never began its work): compared with the state as it is now".into()
                     });
-                    (s, record.state.display().to_string(), Some(note), record.full)
+                    (
+                        s,
+                        record.state.display().to_string(),
+                        Some(note),
+                        record.full,
+                    )
                 }
                 Err(e) => return Err(Error::io("cannot read the run's sync snapshot", e)),
             }

@@ -80,7 +80,13 @@ pub fn text(e: &Explanation, job: &Job) -> String {
 
     if let Some(f) = &e.filter {
         let _ = writeln!(o, "\nfilter  {}", f.template);
-        let verdict = |keep: bool| if keep { "keeps the row" } else { "skips the row" };
+        let verdict = |keep: bool| {
+            if keep {
+                "keeps the row"
+            } else {
+                "skips the row"
+            }
+        };
         let line = match (&f.minijinja, &f.minijinja_error, f.native) {
             (_, Some(err), _) => format!("fails: {err} (the row is rejected)"),
             (Some(keep), _, Some(native)) if native == *keep => {
@@ -130,7 +136,9 @@ pub fn text(e: &Explanation, job: &Job) -> String {
                     format!(
                         "↳ native {} but minijinja {}",
                         s.native.as_deref().map_or_else(String::new, quoted),
-                        s.minijinja.as_deref().map_or_else(|| "fails".to_string(), quoted)
+                        s.minijinja
+                            .as_deref()
+                            .map_or_else(|| "fails".to_string(), quoted)
                     ),
                 ));
             }

@@ -114,9 +114,8 @@ pub fn verdicts(
             (Some(e), _) => RuleVerdict::broken(&e.field, rule, e),
             (None, Some(field)) => RuleVerdict::new(field.name(), rule, "ok")
                 .noting("no earlier row has this match key"),
-            (None, None) => RuleVerdict::new("match key", rule, "not_checked").noting(
-                "no whats_app_phone, sms_phone or email: always sent, never recorded",
-            ),
+            (None, None) => RuleVerdict::new("match key", rule, "not_checked")
+                .noting("no whats_app_phone, sms_phone or email: always sent, never recorded"),
         });
     }
     out

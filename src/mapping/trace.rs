@@ -141,28 +141,32 @@ impl MapperSession<'_> {
             vars => m.vars.clone(),
             row_number => record.row,
         };
-        let filter = self.filter.as_ref().zip(m.filter.as_ref()).map(|(t, mode)| {
-            let minijinja = t
-                .render(&ctx)
-                .map(|out| keeps(mode, &out))
-                .map_err(|e| format!("the filter failed: {}", describe_error(&e)));
-            let native = match &m.native_filter {
-                None => Native::NoForm,
-                Some(cond) => match cond.eval(data, record.row) {
-                    Some(keep) => Native::Rendered(keep),
-                    None => Native::SteppedAside,
-                },
-            };
-            FilterTrace {
-                // An expression is compiled inside an `if`: show it as the job wrote it.
-                template: match mode {
-                    FilterMode::Expression(expr) => expr.clone(),
-                    FilterMode::Rendered => t.source().to_string(),
-                },
-                native,
-                minijinja,
-            }
-        });
+        let filter = self
+            .filter
+            .as_ref()
+            .zip(m.filter.as_ref())
+            .map(|(t, mode)| {
+                let minijinja = t
+                    .render(&ctx)
+                    .map(|out| keeps(mode, &out))
+                    .map_err(|e| format!("the filter failed: {}", describe_error(&e)));
+                let native = match &m.native_filter {
+                    None => Native::NoForm,
+                    Some(cond) => match cond.eval(data, record.row) {
+                        Some(keep) => Native::Rendered(keep),
+                        None => Native::SteppedAside,
+                    },
+                };
+                FilterTrace {
+                    // An expression is compiled inside an `if`: show it as the job wrote it.
+                    template: match mode {
+                        FilterMode::Expression(expr) => expr.clone(),
+                        FilterMode::Rendered => t.source().to_string(),
+                    },
+                    native,
+                    minijinja,
+                }
+            });
         let rendered: Vec<Result<String, minijinja::Error>> =
             self.slots.iter().map(|t| t.render(&ctx)).collect();
         let mut slots: Vec<SlotTrace> = m
@@ -305,11 +309,7 @@ mod tests {
             (&filter.native, &filter.minijinja),
             (&Native::Rendered(true), &Ok(true))
         );
-        let values: Vec<String> = t
-            .fields
-            .iter()
-            .map(|f| f.value.clone().unwrap())
-            .collect();
+        let values: Vec<String> = t.fields.iter().map(|f| f.value.clone().unwrap()).collect();
         assert_eq!(
             values,
             [
@@ -331,9 +331,7 @@ mod tests {
         );
         let t = m
             .session()
-            .trace(&record(
-                serde_json::json!({"first": "Ann", "phone": "n/a"}),
-            ))
+            .trace(&record(serde_json::json!({"first": "Ann", "phone": "n/a"})))
             .unwrap();
         assert_eq!(t.slots[1].native, Native::SteppedAside);
         assert!(t.slots[1].minijinja.as_ref().unwrap_err().contains("n/a"));
