@@ -79,17 +79,24 @@ impl BatchPlace {
 
 /// What reading the source for row N found.
 pub enum Found {
-    Row {
-        record: Record,
-        settled: Settled,
-        /// With change detection: the verdict before the duplicate check (the match key).
-        classified: Option<Classified>,
-        batch: BatchPlace,
-    },
+    Row(Box<Located>),
     /// Row N is past the end: the source's last row (none when it has no rows at all).
-    PastEnd { last_row: Option<u64> },
+    PastEnd {
+        last_row: Option<u64>,
+    },
     /// Row N falls between two rows the input has (a retry's rows are a selection).
-    Gap { next_row: u64 },
+    Gap {
+        next_row: u64,
+    },
+}
+
+/// Row N, found.
+pub struct Located {
+    pub record: Record,
+    pub settled: Settled,
+    /// With change detection: the verdict before the duplicate check (the match key).
+    pub classified: Option<Classified>,
+    pub batch: BatchPlace,
 }
 
 /// What the mapping threads hand on for one row, as the run's reader does.
@@ -172,10 +179,10 @@ pub fn locate(
             BatchPlace::of(&unit, target)
         }
     };
-    Ok(Found::Row {
+    Ok(Found::Row(Box::new(Located {
         record,
         settled,
         classified,
         batch,
-    })
+    })))
 }

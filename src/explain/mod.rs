@@ -187,12 +187,15 @@ pub fn explain(req: &ExplainRequest) -> Result<runner::Outcome> {
     )
     .map_err(|e| Error::io(format!("reading {label} failed"), e))?;
     let (record, settled, classified, batch) = match found {
-        locate::Found::Row {
-            record,
-            settled,
-            classified,
-            batch,
-        } => (record, settled, classified, batch),
+        locate::Found::Row(found) => {
+            let locate::Located {
+                record,
+                settled,
+                classified,
+                batch,
+            } = *found;
+            (record, settled, classified, batch)
+        }
         locate::Found::PastEnd { last_row: None } => {
             return Err(Error::Usage(format!(
                 "{label} has no rows: there is no row {}",

@@ -200,7 +200,10 @@ impl MapperSession<'_> {
         }
         let described: Vec<Result<String, String>> = rendered
             .iter()
-            .map(|r| r.as_ref().map(String::clone).map_err(describe_error))
+            .map(|r| match r {
+                Ok(text) => Ok(text.clone()),
+                Err(e) => Err(describe_error(e)),
+            })
             .collect();
         let fields = self.field_values(&described);
         Some(MappingTrace {
