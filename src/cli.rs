@@ -45,6 +45,24 @@ pub enum Command {
         #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Trace one source row end to end: the record, each template rendered by the native
+    /// fast path and by minijinja, the rules, the filter, its batch; with --run, its outcome
+    /// in that run and its batch's journal. No network.
+    Explain {
+        job: PathBuf,
+        /// The row, numbered as result lines and `cdpjob rows` number it (from 1).
+        #[arg(long)]
+        row: u64,
+        /// A run of this job: the row's outcome there, and its batch's journal events.
+        #[arg(long = "run", value_name = "RUN_DIR")]
+        run: Option<PathBuf>,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Override a template variable (repeatable; with --run, over the run's vars).
+        #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+    },
     /// Execute a job: create a run directory, send the batches, write the results.
     Run {
         job: PathBuf,
@@ -153,6 +171,7 @@ impl Command {
     pub fn wants_json(&self) -> bool {
         match self {
             Command::Plan { json, .. }
+            | Command::Explain { json, .. }
             | Command::Run { json, .. }
             | Command::Fields { json, .. }
             | Command::Resume { json, .. }

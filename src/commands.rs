@@ -17,7 +17,7 @@ use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
 use crate::source::sql::SqlSource;
-use crate::{catalogue, init, plan, retry, rows, run_dir};
+use crate::{catalogue, explain, init, plan, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
 pub fn main(cli: Cli) -> std::process::ExitCode {
@@ -48,6 +48,19 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             json,
             vars,
         } => plan(&job, limit, json, &vars.into_iter().collect()),
+        Command::Explain {
+            job,
+            row,
+            run,
+            json,
+            vars,
+        } => explain::explain(&explain::ExplainRequest {
+            job,
+            row,
+            run,
+            json,
+            vars: vars.into_iter().collect(),
+        }),
         Command::Run {
             job,
             run_dir,

@@ -195,6 +195,27 @@ impl Field {
     }
 }
 
+impl Field {
+    /// The rule a present value of this field must satisfy, in words (`cdpjob explain`
+    /// shows it beside the verdict of [`check_value`]).
+    pub fn rule_text(self) -> String {
+        match self.constraint() {
+            Constraint::Text { max } => format!("text of at most {max} characters"),
+            Constraint::Digits { max } => format!("digits only, at most {max}"),
+            Constraint::Date => "a real date, yyyy-MM-dd".to_string(),
+            Constraint::Integer { min, max } => format!("an integer from {min} to {max}"),
+            Constraint::JsonObject => "the text of a JSON object".to_string(),
+            Constraint::Free => "free text".to_string(),
+        }
+    }
+}
+
+/// One rendered, non-empty value checked against its field's rule alone: the check
+/// [`Customer::from_rendered`] makes of each field, for showing verdicts one by one.
+pub fn check_value(field: Field, text: &str) -> Result<(), FieldError> {
+    check(field, text.to_string()).map(|_| ())
+}
+
 /// Why a row did not become a valid customer: the field, the rule (for grouping and
 /// machine use) and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

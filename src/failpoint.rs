@@ -70,6 +70,20 @@ pub fn io(name: &str) -> std::io::Result<()> {
     }
 }
 
+/// Whether the failpoint `name` is reached armed (counted like the others), for a test that
+/// makes a path misbehave on purpose rather than abort. Always false without the feature.
+pub fn armed(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        reached(name) != Action::Continue
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 #[macro_export]
 macro_rules! failpoint {
     ($name:expr) => {

@@ -14,6 +14,7 @@ pub mod connection;
 pub mod customer;
 pub mod diagnostic;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod failpoint;
 pub mod guard;

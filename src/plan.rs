@@ -248,7 +248,9 @@ pub fn count_rows(job: &Job, preview: usize) -> Result<Tally> {
 
 /// The job's source, opened, and what it is (for messages and the plan): its path and type,
 /// and how its text is read when that is not plain UTF-8.
-fn job_source(job: &Job) -> Result<(Box<dyn source::RecordSource>, String, Option<SourceText>)> {
+pub fn job_source(
+    job: &Job,
+) -> Result<(Box<dyn source::RecordSource>, String, Option<SourceText>)> {
     let src_spec = job
         .spec
         .source

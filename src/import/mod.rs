@@ -4,11 +4,11 @@
 //! recorded in the checkpoint, in that order. A new run and a resume are this same code:
 //! the checkpoint and the journal say what is done already.
 
-mod batches;
+pub mod batches;
 pub mod changes;
 mod checkpoint;
 pub mod guard;
-mod input;
+pub mod input;
 mod ledger;
 mod reader;
 pub mod results;

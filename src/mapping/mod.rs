@@ -11,6 +11,8 @@
 //! row, and falls back to rendering slot by slot only when it fails or its output is
 //! ambiguous — which is also how a render error is pinned to its field.
 
+mod trace;
+
 use minijinja::value::Value;
 use minijinja::{Environment, Template};
 use serde_json::Value as Json;
@@ -20,6 +22,8 @@ use crate::pointer;
 use crate::source::Record;
 use crate::template::direct::{Condition, Direct};
 use crate::template::{TemplateProblem, TemplateSet, describe_error, row_value};
+
+pub use self::trace::{FieldTrace, FilterTrace, MappingTrace, Native, SlotTrace, same_outcome};
 
 /// What became of one source row.
 #[derive(Debug, Clone)]

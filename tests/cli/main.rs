@@ -3,6 +3,7 @@
 mod catalogue;
 mod common;
 mod delimiter;
+mod explain;
 mod export;
 mod export_orders;
 mod formats;
