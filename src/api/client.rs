@@ -163,6 +163,9 @@ impl AttemptError {
 #[derive(Debug, Clone)]
 pub struct RetryNotice {
     pub path: &'static str,
+    /// SHA-256 of the body retried (hex; none for a request without one): what ties the
+    /// retry to the journal's intent for the same bytes.
+    pub payload_sha256: Option<String>,
     pub attempt: u32,
     pub reason: String,
     pub delay: Duration,
@@ -353,6 +356,10 @@ impl Client {
             if let Some(obs) = &observer {
                 obs(&RetryNotice {
                     path,
+                    payload_sha256: (!body.is_empty()).then(|| {
+                        use sha2::Digest;
+                        hex::encode(sha2::Sha256::digest(&body))
+                    }),
                     attempt: attempts.load(Ordering::Relaxed) as u32,
                     reason: e.describe(),
                     delay,

@@ -1,9 +1,8 @@
 //! With `--run`: what that run made of the row — its outcome in the result files (only what
 //! the checkpoint counts is committed), the customer id or the error — and its batch's
 //! journal: every intent, outcome, bisection and withdrawal of the batch and of the halves
-//! a bisection sent, each marked when it held the row. The journal does not tie a transport
-//! retry to a batch (retries are logged per request path); an outcome's `attempts` counts
-//! them for its part.
+//! a bisection sent, each marked when it held the row, and every transport retry of their
+//! requests (a retry is tied to its intent by the SHA-256 of the body both name).
 
 use std::path::Path;
 
@@ -47,7 +46,7 @@ pub struct RunTrace {
 pub struct BatchEvent {
     /// Whether the part it is about holds the row.
     pub holds_row: bool,
-    /// `intent`, `outcome`, `bisect` or `withdrawn`.
+    /// `intent`, `retry`, `outcome`, `bisect` or `withdrawn`.
     pub event: &'static str,
     /// What it says, in a line.
     pub summary: String,
@@ -151,10 +150,41 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
             _ => String::new(),
         }
     };
+    // A retry names the body it sent again; the intents of this batch name theirs.
+    let sent: std::collections::HashMap<&str, Part> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Intent {
+                part,
+                payload_sha256,
+                ..
+            } if part.seq == batch.seq => Some((payload_sha256.as_str(), *part)),
+            _ => None,
+        })
+        .collect();
     events
         .iter()
         .filter_map(|e| {
+            let retried;
             let (part, event, summary) = match e {
+                Event::Retry {
+                    payload_sha256: Some(hash),
+                    attempt,
+                    reason,
+                    delay_ms,
+                    ..
+                } => {
+                    retried = *sent.get(hash.as_str())?;
+                    (
+                        &retried,
+                        "retry",
+                        format!(
+                            "{}{}: attempt {attempt} failed ({reason}), again in {delay_ms} ms",
+                            customers(&retried),
+                            rows(&retried)
+                        ),
+                    )
+                }
                 Event::Intent {
                     part,
                     attempt,

@@ -79,6 +79,9 @@ pub enum Event {
     },
     Retry {
         path: String,
+        /// The retried body's SHA-256, as its intent has it (older journals lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload_sha256: Option<String>,
         attempt: u32,
         reason: String,
         delay_ms: u64,

@@ -486,3 +486,68 @@ fn an_unchanged_row_of_a_sync_takes_no_place_in_its_run() {
     assert_eq!(b["batch"]["position"], Value::Null);
     assert_eq!(b["sync"]["match_key"], "whats_app_phone:8613805032582");
 }
+
+#[test]
+fn the_retries_of_a_rows_batch_are_in_its_journal() {
+    // Half the answers are a 500 (seeded): the batches are sent again, and each retry is
+    // tied to its batch by the body's hash, which its intent names too.
+    let sim = crate::common::SimProcess::start(&["--fail-5xx", "0.5", "--seed", "5"]);
+    let ws = Workspace::new();
+    let mut csv = String::from("name,phone\n");
+    for i in 1..=30 {
+        csv.push_str(&format!("L{i},86139{i:08}\n"));
+    }
+    ws.write("leads.csv", csv);
+    ws.write(
+        "job.yaml",
+        format!(
+            "version: 1
+name: retried
+kind: batch_create
+api: {{base_url: \"{}\", tenant_id: 123, app_key: \"46oKF=os\", max_retries: 10}}
+source: {{type: csv, path: leads.csv}}
+mapping:
+  full_name: \"{{{{ row.name }}}}\"
+  whats_app_phone: \"{{{{ row.phone }}}}\"
+batch_size: 10
+",
+            sim.url
+        ),
+    );
+    let sim_cmd = |args: &[&str]| {
+        let mut c = ws.cmd(args);
+        crate::common::with_sim_credentials(&mut c);
+        run(c)
+    };
+    let out = sim_cmd(&["run", "job.yaml"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let dirs = crate::common::run_dirs(&ws.path("runs/retried"));
+    let dir = dirs[0].to_str().unwrap().to_string();
+    let journal = jsonl(&dirs[0].join("events.jsonl"));
+    let retried: Vec<&Value> = journal.iter().filter(|e| e["event"] == "retry").collect();
+    assert!(!retried.is_empty(), "the seed gives retries: {journal:#?}");
+    // Every retry of the run shows in the explanation of a row of its batch.
+    let mut shown = 0;
+    for row in [1, 11, 21] {
+        let out = sim_cmd(&[
+            "explain",
+            "job.yaml",
+            "--row",
+            &row.to_string(),
+            "--run",
+            &dir,
+        ]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let lines: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("  retry  "))
+            .collect();
+        for l in &lines {
+            assert!(l.contains("  *  retry    customers 1–10"), "{l}");
+            assert!(l.contains("failed (") && l.contains("again in "), "{l}");
+        }
+        shown += lines.len();
+    }
+    assert_eq!(shown, retried.len(), "each retry under its own batch, once");
+}
