@@ -417,9 +417,24 @@ fn guards_in_plan_a_refused_run_and_a_run_a_guard_stopped() {
 }
 
 #[test]
-fn help_of_retry_and_rows() {
+fn help_of_every_command() {
     let ws = Workspace::new();
-    for command in ["retry", "rows"] {
+    let out = cdpjob(&ws, &["--help"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_contract("help", "cdpjob --help", &out.stdout);
+    let commands: Vec<&str> = out
+        .stdout
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 13, "{commands:?}");
+    for command in commands {
         let out = cdpjob(&ws, &[command, "--help"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_contract(
