@@ -11,6 +11,7 @@ mod init;
 mod layout;
 mod lifecycle;
 mod plan;
+mod remote;
 mod retry;
 mod run;
 mod servers;
