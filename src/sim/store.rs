@@ -1472,6 +1472,44 @@ mod tests {
     }
 
     #[test]
+    fn an_update_merges_custom_fields_key_by_key_and_a_patch_changes_what_is_stored() {
+        let store = Store::open(None).unwrap();
+        let mut first = tagged("A", "111", &["vip"]);
+        first
+            .fields
+            .insert("customize_field".into(), r#"{"a":"1","b":"2"}"#.into());
+        let id = put(&store, 1, MergeMode::Update, first);
+        let mut second = rec(&[("full_name", "A"), ("whats_app_phone", "111")]);
+        second
+            .fields
+            .insert("customize_field".into(), r#"{"b":"3"}"#.into());
+        assert_eq!(put(&store, 1, MergeMode::Update, second), id);
+        let shown = &store.all(1).unwrap()[0];
+        assert_eq!(shown["customize_field"], r#"{"a":"1","b":"3"}"#);
+        assert!(shown.get("address").is_none() && shown.get("zalo").is_none());
+
+        let patch = json!({"whats_app_phone": "222", "full_name": null, "tagStr": "x, y"});
+        let shown = store
+            .patch(1, id, patch.as_object().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(shown["whatsApp_phone"], "222");
+        assert_eq!(shown["full_name"], Value::Null);
+        let names: Vec<&str> = shown["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["x", "y"]);
+        // The match keys follow the patch.
+        assert_eq!(query(&store, |q| q.whats_app_phone = Some("222".into())).0, [id]);
+        assert!(query(&store, |q| q.whats_app_phone = Some("111".into())).0.is_empty());
+        assert_eq!(store.patch(1, id + 1, &Map::new()).unwrap(), None);
+        assert_eq!(store.patch(2, id, &Map::new()).unwrap(), None, "another tenant's");
+    }
+
+    #[test]
     fn matching_survives_a_reopen_and_follows_changed_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.jsonl");
