@@ -465,7 +465,10 @@ impl BatchPlan {
     }
 
     pub fn render_human(&self, job: &Job) -> String {
-        self.render_human_ending(job, "no request was sent (plan never touches the network)\n")
+        self.render_human_ending(
+            job,
+            "no request was sent (plan never touches the network)\n",
+        )
     }
 
     /// The plan for people, with `ending` in place of its last line (`plan --remote` says

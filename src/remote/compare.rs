@@ -263,7 +263,12 @@ mod tests {
             [
                 ("full_name", Some("Ann Li"), Some("Ann Lee"), Some("Ann Li")),
                 ("country", Some("CN"), None, Some("CN")),
-                ("tagStr", Some("b2b,vip"), Some("new,vip"), Some("b2b,new,vip")),
+                (
+                    "tagStr",
+                    Some("b2b,vip"),
+                    Some("new,vip"),
+                    Some("b2b,new,vip")
+                ),
                 (
                     "customize_field.customize_1_14",
                     Some("\"silver\""),
@@ -307,8 +312,10 @@ mod tests {
                 .is_empty()
         );
         // A custom field's value is compared as JSON: "5" is not 5.
-        let sent = customer(json!({"full_name": "Ann Lee", "whats_app_phone": "8613800000001",
-                                    "customize_field": "{\"customize_2_3\": \"5\"}"}));
+        let sent = customer(
+            json!({"full_name": "Ann Lee", "whats_app_phone": "8613800000001",
+                                    "customize_field": "{\"customize_2_3\": \"5\"}"}),
+        );
         assert_eq!(
             fields(&compare(Merge::Update, &sent, &stored())),
             [(

@@ -87,8 +87,8 @@ pub struct RemotePlan {
 /// time, and classify each under the job's merge mode.
 pub fn look_up(job: &Job, preview: &[PreviewCustomer]) -> Result<RemotePlan> {
     let merge = job.spec.merge;
-    let lookups: Vec<std::result::Result<Lookup, ApiError>> =
-        crate::runner::begin::runtime()?.block_on(async {
+    let lookups: Vec<std::result::Result<Lookup, ApiError>> = crate::runner::begin::runtime()?
+        .block_on(async {
             let conn = connection::connect(job).await?;
             let lookups = Lookups {
                 client: &conn.client,
@@ -117,7 +117,10 @@ pub fn look_up(job: &Job, preview: &[PreviewCustomer]) -> Result<RemotePlan> {
         let lookup = lookup.map_err(|e| match e {
             ApiError::Config(m) => Error::Usage(m),
             other => Error::stopped(
-                format!("plan --remote could not look row {}'s customer up: {other}", p.row),
+                format!(
+                    "plan --remote could not look row {}'s customer up: {other}",
+                    p.row
+                ),
                 Again::RunAgain,
             ),
         })?;
@@ -208,7 +211,12 @@ impl RemotePlan {
                     first.extend(cells);
                     rows.push(std::mem::take(&mut first));
                 } else {
-                    rows.push([String::new(), String::new(), String::new()].into_iter().chain(cells).collect());
+                    rows.push(
+                        [String::new(), String::new(), String::new()]
+                            .into_iter()
+                            .chain(cells)
+                            .collect(),
+                    );
                 }
             }
         }

@@ -124,11 +124,9 @@ fn created_entries(dir: &Path) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for line in lines {
         let (offset, text) = line.map_err(|e| Error::io("cannot read created.jsonl", e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!("{}: a line is not JSON: {e}", path.display()))
-        })?;
-        let (Some(row), Some(customer_id)) = (v["row"].as_u64(), v["customer_id"].as_i64())
-        else {
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: a line is not JSON: {e}", path.display())))?;
+        let (Some(row), Some(customer_id)) = (v["row"].as_u64(), v["customer_id"].as_i64()) else {
             return Err(Error::Usage(format!(
                 "{}: a line without row or customer_id: {text}",
                 path.display()
@@ -261,9 +259,13 @@ pub fn verify(req: &VerifyRequest) -> Result<Report> {
         Some(s) => s.clone(),
         None => {
             if earlier.selection.is_some() && !earlier.finished && !req.json {
-                eprintln!("note: an earlier verify of another selection stopped before its end; this one starts over");
+                eprintln!(
+                    "note: an earlier verify of another selection stopped before its end; this one starts over"
+                );
             }
-            let seed = req.sample.map(|_| req.seed.unwrap_or_else(sample::fresh_seed));
+            let seed = req
+                .sample
+                .map(|_| req.seed.unwrap_or_else(sample::fresh_seed));
             let rows = req.sample.zip(seed).map(|(n, seed)| {
                 let mut r = Reservoir::new(n as usize, seed);
                 entries.iter().for_each(|e| r.push(e.row));
@@ -327,7 +329,10 @@ pub fn verify(req: &VerifyRequest) -> Result<Report> {
                     let mut f = created_file.lock().expect("created file lock");
                     results::line_at(&mut f, entry.offset)
                 };
-                let sent = match line.map_err(|e| e.to_string()).and_then(|l| sent_customer(&l)) {
+                let sent = match line
+                    .map_err(|e| e.to_string())
+                    .and_then(|l| sent_customer(&l))
+                {
                     Ok(c) => c,
                     Err(e) => {
                         stopping.store(true, Ordering::SeqCst);
@@ -365,10 +370,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Report> {
                     });
                 }
                 Step::Unreadable(m) => {
-                    failure.get_or_insert(Error::Usage(format!(
-                        "{}: {m}",
-                        created_path.display()
-                    )));
+                    failure.get_or_insert(Error::Usage(format!("{}: {m}", created_path.display())));
                 }
                 Step::Skipped => {}
             }
@@ -447,7 +449,10 @@ fn report(
         resumable: false,
         merge: merge.as_str(),
         created,
-        sample: selection.sample.zip(selection.seed).map(|(size, seed)| SampleInfo { size, seed }),
+        sample: selection
+            .sample
+            .zip(selection.seed)
+            .map(|(size, seed)| SampleInfo { size, seed }),
         checked: results.len() as u64,
         matched: count(Verdict::Match),
         mismatched: count(Verdict::Mismatch),

@@ -1503,10 +1503,21 @@ mod tests {
             .collect();
         assert_eq!(names, ["x", "y"]);
         // The match keys follow the patch.
-        assert_eq!(query(&store, |q| q.whats_app_phone = Some("222".into())).0, [id]);
-        assert!(query(&store, |q| q.whats_app_phone = Some("111".into())).0.is_empty());
+        assert_eq!(
+            query(&store, |q| q.whats_app_phone = Some("222".into())).0,
+            [id]
+        );
+        assert!(
+            query(&store, |q| q.whats_app_phone = Some("111".into()))
+                .0
+                .is_empty()
+        );
         assert_eq!(store.patch(1, id + 1, &Map::new()).unwrap(), None);
-        assert_eq!(store.patch(2, id, &Map::new()).unwrap(), None, "another tenant's");
+        assert_eq!(
+            store.patch(2, id, &Map::new()).unwrap(),
+            None,
+            "another tenant's"
+        );
     }
 
     #[test]

@@ -160,11 +160,32 @@ fn plan_remote_shows_what_each_merge_mode_would_change() {
     assert_eq!(
         keys,
         [
-            "birthday", "country", "created_at", "customize_field", "email", "first_name",
-            "full_name", "gender", "id", "instagram", "last_name", "line", "messenger",
-            "remark", "sms_phone", "sms_subscribe", "source_channel_key", "source_type",
-            "status", "tags", "tenant_id", "updated_at", "viber_phone", "weight",
-            "whatApp_subscribe", "whatsApp_phone",
+            "birthday",
+            "country",
+            "created_at",
+            "customize_field",
+            "email",
+            "first_name",
+            "full_name",
+            "gender",
+            "id",
+            "instagram",
+            "last_name",
+            "line",
+            "messenger",
+            "remark",
+            "sms_phone",
+            "sms_subscribe",
+            "source_channel_key",
+            "source_type",
+            "status",
+            "tags",
+            "tenant_id",
+            "updated_at",
+            "viber_phone",
+            "weight",
+            "whatApp_subscribe",
+            "whatsApp_phone",
         ]
     );
     let queries_before = queries(&sim);
@@ -179,7 +200,11 @@ fn plan_remote_shows_what_each_merge_mode_would_change() {
             vec![
                 ch("full_name", s("Bob Wu"), s("Bob Li")),
                 ch("tagStr", s("imported,vip"), s("b2b,imported,vip")),
-                ch("customize_field.customize_1_14", s("\"gold\""), s("\"silver\"")),
+                ch(
+                    "customize_field.customize_1_14",
+                    s("\"gold\""),
+                    s("\"silver\""),
+                ),
             ],
         ),
         (3, "new".to_string(), vec![]),
@@ -193,12 +218,20 @@ fn plan_remote_shows_what_each_merge_mode_would_change() {
             vec![
                 ch("full_name", s("Bob Wu"), s("Bob Li")),
                 ch("tagStr", s("imported,vip"), s("b2b,imported")),
-                ch("customize_field.customize_1_14", s("\"gold\""), s("\"silver\"")),
+                ch(
+                    "customize_field.customize_1_14",
+                    s("\"gold\""),
+                    s("\"silver\""),
+                ),
                 ch("customize_field.customize_2_3", s("\"5\""), null.clone()),
             ],
         ),
         (3, "new".to_string(), vec![]),
-        (4, "update".to_string(), vec![ch("email", s("cy@example.com"), null)]),
+        (
+            4,
+            "update".to_string(),
+            vec![ch("email", s("cy@example.com"), null)],
+        ),
     ];
     let keep = vec![
         (1, "unchanged".to_string(), vec![]),
@@ -218,7 +251,11 @@ fn plan_remote_shows_what_each_merge_mode_would_change() {
         assert_eq!(remote_of(&doc), expected, "{merge}");
         let r = &doc["remote"];
         assert_eq!(
-            (r["new"].as_u64(), r["update"].as_u64(), r["unchanged"].as_u64()),
+            (
+                r["new"].as_u64(),
+                r["update"].as_u64(),
+                r["unchanged"].as_u64()
+            ),
             (Some(counts.0), Some(counts.1), Some(counts.2)),
             "{merge}"
         );
@@ -271,7 +308,10 @@ fn plan_remote_of_an_unreachable_api_is_exit_3() {
     let doc = json_of(&out);
     assert_eq!(doc["exit_code"], 3);
     assert!(
-        doc["error"].as_str().unwrap().contains("could not look row 1's customer up"),
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not look row 1's customer up"),
         "{doc}"
     );
 }
@@ -312,18 +352,34 @@ fn verify_passes_a_clean_run_and_reports_what_changed_behind_its_back() {
 
     let out = run(cmd(&ws, &["verify", d]));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("checked 3: 3 match, 0 mismatch"), "{}", out.stdout);
-    assert!(out.stdout.contains("not compared: address"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("checked 3: 3 match, 0 mismatch"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("not compared: address"),
+        "{}",
+        out.stdout
+    );
 
     // Behind the run's back: a name and the tags of row 1, a custom field of row 2, and
     // row 3's WhatsApp number (it is then found by its e-mail, the next key).
-    post(&sim, &format!("/__sim/customers/{}", id(1)), &json!({"full_name": "Ann L.", "tagStr": "vip,other"}));
+    post(
+        &sim,
+        &format!("/__sim/customers/{}", id(1)),
+        &json!({"full_name": "Ann L.", "tagStr": "vip,other"}),
+    );
     post(
         &sim,
         &format!("/__sim/customers/{}", id(2)),
         &json!({"customize_field": "{\"customize_1_14\":\"gold\",\"customize_2_3\":5}"}),
     );
-    post(&sim, &format!("/__sim/customers/{}", id(3)), &json!({"whats_app_phone": "8613999999999"}));
+    post(
+        &sim,
+        &format!("/__sim/customers/{}", id(3)),
+        &json!({"whats_app_phone": "8613999999999"}),
+    );
     let out = run(cmd(&ws, &["verify", d, "--json"]));
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let doc = json_of(&out);
@@ -333,8 +389,20 @@ fn verify_passes_a_clean_run_and_reports_what_changed_behind_its_back() {
         [
             (1, id(1), "full_name".into(), s("Ann Lee"), s("Ann L.")),
             (1, id(1), "tagStr".into(), s("imported,vip"), s("other,vip")),
-            (2, id(2), "customize_field.customize_2_3".into(), s("\"5\""), s("5")),
-            (3, id(3), "whats_app_phone".into(), s("8613700000003"), s("8613999999999")),
+            (
+                2,
+                id(2),
+                "customize_field.customize_2_3".into(),
+                s("\"5\""),
+                s("5")
+            ),
+            (
+                3,
+                id(3),
+                "whats_app_phone".into(),
+                s("8613700000003"),
+                s("8613999999999")
+            ),
         ]
     );
     assert_eq!(
@@ -358,7 +426,13 @@ fn verify_passes_a_clean_run_and_reports_what_changed_behind_its_back() {
     assert_eq!(out.code, 1);
     let found = mismatches(&json_of(&out));
     assert!(
-        found.contains(&(3, id(3), "customer_id".into(), s(&id(3).to_string()), Value::Null)),
+        found.contains(&(
+            3,
+            id(3),
+            "customer_id".into(),
+            s(&id(3).to_string()),
+            Value::Null
+        )),
         "{found:?}"
     );
 
@@ -373,7 +447,11 @@ fn verify_passes_a_clean_run_and_reports_what_changed_behind_its_back() {
     for f in std::fs::read_dir(&dir).unwrap() {
         let f = f.unwrap().path();
         let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-        assert!(!text.contains(canary) && !text.contains("cdpjob-sim-secret"), "{}", f.display());
+        assert!(
+            !text.contains(canary) && !text.contains("cdpjob-sim-secret"),
+            "{}",
+            f.display()
+        );
     }
     assert!(!out.stdout.contains(canary) && !out.stderr.contains(canary));
 }
@@ -412,7 +490,11 @@ fn a_sample_of_20_makes_20_lookups_and_its_seed_draws_it_again() {
         .and_then(|r| r.split(':').next())
         .unwrap_or_else(|| panic!("no seed printed: {}", out.stdout))
         .to_string();
-    assert!(out.stdout.contains("checked 20: 20 match"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("checked 20: 20 match"),
+        "{}",
+        out.stdout
+    );
     let first = checked_rows(&dir);
     assert_eq!(first.iter().collect::<BTreeSet<_>>().len(), 20);
     let out = run(cmd(&ws, &["verify", d, "--sample", "20", "--seed", &seed]));
@@ -451,7 +533,10 @@ fn a_failing_api_stops_verify_with_3_and_the_next_verify_continues() {
     let out = run(cmd(&ws, &["verify", d, "--json"]));
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     let doc = json_of(&out);
-    assert_eq!((&doc["exit_code"], &doc["format_version"]), (&json!(3), &json!(1)));
+    assert_eq!(
+        (&doc["exit_code"], &doc["format_version"]),
+        (&json!(3), &json!(1))
+    );
     let error = doc["error"].as_str().unwrap();
     assert!(
         error.contains("HTTP 503")
@@ -461,14 +546,21 @@ fn a_failing_api_stops_verify_with_3_and_the_next_verify_continues() {
     drop(sim);
 
     // Half the answers a 503: each verify checks some, stops, and the next goes on.
-    let sim = SimProcess::start_at(&addr, &["--state", &state_arg, "--fail-5xx", "0.5", "--seed", "4"]);
+    let sim = SimProcess::start_at(
+        &addr,
+        &["--state", &state_arg, "--fail-5xx", "0.5", "--seed", "4"],
+    );
     let mut stops = 0;
     let last = loop {
         let out = run(cmd(&ws, &["verify", d]));
         match out.code {
             3 => {
                 stops += 1;
-                assert!(out.stderr.contains("again continues after them"), "{}", out.stderr);
+                assert!(
+                    out.stderr.contains("again continues after them"),
+                    "{}",
+                    out.stderr
+                );
                 assert!(stops < 200, "verify never finished: {}", out.stderr);
             }
             0 => break out,
@@ -477,7 +569,8 @@ fn a_failing_api_stops_verify_with_3_and_the_next_verify_continues() {
     };
     assert!(stops > 0, "the faults stopped no verify");
     assert!(
-        last.stdout.contains(&format!("checked {created} (")) && last.stdout.contains(&format!("{created} match")),
+        last.stdout.contains(&format!("checked {created} ("))
+            && last.stdout.contains(&format!("{created} match")),
         "{}",
         last.stdout
     );
@@ -508,13 +601,17 @@ fn plan_remote_and_verify_take_no_lock() {
     );
     let mut slow = ws.spawn(&["run", "slow.yaml"], sim_env(None));
     let lock = ws.path("runs/t/.lock");
-    slow.wait_for("the slow run to hold the lock", Duration::from_secs(30), || {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&lock)
-            .is_ok_and(|f| f.try_lock().is_err())
-    });
+    slow.wait_for(
+        "the slow run to hold the lock",
+        Duration::from_secs(30),
+        || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&lock)
+                .is_ok_and(|f| f.try_lock().is_err())
+        },
+    );
     let out = run(cmd(&ws, &["verify", dir.to_str().unwrap()]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = run(cmd(&ws, &["plan", "job.yaml", "--remote"]));
