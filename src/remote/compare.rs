@@ -228,7 +228,10 @@ mod tests {
         })
     }
 
-    fn fields(c: &Comparison) -> Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> {
+    /// A difference as (field, sent, stored, expected).
+    type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+    fn fields(c: &Comparison) -> Vec<Row<'_>> {
         c.differences
             .iter()
             .map(|d| {

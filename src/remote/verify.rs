@@ -227,6 +227,47 @@ enum Step {
     Unreadable(String),
 }
 
+/// Which customers this verify checks: those of the verify that stopped when this one asks
+/// for the same (then also what it checked), else a new selection — every created customer,
+/// or a seeded sample of them.
+fn select(
+    req: &VerifyRequest,
+    merge: Merge,
+    entries: &[Entry],
+    earlier: progress::Earlier,
+) -> (Selection, Option<Vec<Checked>>) {
+    if let Some(s) = &earlier.selection
+        && !earlier.finished
+    {
+        if s.sample == req.sample && req.seed.is_none_or(|seed| s.seed == Some(seed)) {
+            return (s.clone(), Some(earlier.checked));
+        }
+        if !req.json {
+            eprintln!(
+                "note: an earlier verify of another selection stopped before its end; this one starts over"
+            );
+        }
+    }
+    let seed = req
+        .sample
+        .map(|_| req.seed.unwrap_or_else(sample::fresh_seed));
+    let rows = req.sample.zip(seed).map(|(n, seed)| {
+        let mut r = Reservoir::new(n as usize, seed);
+        entries.iter().for_each(|e| r.push(e.row));
+        let mut rows = r.into_items();
+        rows.sort_unstable();
+        rows
+    });
+    let selection = Selection {
+        merge: merge.as_str().to_string(),
+        sample: req.sample,
+        seed,
+        rows,
+        at: jiff::Timestamp::now(),
+    };
+    (selection, None)
+}
+
 pub fn verify(req: &VerifyRequest) -> Result<Report> {
     let dir = &req.run_dir;
     let manifest = begin::read_manifest(dir)?;
@@ -249,44 +290,9 @@ pub fn verify(req: &VerifyRequest) -> Result<Report> {
     let earlier = progress::read(dir)
         .map_err(|e| Error::io(format!("cannot read {}", progress::path(dir).display()), e))?;
 
-    // Continue the verify that stopped when this one asks for the same customers.
-    let continuing = earlier.selection.as_ref().filter(|s| {
-        !earlier.finished
-            && s.sample == req.sample
-            && req.seed.is_none_or(|seed| s.seed == Some(seed))
-    });
-    let selection = match continuing {
-        Some(s) => s.clone(),
-        None => {
-            if earlier.selection.is_some() && !earlier.finished && !req.json {
-                eprintln!(
-                    "note: an earlier verify of another selection stopped before its end; this one starts over"
-                );
-            }
-            let seed = req
-                .sample
-                .map(|_| req.seed.unwrap_or_else(sample::fresh_seed));
-            let rows = req.sample.zip(seed).map(|(n, seed)| {
-                let mut r = Reservoir::new(n as usize, seed);
-                entries.iter().for_each(|e| r.push(e.row));
-                let mut rows = r.into_items();
-                rows.sort_unstable();
-                rows
-            });
-            Selection {
-                merge: merge.as_str().to_string(),
-                sample: req.sample,
-                seed,
-                rows,
-                at: jiff::Timestamp::now(),
-            }
-        }
-    };
-    let mut results: Vec<Checked> = if continuing.is_some() {
-        earlier.checked
-    } else {
-        Vec::new()
-    };
+    let (selection, earlier_checked) = select(req, merge, &entries, earlier);
+    let continuing = earlier_checked.is_some();
+    let mut results = earlier_checked.unwrap_or_default();
     let continued = results.len() as u64;
     let done: HashSet<u64> = results.iter().map(|c| c.row).collect();
     let wanted: Option<HashSet<u64>> = selection.rows.as_ref().map(|r| r.iter().copied().collect());
@@ -298,7 +304,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Report> {
         .collect();
 
     let progress_path = progress::path(dir);
-    let progress = if continuing.is_some() {
+    let progress = if continuing {
         Progress::resume(dir)
     } else {
         Progress::start(dir, selection.clone())

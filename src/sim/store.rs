@@ -509,10 +509,10 @@ impl Store {
         patch: &Map<String, Value>,
     ) -> io::Result<Option<Value>> {
         let mut inner = self.inner.lock().expect("store lock");
-        if !inner
+        if inner
             .customers
             .get(&id)
-            .is_some_and(|c| c.tenant == tenant_id)
+            .is_none_or(|c| c.tenant != tenant_id)
         {
             return Ok(None);
         }

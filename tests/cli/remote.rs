@@ -103,8 +103,11 @@ fn snapshot(name: &str, text: &str) {
     });
 }
 
+/// A change as (field, old, new).
+type Change = (String, Value, Value);
+
 /// `plan --remote --json`'s remote part, each customer as (row, status, changes).
-fn remote_of(doc: &Value) -> Vec<(u64, String, Vec<(String, Value, Value)>)> {
+fn remote_of(doc: &Value) -> Vec<(u64, String, Vec<Change>)> {
     doc["remote"]["customers"]
         .as_array()
         .unwrap()
@@ -131,7 +134,7 @@ fn remote_of(doc: &Value) -> Vec<(u64, String, Vec<(String, Value, Value)>)> {
         .collect()
 }
 
-fn ch(field: &str, old: Value, new: Value) -> (String, Value, Value) {
+fn ch(field: &str, old: Value, new: Value) -> Change {
     (field.to_string(), old, new)
 }
 
