@@ -32,12 +32,18 @@ pub enum Command {
         vars: Vec<(String, String)>,
     },
     /// Dry run: read every row, show the first customers as the API would receive them,
-    /// and the counts of valid, rejected and skipped rows. No network, no credentials.
+    /// and the counts of valid, rejected and skipped rows. No network, no credentials
+    /// (unless --remote).
     Plan {
         job: PathBuf,
-        /// How many customers to show.
-        #[arg(long, default_value_t = 5)]
-        limit: usize,
+        /// How many customers to show (default 5; with --remote, 20).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also look the first customers up in the CDP by match key and show what a run
+        /// would change: new, unchanged, or update with each field old → new (needs the
+        /// credentials a run needs; reads only).
+        #[arg(long)]
+        remote: bool,
         /// Print one JSON object on stdout and nothing else.
         #[arg(long)]
         json: bool,
@@ -138,6 +144,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = RowsFormatArg::Jsonl)]
         format: RowsFormatArg,
     },
+    /// Read back the customers an import created, by match key, and compare what is stored
+    /// with what the run sent under its merge mode. Exit 0 all match, 1 a mismatch, 3 the
+    /// API failed (verify again continues).
+    Verify {
+        /// The run directory of an import.
+        run_dir: PathBuf,
+        /// Check a seeded sample of N created customers instead of all of them.
+        #[arg(long, value_name = "N")]
+        sample: Option<u64>,
+        /// The sample's seed (a new one is drawn and printed when absent).
+        #[arg(long, value_name = "S", requires = "sample")]
+        seed: Option<u64>,
+        /// Print the report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// What a run did or is doing.
     Status {
         run_dir: PathBuf,
@@ -176,7 +198,8 @@ impl Command {
             | Command::Fields { json, .. }
             | Command::Resume { json, .. }
             | Command::Retry { json, .. }
-            | Command::Status { json, .. } => *json,
+            | Command::Status { json, .. }
+            | Command::Verify { json, .. } => *json,
             Command::Validate { .. }
             | Command::Rows { .. }
             | Command::Schema

@@ -17,7 +17,7 @@ use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
 use crate::source::sql::SqlSource;
-use crate::{catalogue, explain, init, plan, retry, rows, run_dir};
+use crate::{catalogue, explain, init, plan, remote, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
 pub fn main(cli: Cli) -> std::process::ExitCode {
@@ -45,9 +45,16 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
         Command::Plan {
             job,
             limit,
+            remote,
             json,
             vars,
-        } => plan(&job, limit, json, &vars.into_iter().collect()),
+        } => {
+            let vars = vars.into_iter().collect();
+            if remote {
+                return plan_remote(&job, limit.unwrap_or(20), json, &vars);
+            }
+            plan(&job, limit.unwrap_or(5), json, &vars)
+        }
         Command::Explain {
             job,
             row,
@@ -141,6 +148,21 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             },
         ),
         Command::Status { run_dir, json } => status(&run_dir, json),
+        Command::Verify {
+            run_dir,
+            sample,
+            seed,
+            json,
+        } => {
+            let r = remote::verify::verify(&remote::verify::VerifyRequest {
+                run_dir,
+                sample,
+                seed,
+                json,
+            })?;
+            report(&r, json);
+            Ok(r.outcome())
+        }
         Command::Schema => {
             print!("{}", schema::SCHEMA_TEXT);
             Ok(Outcome::Done)
@@ -421,6 +443,34 @@ fn plan(path: &std::path::Path, limit: usize, json: bool, vars: &VarOverrides) -
     } else {
         // A closed pipe (`| head`) is not an error worth a message.
         let _ = std::io::stdout().lock().write_all(human.as_bytes());
+    }
+    Ok(Outcome::Done)
+}
+
+/// `plan --remote`: the plan, and its first `limit` valid customers looked up in the CDP.
+fn plan_remote(
+    path: &std::path::Path,
+    limit: usize,
+    json: bool,
+    vars: &VarOverrides,
+) -> Result<Outcome> {
+    let job = job::load(path, vars).map_err(|e| Error::Job(vec![*e]))?;
+    if job.spec.kind != JobKind::BatchCreate {
+        return Err(Error::Usage(format!(
+            "{}: --remote shows what an import would change; this job is a {}",
+            path.display(),
+            job.spec.kind.as_str()
+        )));
+    }
+    let p = plan::plan_batch(&job, limit)?;
+    let remote = remote::plan::look_up(&job, &p.preview)?;
+    if json {
+        let mut doc = document(&p);
+        doc["remote"] = serde_json::to_value(&remote).expect("a plan serializes");
+        print_json(&doc);
+    } else {
+        let text = p.render_human_ending(&job, &remote.render());
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
     Ok(Outcome::Done)
 }

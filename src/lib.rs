@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod pointer;
 pub mod query;
+pub mod remote;
 pub mod retry;
 pub mod rows;
 pub mod run_dir;

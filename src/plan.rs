@@ -467,6 +467,15 @@ impl BatchPlan {
     }
 
     pub fn render_human(&self, job: &Job) -> String {
+        self.render_human_ending(
+            job,
+            "no request was sent (plan never touches the network)\n",
+        )
+    }
+
+    /// The plan for people, with `ending` in place of its last line (`plan --remote` says
+    /// what it asked the API instead of "no request was sent").
+    pub fn render_human_ending(&self, job: &Job, ending: &str) -> String {
         let mut o = heading(&self.job, self.kind, job);
         let _ = writeln!(o, "source: {}", self.source);
         let _ = writeln!(
@@ -540,7 +549,7 @@ impl BatchPlan {
         if let Some(g) = &self.guard {
             o.push_str(&g.render());
         }
-        let _ = writeln!(o, "no request was sent (plan never touches the network)");
+        o.push_str(ending);
         o
     }
 }

@@ -328,6 +328,11 @@ pub fn materialize(
             .iter()
             .map(|c| {
                 let mut v = beside_row(c.row, record_of(c.row), c);
+                // What was sent, as it was sent: `cdpjob verify` compares the stored
+                // customer with it, whatever has become of the source since.
+                if let Some(customer) = index_of(c.row).and_then(|i| unit.customers.get(i)) {
+                    v["customer"] = serde_json::to_value(customer).expect("serializes");
+                }
                 let tag = index_of(c.row)
                     .and_then(|i| unit.tags.get(i))
                     .and_then(Option::as_ref);

@@ -145,6 +145,20 @@ pub fn reopen(path: &Path) -> Result<Reopened> {
         path: path.to_path_buf(),
     };
     let manifest = read_manifest(path)?;
+    let job = job_of(&manifest)?;
+    let mut lock = acquire_lock(&manifest.lock)?;
+    lock.claim(&absolute(path))
+        .map_err(|e| Error::io(format!("cannot write {}", manifest.lock.display()), e))?;
+    Ok(Reopened {
+        job,
+        dir,
+        manifest,
+        lock,
+    })
+}
+
+/// The job a run's manifest names, loaded from where the run found it, with the run's vars.
+pub fn job_of(manifest: &Manifest) -> Result<Job> {
     let job_path = PathBuf::from(&manifest.job_path);
     let overrides = manifest
         .vars
@@ -156,16 +170,7 @@ pub fn reopen(path: &Path) -> Result<Reopened> {
             )
         })
         .collect();
-    let job = job::load(&job_path, &overrides).map_err(|e| Error::Job(vec![*e]))?;
-    let mut lock = acquire_lock(&manifest.lock)?;
-    lock.claim(&absolute(path))
-        .map_err(|e| Error::io(format!("cannot write {}", manifest.lock.display()), e))?;
-    Ok(Reopened {
-        job,
-        dir,
-        manifest,
-        lock,
-    })
+    job::load(&job_path, &overrides).map_err(|e| Error::Job(vec![*e]))
 }
 
 /// A job changed in what it sends stops a resume unless `--force` (SPEC §12 R3).

@@ -1,5 +1,6 @@
 //! The simulator's HTTP routes: the three API endpoints behind one gate (faults, headers,
-//! signature, timestamp), and read-only `/__sim/…` views for tests and demos.
+//! signature, timestamp), and `/__sim/…` views for tests and demos (one of them writes: a
+//! stored customer changed behind the API's back).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(QUERY_PATH, post(query))
         .route(FIELDS_PATH, get(fields))
         .route("/__sim/customers", get(sim_customers))
+        .route("/__sim/customers/{id}", post(sim_patch_customer))
         .route("/__sim/stats", get(sim_stats))
         .with_state(app)
 }
@@ -101,6 +103,23 @@ async fn fields(
 async fn sim_customers(State(app): State<Arc<App>>) -> Response {
     match app.store.all(app.cfg.tenant_id) {
         Ok(list) => axum::Json(list).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `POST /__sim/customers/{id}` with a JSON object of batch_create fields: the stored
+/// customer changed behind the API's back (see `Store::patch`), for tests of `verify`.
+async fn sim_patch_customer(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    body: Bytes,
+) -> Response {
+    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body must be a JSON object").into_response();
+    };
+    match app.store.patch(app.cfg.tenant_id, id, &patch) {
+        Ok(Some(shown)) => axum::Json(shown).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no customer {id}")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -343,7 +343,9 @@ impl Store {
                         c.fields = rec.fields;
                         c.tags = tags;
                     } else {
-                        c.fields.extend(rec.fields);
+                        let mut fields = rec.fields;
+                        merge_custom_fields(&c.fields, &mut fields);
+                        c.fields.extend(fields);
                         c.tags.extend(tags);
                         c.tags.sort_unstable();
                         c.tags.dedup();
@@ -496,6 +498,71 @@ impl Store {
         Ok(true)
     }
 
+    /// Change a stored customer behind the API's back (for tests: what `cdpjob verify` must
+    /// notice). `patch` holds batch_create names: a value replaces the field, null removes
+    /// it, `tagStr` replaces the tags. The customer as the query endpoint now shows it; none
+    /// when the tenant has no customer `id`.
+    pub fn patch(
+        &self,
+        tenant_id: i64,
+        id: i64,
+        patch: &Map<String, Value>,
+    ) -> io::Result<Option<Value>> {
+        let mut inner = self.inner.lock().expect("store lock");
+        if inner
+            .customers
+            .get(&id)
+            .is_none_or(|c| c.tenant != tenant_id)
+        {
+            return Ok(None);
+        }
+        if let Some(log) = &inner.log {
+            log.check()?;
+        }
+        let mut new_tags = Vec::new();
+        // Out and back in: its match keys may change.
+        let mut c = inner.remove(id);
+        for (key, value) in patch {
+            match (key.as_str(), value) {
+                ("tagStr", v) => {
+                    let names: Vec<String> = v
+                        .as_str()
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    c.tags = inner.tag_ids_for(tenant_id, &names, &mut new_tags);
+                }
+                (_, Value::Null) => {
+                    c.fields.remove(key);
+                }
+                (_, v) => {
+                    c.fields.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        c.updated_at = inner.now_created();
+        inner.insert(c);
+        if inner.log.is_some() {
+            let mut lines = Vec::new();
+            for (tag, name) in new_tags {
+                push_line(
+                    &mut lines,
+                    &Line::Tag {
+                        id: tag,
+                        tenant: tenant_id,
+                        name,
+                    },
+                )?;
+            }
+            push_line(&mut lines, &Line::Customer(inner.customers[&id].clone()))?;
+            inner.log.as_mut().expect("checked").append(&lines)?;
+        }
+        Ok(Some(inner.shown(&inner.customers[&id])))
+    }
+
     /// Every customer of a tenant (for tests and demos), in id order.
     pub fn all(&self, tenant_id: i64) -> io::Result<Vec<Value>> {
         let inner = self.inner.lock().expect("store lock");
@@ -505,6 +572,23 @@ impl Store {
             .filter(|c| c.tenant == tenant_id)
             .map(|c| inner.shown(c))
             .collect())
+    }
+}
+
+/// Update (type 1) adds onto old data: a record's `customize_field` keys go onto the
+/// stored ones, key by key, rather than replacing the whole text (the vendor does not say;
+/// this is what `verify` and `plan --remote` expect of an update, SPEC §12 R15).
+fn merge_custom_fields(stored: &Map<String, Value>, incoming: &mut Map<String, Value>) {
+    let object = |fields: &Map<String, Value>| {
+        text(fields, "customize_field")
+            .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
+    };
+    if let (Some(mut merged), Some(new)) = (object(stored), object(incoming)) {
+        merged.extend(new);
+        incoming.insert(
+            "customize_field".into(),
+            Value::String(Value::Object(merged).to_string()),
+        );
     }
 }
 
@@ -883,7 +967,10 @@ impl Inner {
                 })
     }
 
-    /// A customer as the query endpoint shows it (CDP-API §5 names: `whatsApp_phone`).
+    /// A customer as the query endpoint shows it: exactly the fields CDP-API §5 lists, with
+    /// its names (`whatsApp_phone`). What batch_create takes but §5 does not list — `zalo`,
+    /// `address`, `time_zone`, `belong_seat_user` — is stored and never shown, as a client
+    /// must expect of the real API (SPEC §12 R14).
     fn shown(&self, c: &Stored) -> Value {
         let get = |k: &str| c.fields.get(k).cloned().unwrap_or(Value::Null);
         let tags: Vec<Value> = c
@@ -902,17 +989,13 @@ impl Inner {
             "line": get("line"),
             "messenger": get("messenger"),
             "instagram": get("instagram"),
-            "zalo": get("zalo"),
             "email": get("email"),
             "country": get("country"),
-            "address": get("address"),
             "birthday": get("birthday"),
             "remark": get("remark"),
-            "time_zone": get("time_zone"),
             "source_type": 6,
             "source_channel_key": "",
             "gender": get("gender"),
-            "belong_seat_user": get("belong_seat_user"),
             "created_at": c.created_at.replace(' ', "T"),
             "updated_at": c.updated_at.replace(' ', "T"),
             "status": 1,
@@ -1386,6 +1469,55 @@ mod tests {
         put(&store, 1, MergeMode::Update, tagged("new", "777", &[]));
         assert_eq!(page_all(&store, half).len(), 500);
         assert_eq!(page_all(&store, |_| {}).len(), 1_001);
+    }
+
+    #[test]
+    fn an_update_merges_custom_fields_key_by_key_and_a_patch_changes_what_is_stored() {
+        let store = Store::open(None).unwrap();
+        let mut first = tagged("A", "111", &["vip"]);
+        first
+            .fields
+            .insert("customize_field".into(), r#"{"a":"1","b":"2"}"#.into());
+        let id = put(&store, 1, MergeMode::Update, first);
+        let mut second = rec(&[("full_name", "A"), ("whats_app_phone", "111")]);
+        second
+            .fields
+            .insert("customize_field".into(), r#"{"b":"3"}"#.into());
+        assert_eq!(put(&store, 1, MergeMode::Update, second), id);
+        let shown = &store.all(1).unwrap()[0];
+        assert_eq!(shown["customize_field"], r#"{"a":"1","b":"3"}"#);
+        assert!(shown.get("address").is_none() && shown.get("zalo").is_none());
+
+        let patch = json!({"whats_app_phone": "222", "full_name": null, "tagStr": "x, y"});
+        let shown = store
+            .patch(1, id, patch.as_object().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(shown["whatsApp_phone"], "222");
+        assert_eq!(shown["full_name"], Value::Null);
+        let names: Vec<&str> = shown["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["x", "y"]);
+        // The match keys follow the patch.
+        assert_eq!(
+            query(&store, |q| q.whats_app_phone = Some("222".into())).0,
+            [id]
+        );
+        assert!(
+            query(&store, |q| q.whats_app_phone = Some("111".into()))
+                .0
+                .is_empty()
+        );
+        assert_eq!(store.patch(1, id + 1, &Map::new()).unwrap(), None);
+        assert_eq!(
+            store.patch(2, id, &Map::new()).unwrap(),
+            None,
+            "another tenant's"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod init;
 mod layout;
 mod lifecycle;
 mod plan;
+mod remote;
 mod retry;
 mod run;
 mod servers;

@@ -13,7 +13,7 @@ use crate::common::{Output, Workspace, repo, run, with_sim_credentials};
 
 /// What differs between two runs of the same command, each with a placeholder. Applied in
 /// order to the whole text.
-fn filters() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         // A tempfile directory (`.tmp` and six characters), with whatever precedes it in the
         // path: the workspace, canonical or not.
