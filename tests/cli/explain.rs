@@ -10,25 +10,8 @@ use crate::common::{Output, Workspace, jsonl, repo, run};
 /// A secret in the environment that must never show (explain reads none: it is offline).
 const CANARY: &str = "secret-canary-Xy7Q";
 
-/// What differs from one run to the next, as in `snapshots.rs`: temporary paths, run ids,
-/// times and the simulator's customer ids (they grow with the clock).
-fn filters() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (r#"(?:/[^\s"()]*)?/\.tmp[0-9A-Za-z]{6}"#, "[TMP]"),
-        (r"\d{8}T\d{6}Z-[0-9a-f]{4}", "[RUN-ID]"),
-        (
-            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+(?:Z|[+-]\d{2}:\d{2})",
-            "[TIMESTAMP.FRACTION]",
-        ),
-        (
-            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})",
-            "[TIMESTAMP]",
-        ),
-        (r"(customer id )\d+", "${1}[CUSTOMER-ID]"),
-        (r#"("customer_id": )\d+"#, "${1}[CUSTOMER-ID]"),
-    ]
-}
-
+/// Pinned with the snapshot filters of tests/cli/snapshots.rs (here, so that the snapshots
+/// are named after this module).
 #[track_caller]
 fn assert_contract(name: &str, command: &str, text: &str) {
     assert!(
@@ -36,7 +19,7 @@ fn assert_contract(name: &str, command: &str, text: &str) {
         "{command}: the output must end in exactly one newline: {text:?}"
     );
     insta::with_settings!({
-        filters => filters(),
+        filters => crate::snapshots::filters(),
         description => command,
         omit_expression => true,
     }, {

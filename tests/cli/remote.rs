@@ -92,13 +92,9 @@ fn json_of(out: &crate::common::Output) -> Value {
         .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}):\n{}", out.stdout))
 }
 
-/// The snapshot filters of tests/cli/snapshots.rs, the customer ids (time-based) and the
-/// simulator's port.
+/// Pinned with the snapshot filters of tests/cli/snapshots.rs.
 fn snapshot(name: &str, text: &str) {
-    let mut filters = crate::snapshots::filters();
-    filters.push((r"\b\d{18,19}\b", "[CUSTOMER-ID]"));
-    filters.push((r"http://127\.0\.0\.1:\d+", "http://[SIM]"));
-    insta::with_settings!({filters => filters, omit_expression => true}, {
+    insta::with_settings!({filters => crate::snapshots::filters(), omit_expression => true}, {
         insta::assert_snapshot!(name, text);
     });
 }

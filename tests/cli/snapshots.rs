@@ -40,6 +40,9 @@ pub(crate) fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\d+(?:\.\d+)? rows/s", "[RATE] rows/s"),
         // The simulator's ids grow with the clock.
         (r#"("cursor": )\d+"#, "${1}[CUSTOMER-ID]"),
+        (r"\b\d{18,19}\b", "[CUSTOMER-ID]"),
+        // A simulator on a free port (the fixed port 9 of the unreachable job stays).
+        (r"http://127\.0\.0\.1:\d{4,5}\b", "http://[SIM]"),
         // What follows is the HTTP stack's and the OS's wording, not ours: it changes with a
         // reqwest or hyper release.
         (
