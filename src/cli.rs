@@ -63,6 +63,20 @@ pub enum Command {
         #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Run the mapping tests (`tests:`) of job files. No source read, no network.
+    ///
+    /// Each case's row goes through the job's own mapping and filter and is compared with
+    /// what the case expects; a failing case is shown at its file:line:col with what differs
+    /// (`-` expected, `+` rendered). Exit 0 when every case passes, 1 when one fails, 2 when
+    /// a job file does not load.
+    Test {
+        /// Job files whose tests to run (a job without tests passes, with a note).
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
     /// Execute a job: create a run directory, send the batches, write the results.
     Run {
         job: PathBuf,
@@ -172,6 +186,7 @@ impl Command {
         match self {
             Command::Plan { json, .. }
             | Command::Explain { json, .. }
+            | Command::Test { json, .. }
             | Command::Run { json, .. }
             | Command::Fields { json, .. }
             | Command::Resume { json, .. }

@@ -17,7 +17,7 @@ use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
 use crate::source::sql::SqlSource;
-use crate::{catalogue, explain, init, plan, retry, rows, run_dir};
+use crate::{catalogue, explain, init, mapping_test, plan, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
 pub fn main(cli: Cli) -> std::process::ExitCode {
@@ -61,6 +61,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             json,
             vars: vars.into_iter().collect(),
         }),
+        Command::Test { jobs, json } => test(&jobs, json),
         Command::Run {
             job,
             run_dir,
@@ -423,4 +424,30 @@ fn plan(path: &std::path::Path, limit: usize, json: bool, vars: &VarOverrides) -
         let _ = std::io::stdout().lock().write_all(human.as_bytes());
     }
     Ok(Outcome::Done)
+}
+
+/// `cdpjob test`: exit 1 when a case failed, 2 when a job file did not load (its problems
+/// are printed after the other files' results, as `validate` prints them).
+fn test(paths: &[std::path::PathBuf], json: bool) -> Result<Outcome> {
+    let (report, unloaded) = mapping_test::run(paths);
+    if json {
+        // With a file that did not load, the one document is the error's.
+        if unloaded.is_empty() {
+            print_json(&document(&report));
+        }
+    } else if !report.jobs.is_empty() {
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(report.to_string().as_bytes());
+    }
+    if !unloaded.is_empty() {
+        return Err(Error::Job(unloaded));
+    }
+    // A failed case is a finished check with findings: the exit code a run with rejected
+    // rows has.
+    Ok(if report.all_passed() {
+        Outcome::Done
+    } else {
+        Outcome::RowsNotCreated
+    })
 }

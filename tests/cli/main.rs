@@ -11,6 +11,7 @@ mod guards;
 mod init;
 mod layout;
 mod lifecycle;
+mod mapping_tests;
 mod plan;
 mod retry;
 mod run;
