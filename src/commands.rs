@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use crate::cli::{
-    AlgorithmArg, Cli, Command, OnlyArg, OutcomeArg, RowsFormatArg, SignArgs, SimArgs,
+    AlgorithmArg, Cli, Command, OnlyArg, OutcomeArg, RowsFormatArg, ShellArg, SignArgs, SimArgs,
 };
 use crate::error::{Error, Result};
 use crate::export::{self, Export};
@@ -67,6 +67,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             run_dir,
             vars,
             json,
+            quiet,
             dry_run,
             full,
         } => {
@@ -78,6 +79,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             let opts = RunOptions {
                 run_dir,
                 json,
+                quiet,
                 force: false,
                 full,
             };
@@ -91,10 +93,12 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             force,
             no_guard,
             json,
+            quiet,
         } => {
             let opts = RunOptions {
                 run_dir: None,
                 json,
+                quiet,
                 force,
                 full: false,
             };
@@ -112,6 +116,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             run_dir,
             only,
             json,
+            quiet,
             vars,
             dry_run,
         } => retry::retry(&RetryRequest {
@@ -122,6 +127,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 Some(OnlyArg::Rejected) => RetryRows::Rejected,
             },
             json,
+            quiet,
             vars: vars.into_iter().collect(),
             dry_run,
         }),
@@ -156,6 +162,16 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
         }
         Command::Sign(args) => sign(args),
         Command::Sim(args) => sim(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let shell = match shell {
+                ShellArg::Bash => clap_complete::Shell::Bash,
+                ShellArg::Zsh => clap_complete::Shell::Zsh,
+                ShellArg::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "cdpjob", &mut std::io::stdout());
+            Ok(Outcome::Done)
+        }
     }
 }
 

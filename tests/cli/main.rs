@@ -17,6 +17,7 @@ mod retry;
 mod run;
 mod servers;
 mod sheets;
+mod shell;
 mod sign_and_sim;
 mod sim_order;
 mod snapshots;
