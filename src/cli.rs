@@ -16,6 +16,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How a run ends, for scripts and schedulers (SPEC §3, §12 R1): `run --help` and the
+/// commands that run a job show it.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every row created or exported (rows the filter skipped, or unchanged since the last
+     sync, count as done)
+  1  the run finished, but some rows were rejected or failed (see the result files)
+  2  the job file, the arguments or the environment are invalid, or the run stopped in a
+     way no resume can mend
+  3  the run stopped early (transport, credentials, a signal, a failed write, another run
+     holding the lock): `cdpjob resume RUN_DIR` continues it, or run the same command
+     again when no run directory was made
+  4  a guard (max_rejected, max_failed) refused or stopped the run: look before trying again";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check job files: schema, templates, source, environment names. No network.
@@ -35,6 +49,7 @@ pub enum Command {
     /// and the counts of valid, rejected and skipped rows. No network, no credentials
     /// (unless --remote).
     Plan {
+        /// The job file (YAML).
         job: PathBuf,
         /// How many customers to show (default 5; with --remote, 20).
         #[arg(long)]
@@ -55,6 +70,7 @@ pub enum Command {
     /// fast path and by minijinja, the rules, the filter, its batch; with --run, its outcome
     /// in that run and its batch's journal. No network.
     Explain {
+        /// The job file (YAML).
         job: PathBuf,
         /// The row, numbered as result lines and `cdpjob rows` number it (from 1).
         #[arg(long)]
@@ -69,8 +85,24 @@ pub enum Command {
         #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Run the mapping tests (`tests:`) of job files. No source read, no network.
+    ///
+    /// Each case's row goes through the job's own mapping and filter and is compared with
+    /// what the case expects; a failing case is shown at its file:line:col with what differs
+    /// (`-` expected, `+` rendered). Exit 0 when every case passes, 1 when one fails, 2 when
+    /// a job file does not load.
+    Test {
+        /// Job files whose tests to run (a job without tests passes, with a note).
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
     /// Execute a job: create a run directory, send the batches, write the results.
+    #[command(after_long_help = EXIT_CODES)]
     Run {
+        /// The job file (YAML).
         job: PathBuf,
         /// Put the run directory here instead of <run.root>/<name>/<run-id>.
         #[arg(long)]
@@ -81,6 +113,10 @@ pub enum Command {
         /// Print only the summary, as one JSON object, on stdout.
         #[arg(long)]
         json: bool,
+        /// No progress and no informational lines (`run directory:`, `sync:`, notes):
+        /// only warnings, errors and the final summary.
+        #[arg(short, long)]
+        quiet: bool,
         /// Do not run: show the plan (the same as `cdpjob plan`).
         #[arg(long)]
         dry_run: bool,
@@ -91,6 +127,7 @@ pub enum Command {
     },
     /// List the tenant's customer fields (name, type, choice options) from the job's API.
     Fields {
+        /// The job file (YAML).
         job: PathBuf,
         /// Print the fields as a JSON array on stdout.
         #[arg(long)]
@@ -100,7 +137,9 @@ pub enum Command {
         vars: Vec<(String, String)>,
     },
     /// Continue an interrupted run from its checkpoint.
+    #[command(after_long_help = EXIT_CODES)]
     Resume {
+        /// The run directory to continue (`run` printed it: runs/<name>/<run-id>).
         run_dir: PathBuf,
         /// Resume even though the job file or the source changed since the run started.
         #[arg(long)]
@@ -109,11 +148,17 @@ pub enum Command {
         /// exits 4; a plain resume checks the guard again).
         #[arg(long)]
         no_guard: bool,
+        /// Print only the summary, as one JSON object, on stdout.
         #[arg(long)]
         json: bool,
+        /// No progress and no informational lines (`run directory:`, `sync:`, notes):
+        /// only warnings, errors and the final summary.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Start a new run of RUN_DIR's job, as its file is now, whose rows are RUN_DIR's failed
     /// and rejected records mapped again (original row numbers kept).
+    #[command(after_long_help = EXIT_CODES)]
     Retry {
         /// The run directory of the import whose rows to retry.
         run_dir: PathBuf,
@@ -124,6 +169,10 @@ pub enum Command {
         /// Print only the summary, as one JSON object, on stdout.
         #[arg(long)]
         json: bool,
+        /// No progress and no informational lines (`run directory:`, `sync:`, notes):
+        /// only warnings, errors and the final summary.
+        #[arg(short, long)]
+        quiet: bool,
         /// Override a template variable (repeatable); the run's own vars are the default.
         #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
         vars: Vec<(String, String)>,
@@ -162,7 +211,9 @@ pub enum Command {
     },
     /// What a run did or is doing.
     Status {
+        /// A run directory (runs/<name>/<run-id>).
         run_dir: PathBuf,
+        /// Print the status as one JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -186,6 +237,16 @@ pub enum Command {
     Sign(SignArgs),
     /// Run the CDP API simulator (CDP-API §2–§6) as an HTTP server on loopback.
     Sim(SimArgs),
+    /// Print a completion script for a shell, generated from these very arguments.
+    ///
+    /// bash: `cdpjob completions bash > ~/.local/share/bash-completion/completions/cdpjob`;
+    /// zsh: `cdpjob completions zsh > ~/.zfunc/_cdpjob` (a directory on `$fpath`, before
+    /// `compinit`); fish: `cdpjob completions fish > ~/.config/fish/completions/cdpjob.fish`.
+    Completions {
+        /// The shell to write the script for.
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
 }
 
 impl Command {
@@ -194,6 +255,7 @@ impl Command {
         match self {
             Command::Plan { json, .. }
             | Command::Explain { json, .. }
+            | Command::Test { json, .. }
             | Command::Run { json, .. }
             | Command::Fields { json, .. }
             | Command::Resume { json, .. }
@@ -205,17 +267,21 @@ impl Command {
             | Command::Schema
             | Command::Init { .. }
             | Command::Sign(_)
-            | Command::Sim(_) => false,
+            | Command::Sim(_)
+            | Command::Completions { .. } => false,
         }
     }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
+    /// The access key, as sent in the `accessKey` header.
     #[arg(long)]
     pub access_key: String,
+    /// The `action` header.
     #[arg(long, default_value = "mt")]
     pub action: String,
+    /// The `bizType` header.
     #[arg(long, default_value = "2")]
     pub biz_type: String,
     /// Milliseconds since the epoch (default: now).
@@ -224,11 +290,19 @@ pub struct SignArgs {
     /// The exact body bytes: a file, or - for standard input (default: empty body).
     #[arg(long)]
     pub body: Option<PathBuf>,
+    /// The signature's hash, as the job's `api.sign_algorithm`.
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Md5)]
     pub algorithm: AlgorithmArg,
     /// The environment variable holding the secret.
     #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
     pub secret_env: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -264,13 +338,16 @@ pub struct SimArgs {
     /// File the customers are logged to (JSON lines, kept between runs); in memory when absent.
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// The access key the simulator accepts.
     #[arg(long, default_value = crate::sim::SIM_ACCESS_KEY)]
     pub access_key: String,
     /// The environment variable holding the secret; the built-in one when it is unset.
     #[arg(long, default_value = "NXCLOUD_ACCESS_SECRET")]
     pub secret_env: String,
+    /// The tenant_id a body must carry.
     #[arg(long, default_value_t = crate::sim::SIM_TENANT_ID)]
     pub tenant_id: i64,
+    /// The app_key a body must carry.
     #[arg(long, default_value = crate::sim::SIM_APP_KEY)]
     pub app_key: String,
     /// An agent that exists (repeatable); default agent-1 and agent-2.
@@ -334,4 +411,30 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every positional argument and option of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_is_documented() {
+        let cli = super::Cli::command();
+        let mut undocumented = Vec::new();
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undocumented.push(format!("{} {}", command.get_name(), arg.get_id()));
+                }
+            }
+            assert!(
+                command.get_about().is_some(),
+                "{} has no about",
+                command.get_name()
+            );
+        }
+        assert!(undocumented.is_empty(), "no help text: {undocumented:?}");
+    }
 }

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use crate::cli::{
-    AlgorithmArg, Cli, Command, OnlyArg, OutcomeArg, RowsFormatArg, SignArgs, SimArgs,
+    AlgorithmArg, Cli, Command, OnlyArg, OutcomeArg, RowsFormatArg, ShellArg, SignArgs, SimArgs,
 };
 use crate::error::{Error, Result};
 use crate::export::{self, Export};
@@ -17,7 +17,7 @@ use crate::run_dir::RetryRows;
 use crate::runner::{self, Outcome, RunOptions};
 use crate::secret::Secret;
 use crate::source::sql::SqlSource;
-use crate::{catalogue, explain, init, plan, remote, retry, rows, run_dir};
+use crate::{catalogue, explain, init, mapping_test, plan, remote, retry, rows, run_dir};
 
 /// Run the parsed command line and report how it ended; the process exits with the code.
 pub fn main(cli: Cli) -> std::process::ExitCode {
@@ -68,11 +68,13 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             json,
             vars: vars.into_iter().collect(),
         }),
+        Command::Test { jobs, json } => test(&jobs, json),
         Command::Run {
             job,
             run_dir,
             vars,
             json,
+            quiet,
             dry_run,
             full,
         } => {
@@ -84,6 +86,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             let opts = RunOptions {
                 run_dir,
                 json,
+                quiet,
                 force: false,
                 full,
             };
@@ -97,10 +100,12 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             force,
             no_guard,
             json,
+            quiet,
         } => {
             let opts = RunOptions {
                 run_dir: None,
                 json,
+                quiet,
                 force,
                 full: false,
             };
@@ -118,6 +123,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             run_dir,
             only,
             json,
+            quiet,
             vars,
             dry_run,
         } => retry::retry(&RetryRequest {
@@ -128,6 +134,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 Some(OnlyArg::Rejected) => RetryRows::Rejected,
             },
             json,
+            quiet,
             vars: vars.into_iter().collect(),
             dry_run,
         }),
@@ -177,6 +184,16 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
         }
         Command::Sign(args) => sign(args),
         Command::Sim(args) => sim(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let shell = match shell {
+                ShellArg::Bash => clap_complete::Shell::Bash,
+                ShellArg::Zsh => clap_complete::Shell::Zsh,
+                ShellArg::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "cdpjob", &mut std::io::stdout());
+            Ok(Outcome::Done)
+        }
     }
 }
 
@@ -473,4 +490,30 @@ fn plan_remote(
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
     Ok(Outcome::Done)
+}
+
+/// `cdpjob test`: exit 1 when a case failed, 2 when a job file did not load (its problems
+/// are printed after the other files' results, as `validate` prints them).
+fn test(paths: &[std::path::PathBuf], json: bool) -> Result<Outcome> {
+    let (report, unloaded) = mapping_test::run(paths);
+    if json {
+        // With a file that did not load, the one document is the error's.
+        if unloaded.is_empty() {
+            print_json(&document(&report));
+        }
+    } else if !report.jobs.is_empty() {
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(report.to_string().as_bytes());
+    }
+    if !unloaded.is_empty() {
+        return Err(Error::Job(unloaded));
+    }
+    // A failed case is a finished check with findings: the exit code a run with rejected
+    // rows has.
+    Ok(if report.all_passed() {
+        Outcome::Done
+    } else {
+        Outcome::RowsNotCreated
+    })
 }

@@ -35,6 +35,8 @@ pub struct RetryRequest {
     pub run_dir: PathBuf,
     pub rows: RetryRows,
     pub json: bool,
+    /// `-q`: no progress and no informational lines.
+    pub quiet: bool,
     pub vars: VarOverrides,
     pub dry_run: bool,
 }
@@ -77,6 +79,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
     let opts = RunOptions {
         run_dir: None,
         json: req.json,
+        quiet: req.quiet,
         force: false,
         full: false,
     };
@@ -86,7 +89,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
     let label = label_of(&retry_of);
     let (taken, header) = (selection.clone(), records::csv_header(columns.clone()));
     let preflight = move |job: &Job, opts: &RunOptions| {
-        import::guard::check_rejected(job, opts.json, || {
+        import::guard::check_rejected(job, !opts.informs(), || {
             let rows = Box::new(SelectedRows {
                 selection: taken,
                 header,

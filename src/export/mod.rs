@@ -85,7 +85,7 @@ impl RunKind for Export {
         prepare_record(job, begun).map(|r| KindRecord::QueryExport(Box::new(r)))
     }
 
-    fn announce(job: &Job, _manifest: &run_dir::Manifest, dir: &RunDir) {
+    fn announce(job: &Job, _manifest: &run_dir::Manifest, dir: &RunDir, _opts: &RunOptions) {
         // On stderr even with --json: a scheduler's log is where this must be seen.
         for other in unfinished_exports(&job.paths.job_root, &dir.path) {
             eprintln!(
@@ -271,11 +271,11 @@ async fn finish(
     crate::failpoint!("export_before_state");
     let moved_on = finish::state_moved_on(rec, &ctx.manifest.run_id)?;
     if let Some(why) = &moved_on {
-        if !ctx.json {
+        if !ctx.quiet {
             eprintln!("note: {why}");
         }
     } else if cp.capped {
-        if !ctx.json {
+        if !ctx.quiet {
             eprintln!(
                 "note: max_records ({}) ended the export before the end of the query; {} is left as it was, so the next run covers the same window",
                 rec.max_records.unwrap_or_default(),

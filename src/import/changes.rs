@@ -32,7 +32,7 @@ pub fn prepare(job: &Job, opts: &RunOptions) -> Result<Option<SyncRecord>> {
         Err(e) if e.is_broken() && opts.full => {
             let aside = store::move_aside(&state)
                 .map_err(|io| Error::io(format!("cannot move {} aside", state.display()), io))?;
-            if !opts.json {
+            if opts.informs() {
                 eprintln!(
                     "sync: {e}; moved it aside to {} and starting a fresh state (--full)",
                     aside.display()

@@ -16,27 +16,27 @@ use crate::runner::Stop;
 
 /// `max_rejected`: map every row as `plan` does and refuse the run (exit 4, nothing sent,
 /// no run directory) when more are rejected than the limit allows.
-pub fn pre_pass(job: &Job, json: bool) -> Result<()> {
-    check_rejected(job, json, || plan::count_rows(job, 0))
+pub fn pre_pass(job: &Job, quiet: bool) -> Result<()> {
+    check_rejected(job, quiet, || plan::count_rows(job, 0))
 }
 
 /// [`pre_pass`] over the rows `count` reads and maps (a retry's: another run's records).
 pub fn check_rejected(
     job: &Job,
-    json: bool,
+    quiet: bool,
     count: impl FnOnce() -> Result<plan::Tally>,
 ) -> Result<()> {
     let Some(limit) = job.spec.guard.max_rejected else {
         return Ok(());
     };
-    if !json {
+    if !quiet {
         eprintln!("guard max_rejected {limit}: reading every row before the first request");
     }
     let tally = count()?;
     let c = &tally.counts;
     let verdict = RejectedVerdict::of(limit, c.rejected, c.rows, c.skipped);
     if verdict.passes {
-        if !json {
+        if !quiet {
             eprintln!("guard max_rejected: {}", verdict.describe());
         }
         return Ok(());

@@ -128,7 +128,7 @@ impl RunKind for Import {
     const DURABLE_JOURNAL: bool = true;
 
     fn preflight(job: &Job, opts: &RunOptions) -> Result<()> {
-        guard::pre_pass(job, opts.json)
+        guard::pre_pass(job, !opts.informs())
     }
 
     fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {
@@ -181,8 +181,11 @@ impl RunKind for Import {
         })
     }
 
-    fn announce(job: &Job, manifest: &run_dir::Manifest, _dir: &RunDir) {
-        if let KindRecord::BatchCreate { sync: Some(s), .. } = &manifest.kind {
+    fn announce(job: &Job, manifest: &run_dir::Manifest, _dir: &RunDir, opts: &RunOptions) {
+        // Said even with --json (on stderr, where a scheduler's log keeps it), not with -q.
+        if let KindRecord::BatchCreate { sync: Some(s), .. } = &manifest.kind
+            && !opts.quiet
+        {
             changes::announce(job, s);
         }
     }
@@ -400,7 +403,7 @@ async fn schedule(
         if stop.is_some() && drain_deadline.is_none() {
             // Whatever stopped the run, requests in flight get the same grace, no more.
             drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
-            if !ctx.json {
+            if !ctx.quiet {
                 match sender.sending(concurrency) {
                     0 => eprintln!("stopping: no request in flight"),
                     n => eprintln!(

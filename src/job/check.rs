@@ -99,6 +99,7 @@ fn check_batch_create(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
     }
     check_sync_key(p, mapping, out);
     check_source(p, mapper.as_ref(), out);
+    super::cases::check(p, out);
 }
 
 /// `sync: changed` recognizes a customer by its match key: a mapping without any of the

@@ -2,6 +2,7 @@
 //! typed result. `validate`, `plan` and `run` all go through [`load`], so what validates is
 //! exactly what runs.
 
+pub mod cases;
 pub mod check;
 pub mod model;
 pub mod paths;
@@ -215,6 +216,7 @@ mod tests {
         tuned["api"]["concurrency"] = 8.into();
         tuned["description"] = "nightly".into();
         tuned["guard"] = serde_json::json!({"max_rejected": 5});
+        tuned["tests"] = serde_json::json!([{"name": "a", "row": {"e": "x"}, "skip": true}]);
         assert_eq!(send_hash(&base), send_hash(&tuned));
         let mut remapped = base.clone();
         remapped["mapping"]["email"] = "{{ row.e | lower }}".into();

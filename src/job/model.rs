@@ -39,6 +39,9 @@ pub struct JobSpec {
     pub sync: SyncMode,
     #[serde(default)]
     pub guard: GuardSpec,
+    /// Mapping tests (SPEC §10), run by `cdpjob test`; never part of a run.
+    #[serde(default)]
+    pub tests: Vec<TestCase>,
     #[serde(default)]
     pub query: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
@@ -75,6 +78,45 @@ pub struct GuardSpec {
     pub max_rejected: Option<Limit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failed: Option<Limit>,
+}
+
+/// One case of `tests:`: a source row and what the mapping must make of it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    pub name: String,
+    pub row: serde_json::Map<String, Value>,
+    /// Over the job's vars, for this case only.
+    #[serde(default)]
+    pub vars: serde_json::Map<String, Value>,
+    // Exactly one of the three (the schema's `oneOf`); [`TestCase::expectation`] reads them.
+    #[serde(default)]
+    pub expect: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub reject: Option<String>,
+    #[serde(default)]
+    pub skip: Option<bool>,
+}
+
+/// What a test case says its row must become.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expectation<'a> {
+    /// A customer with these fields (others are not compared).
+    Customer(&'a serde_json::Map<String, Value>),
+    /// A rejection, one of whose errors names this field.
+    Rejected(&'a str),
+    Skipped,
+}
+
+impl TestCase {
+    pub fn expectation(&self) -> Expectation<'_> {
+        match (&self.expect, &self.reject) {
+            (Some(fields), _) => Expectation::Customer(fields),
+            (None, Some(field)) => Expectation::Rejected(field),
+            // The schema allows nothing else: `skip: true` is the one left.
+            (None, None) => Expectation::Skipped,
+        }
+    }
 }
 
 /// A guard's limit: a number of rows, or a percentage of some base (`"5%"`).

@@ -104,7 +104,7 @@ pub fn manifest(job: &Job, begun: &Begun, kind: KindRecord) -> Manifest {
 pub fn write_manifest(dir: &RunDir, manifest: &Manifest, opts: &RunOptions) -> Result<()> {
     run_dir::write_versioned(&dir.file(run_dir::MANIFEST), manifest)
         .map_err(|e| Error::io("cannot write the manifest", e))?;
-    if !opts.json {
+    if opts.informs() {
         eprintln!("run directory: {}", dir.path.display());
     }
     Ok(())

@@ -36,10 +36,21 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct RunOptions {
     pub run_dir: Option<PathBuf>,
     pub json: bool,
+    /// `-q/--quiet`: no progress and no informational lines; warnings, errors and the
+    /// final summary still print.
+    pub quiet: bool,
     /// Resume even though the job or the source changed, or a newer run finished.
     pub force: bool,
     /// `run --full`: with `sync: changed`, send every valid row and refresh the state.
     pub full: bool,
+}
+
+impl RunOptions {
+    /// Whether informational lines go to stderr (`run directory:`, `sync:`, notes): not
+    /// with `--json`, whose scripts read only the document, nor with `--quiet`.
+    pub fn informs(&self) -> bool {
+        !self.json && !self.quiet
+    }
 }
 
 /// Why a run stopped before its end, and whether `resume` can continue it.
@@ -145,8 +156,8 @@ pub struct Context<'a> {
     pub job: &'a Job,
     pub dir: &'a RunDir,
     pub manifest: &'a Manifest,
-    /// `--json`: nothing but the summary on stdout, no progress on stderr.
-    pub json: bool,
+    /// `--json` or `--quiet`: no progress and no informational lines on stderr.
+    pub quiet: bool,
     pub journal: Arc<GroupJournal>,
     pub client: Arc<Client>,
     /// Requests sent by this invocation (the kind counts them).
@@ -157,9 +168,9 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// A progress display on stderr (none with `--json`).
+    /// A progress display on stderr (none with `--json` or `--quiet`).
     pub fn progress(&self, total: Option<u64>, position: Option<Arc<AtomicU64>>) -> Progress {
-        Progress::new(self.json, total, position)
+        Progress::new(self.quiet, total, position)
     }
 
     /// `progress:` text's retry count so far.
@@ -188,7 +199,7 @@ pub trait RunKind {
     fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord>;
 
     /// Once the new run's manifest is written: anything the operator must hear first.
-    fn announce(_job: &Job, _manifest: &Manifest, _dir: &RunDir) {}
+    fn announce(_job: &Job, _manifest: &Manifest, _dir: &RunDir, _opts: &RunOptions) {}
 
     /// The checks a resume makes beyond the job's hash (its source, newer runs…).
     fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()>;
@@ -236,7 +247,7 @@ pub fn start_with<K: RunKind>(
         };
         let manifest = begin::manifest(job, &begun, kind);
         begin::write_manifest(&begun.dir, &manifest, opts)?;
-        K::announce(job, &manifest, &begun.dir);
+        K::announce(job, &manifest, &begun.dir, opts);
         let outcome = lifecycle::<K>(job, &begun.dir, &manifest, opts, false, conn).await;
         drop(begun.lock);
         outcome
@@ -246,7 +257,7 @@ pub fn start_with<K: RunKind>(
 /// `cdpjob resume RUN_DIR`, once the run directory is reopened (and locked).
 pub fn resume<K: RunKind>(run: Reopened, opts: &RunOptions) -> Result<Outcome> {
     if let Some(summary) = finished_summary::<K::Detail>(&run.dir)? {
-        if !opts.json {
+        if opts.informs() {
             eprintln!(
                 "the run {} has already finished: nothing to do",
                 run.manifest.run_id
@@ -343,7 +354,7 @@ async fn run_kind<K: RunKind>(
         job,
         dir,
         manifest,
-        json: opts.json,
+        quiet: !opts.informs(),
         journal: Arc::clone(&journal),
         client: Arc::new(conn.client),
         requests: Arc::new(AtomicU64::new(0)),
