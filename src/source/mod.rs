@@ -213,6 +213,15 @@ pub enum OpenError {
     Unreachable(String),
 }
 
+/// Whether an error a source's reading ended with is the input's fault — a damaged
+/// compressed file or workbook, a query the database refuses while running it — rather
+/// than the machine's or the network's: trying again reads the same bytes (or runs the same
+/// query) and fails the same way, so it is exit 2 ("bad input"), never a resumable stop.
+/// Sources say so with [`io::ErrorKind::InvalidData`].
+pub fn is_bad_input(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
+}
+
 /// Counts the bytes read through it (for progress and ETA).
 struct CountingReader<R> {
     inner: R,

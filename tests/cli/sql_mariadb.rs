@@ -145,3 +145,15 @@ fn an_unreachable_mysql_is_exit_3_naming_host_and_database() {
     }
     assert!(run_dirs(&ws.path("runs/t")).is_empty());
 }
+
+/// A subquery returning several rows: MariaDB says so only once the rows are being read.
+#[test]
+fn a_mariadb_query_failing_while_it_runs_is_exit_2_not_resumable() {
+    let Some(db) = Mariadb::start() else { return };
+    sql::a_query_failing_while_it_runs_is_exit_2(
+        &db,
+        leads,
+        "SELECT id, name, phone, (SELECT id FROM leads WHERE id > 2) AS x FROM leads ORDER BY id",
+        "Subquery returns more than 1 row",
+    );
+}

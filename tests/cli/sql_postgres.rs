@@ -177,3 +177,51 @@ fn postgres_refusals_are_exit_2_and_the_password_appears_nowhere() {
     }
     assert!(files >= 6, "the run left only {files} files");
 }
+
+/// A division by zero on row 2,500: PostgreSQL says so only when the cursor reaches it.
+#[test]
+fn a_postgres_query_failing_while_it_runs_is_exit_2_not_resumable() {
+    let Some(pg) = Postgres::start() else { return };
+    sql::a_query_failing_while_it_runs_is_exit_2(
+        &pg,
+        leads,
+        "SELECT id, name, phone, 1 / (id - 2500) AS x FROM leads ORDER BY id",
+        "division by zero",
+    );
+}
+
+/// A table the role has no grant on: PostgreSQL checks permissions when the query starts,
+/// so `validate --remote`, plan and run all refuse it (exit 2) before any run directory.
+#[test]
+fn a_postgres_table_without_a_grant_is_refused_before_the_run_begins() {
+    let Some(pg) = Postgres::start() else { return };
+    let ws = Workspace::new();
+    pg.psql(
+        servers::DATABASE,
+        "CREATE TABLE secret (id int, name text, phone text); INSERT INTO secret VALUES (1, 'a', '8613800000001')",
+    );
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone FROM secret ORDER BY id",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    for args in [
+        vec!["validate", "--remote", "job.yaml"],
+        vec!["plan", "job.yaml"],
+        vec!["run", "job.yaml"],
+    ] {
+        let out = run(cmd(&ws, &pg, &args));
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("permission denied for table secret"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("resume with"), "{}", out.stderr);
+    }
+    assert!(run_dirs(&ws.path("runs/t")).is_empty());
+}

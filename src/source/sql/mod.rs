@@ -139,6 +139,30 @@ fn open_error(url: &DbUrl, e: SqlError) -> OpenError {
     }
 }
 
+/// An error of the database while the rows are read, as an I/O error whose kind keeps
+/// what it means: refused (a permission the role lacks, a division by zero, a bad cast, a
+/// subquery of several rows — the same query fails the same way every time) is
+/// [`io::ErrorKind::InvalidData`], bad input that no retry mends (exit 2, see
+/// [`super::is_bad_input`]); unreachable (the connection lost) is any other kind, "try
+/// again later" (exit 3).
+fn read_error(url: &DbUrl, e: SqlError) -> io::Error {
+    match e {
+        SqlError::Refused(m) => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the {} refused the query while running it: {}",
+                url.describe(),
+                url.scrub(&m)
+            ),
+        ),
+        SqlError::Unreachable(m) => io::Error::other(format!(
+            "reading the {} failed: {}",
+            url.describe(),
+            url.scrub(&m)
+        )),
+    }
+}
+
 impl RecordSource for SqlSource {
     fn for_each(self: Box<Self>, sink: &mut dyn FnMut(Record) -> bool) -> io::Result<()> {
         let mut this = *self;
@@ -164,12 +188,7 @@ impl RecordSource for SqlSource {
                 })
             })
         })
-        .map_err(|e| {
-            let m = match e {
-                SqlError::Unreachable(m) | SqlError::Refused(m) => url.scrub(&m),
-            };
-            io::Error::other(format!("reading the {} failed: {m}", url.describe()))
-        })
+        .map_err(|e| read_error(&url, e))
     }
 }
 

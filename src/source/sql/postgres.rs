@@ -14,7 +14,6 @@ use crate::source::sql::DbUrl;
 pub struct Postgres {
     runtime: tokio::runtime::Runtime,
     client: Client,
-    query: String,
     columns: Vec<String>,
     types: Vec<Type>,
 }
@@ -87,12 +86,21 @@ pub fn connect(url: &DbUrl, query: &str) -> Result<Postgres, SqlError> {
             .map(|c| c.name().to_string())
             .collect();
         let types = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        // The cursor now, not when the rows are read: declaring it starts the query's
+        // executor, which is where PostgreSQL checks the role's permissions on its tables
+        // — so a table without a grant is refused here, before a run directory exists
+        // (and by `validate --remote`), not half-way into a run.
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; DECLARE cdpjob_rows NO SCROLL CURSOR FOR {query}"
+            ))
+            .await
+            .map_err(classify)?;
         Ok::<_, SqlError>((client, columns, types))
     })?;
     Ok(Postgres {
         runtime,
         client,
-        query: query.to_string(),
         columns,
         types,
     })
@@ -110,17 +118,10 @@ impl Driver for Postgres {
         let Postgres {
             runtime,
             client,
-            query,
             types,
             ..
         } = *self;
         runtime.block_on(async {
-            client
-                .batch_execute(&format!(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; DECLARE cdpjob_rows NO SCROLL CURSOR FOR {query}"
-                ))
-                .await
-                .map_err(classify)?;
             let fetch = format!("FETCH FORWARD {FETCH_ROWS} FROM cdpjob_rows");
             loop {
                 let messages = client.simple_query(&fetch).await.map_err(classify)?;
