@@ -160,11 +160,13 @@ impl RecordSource for SheetSource {
                 })),
             })
         })
+        // A damaged workbook (a corrupt zip entry, broken XML): bad input, never a
+        // resumable stop — reading it again breaks at the same cell (see `is_bad_input`).
         .map_err(|e| {
-            io::Error::other(format!(
-                "cannot read sheet `{sheet}` of {}: {e}",
-                path.display()
-            ))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot read sheet `{sheet}` of {}: {e}", path.display()),
+            )
         })
     }
 }

@@ -427,6 +427,61 @@ fn resume_refuses_a_workbook_that_changed() {
     );
 }
 
+/// A workbook whose sheet's zip entry is damaged half-way: bad input (exit 2), not a
+/// resumable stop; the run sends every row read before the break and names the sheet row
+/// it stopped after.
+#[test]
+fn a_damaged_workbook_is_bad_input_and_every_row_read_is_counted() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    text_sheet(sheet, 0, &[&[Some("name"), Some("phone"), Some("email")]]);
+    for r in 1..=30_000u32 {
+        sheet.write_string(r, 0, format!("Lead {r}")).unwrap();
+        sheet
+            .write_number(r, 1, 8613900000000.0 + f64::from(r))
+            .unwrap();
+    }
+    let mut bytes = book.save_to_buffer().unwrap();
+    // The sheet's entry: its local header, then its deflated XML; damage the middle of it.
+    // (Its size is in the central directory's entry, the name's second occurrence: the
+    // local header may leave it to a descriptor after the data.)
+    let name = b"xl/worksheets/sheet1.xml";
+    let found: Vec<usize> = bytes
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| *w == name)
+        .map(|(i, _)| i)
+        .collect();
+    let (at, central) = (found[0], found[1]);
+    let compressed =
+        u32::from_le_bytes(bytes[central - 26..central - 22].try_into().unwrap()) as usize;
+    let data = at + name.len() + usize::from(u16::from_le_bytes([bytes[at - 2], bytes[at - 1]]));
+    for b in &mut bytes[data + compressed / 2..data + compressed / 2 + 64] {
+        *b ^= 0xA5;
+    }
+    ws.write("leads.xlsx", &bytes);
+    ws.write("job.yaml", job("{type: xlsx, path: leads.xlsx}", MAPPING));
+    let out = cmd(&ws, &["plan", "job.yaml"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("cannot read sheet `Sheet1`"), "{}", out.stderr);
+
+    let out = cmd(&ws, &["run", "job.yaml", "--json"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["resumable"], false, "{summary}");
+    let rows = summary["counts"]["rows"].as_u64().expect("a row count");
+    assert!((1..30_000).contains(&rows), "{summary}");
+    assert_eq!(summary["counts"]["created"], rows, "{summary}");
+    let reason = summary["stopped_reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("after row {rows} (sheet row {})", rows + 1)),
+        "{reason}"
+    );
+    let dir = crate::common::run_dirs(&ws.path("runs/t")).pop().unwrap();
+    assert_eq!(jsonl(&dir.join("created.jsonl")).len() as u64, rows);
+}
+
 /// The .xls (BIFF8) and .ods fixtures (tests/fixtures/sheets/README.md says how they were
 /// made) hold the same leads as an xlsx would: a phone as a number, a date, an empty row.
 #[test]

@@ -2,7 +2,7 @@
 //! `.jsonl.zst`, a GBK CSV saved by a spreadsheet program on a Chinese system, Big5,
 //! Shift_JIS, EUC-KR and UTF-16 files — every file generated here, in the test.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use encoding_rs::Encoding;
 use serde_json::{Value, json};
@@ -150,34 +150,68 @@ fn compressed_jsonl_and_standard_input() {
     assert_eq!(p["counts"]["valid"], 499);
 }
 
+/// A .csv.gz cut in half, and one with a damaged byte, are bad input (exit 2), never a
+/// short file read as if whole nor a resumable stop that every resume repeats: plan says
+/// how far it read; a run sends every row read before the break (its counts hold them
+/// all), names the row and line it stopped after and is not resumable; a resume meets the
+/// same break and says the same (exit 2, not 3).
 #[test]
-fn a_corrupt_compressed_file_stops_the_run_it_does_not_end_it_short() {
+fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_counted() {
     let ws = Workspace::new();
-    let mut gz = gzip(&leads_csv());
-    gz.truncate(gz.len() * 2 / 3);
-    ws.write("leads.csv.gz", gz);
+    let mut csv = String::from("name,email\n");
+    for i in 1..=20_000 {
+        csv.push_str(&format!("Lead {i},l{i}@x.io\n"));
+    }
+    let mut gz = gzip(csv.as_bytes());
+    gz.truncate(gz.len() / 2);
+    // What can be read of it: the whole lines before the break.
+    let mut readable = Vec::new();
+    let _ = flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut readable);
+    let rows = readable.iter().filter(|&&b| b == b'\n').count() as u64 - 1;
+    assert!((1_000..19_000).contains(&rows), "{rows}");
+    ws.write("leads.csv.gz", &gz);
     ws.write(
         "job.yaml",
         job("{type: csv, path: leads.csv.gz}", NAME_EMAIL),
     );
     let out = run(ws.cmd(&["plan", "job.yaml"]));
-    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let after = format!("after row {rows} (line {})", rows + 1);
     assert!(
-        out.stderr.contains("the gzip data is damaged or cut short"),
+        out.stderr.contains("the gzip data is damaged or cut short") && out.stderr.contains(&after),
         "{}",
         out.stderr
     );
-    // A run stops there, resumable (exit 3), and never says it finished.
-    let out = run(run_cmd(&ws, &["run", "job.yaml"]));
-    assert_eq!(out.code, 3, "{}", out.stdout);
+
+    let out = run(run_cmd(&ws, &["run", "job.yaml", "--json"]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "interrupted", "{summary}");
+    assert_eq!(summary["resumable"], false, "{summary}");
+    assert_eq!(summary["counts"]["rows"], rows, "{summary}");
+    assert_eq!(summary["counts"]["created"], rows, "{summary}");
+    let reason = summary["stopped_reason"].as_str().unwrap();
     assert!(
-        out.stdout.contains("interrupted")
-            && out.stdout.contains(
-                "stopped: reading the source failed: the gzip data is damaged or cut short"
-            ),
-        "{}",
-        out.stdout
+        reason.contains("the gzip data is damaged or cut short")
+            && reason.contains(&after)
+            && reason.contains("--force"),
+        "{reason}"
     );
+    let dir = run_dir(&ws);
+    assert_eq!(jsonl(&dir.join("created.jsonl")).len() as u64, rows);
+    let out = run(run_cmd(&ws, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("damaged or cut short"), "{}", out.stderr);
+    assert!(!out.stdout.contains("resume with"), "{}", out.stdout);
+
+    // A damaged byte instead of a cut: the same answer (it was exit 2 here, 3 for a cut).
+    let mut gz = gzip(csv.as_bytes());
+    let middle = gz.len() / 2;
+    gz[middle] ^= 0x55;
+    ws.write("leads.csv.gz", &gz);
+    let out = run(ws.cmd(&["plan", "job.yaml"]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("damaged or cut short"), "{}", out.stderr);
 }
 
 /// `text` encoded in `encoding` (the test's own check that it can be).
