@@ -10,7 +10,7 @@
 use crate::error::Result;
 use crate::job::Job;
 use crate::run_dir::{self, KindRecord, Manifest, RunDir, SourceFingerprint, SpoolRecord};
-use crate::runner::Stop;
+use crate::runner::{Shutdown, Stop};
 use crate::source::sql::SqlSource;
 use crate::source::{OpenError, SourceSpec, is_bad_input, spool};
 
@@ -41,7 +41,14 @@ pub fn prepare(
 
 /// The run's spool, complete: written now (the query run from scratch) unless the manifest
 /// already says it is.
-pub fn ensure(job: &Job, dir: &RunDir, manifest: &Manifest) -> Result<(), Stop> {
+/// A signal (`shutdown`) stops the copy between two rows: resumable, the spool still
+/// incomplete, so the resume runs the query again (R12).
+pub fn ensure(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    shutdown: &Shutdown,
+) -> Result<(), Stop> {
     let KindRecord::BatchCreate {
         spool: Some(record),
         ..
@@ -66,8 +73,12 @@ pub fn ensure(job: &Job, dir: &RunDir, manifest: &Manifest) -> Result<(), Stop> 
         // answer every time until someone fixes it.
         other => Stop::not_resumable(format!("{other}; {REFUSED}")),
     })?;
-    let rows = spool::write(Box::new(source), &path).map_err(|e| {
-        if is_bad_input(&e) {
+    let rows = spool::write(Box::new(source), &path, &|| shutdown.is_requested()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            Stop::resumable(
+                "interrupted by a signal while copying the query's rows into the spool; nothing was sent, and a resume runs the query again",
+            )
+        } else if is_bad_input(&e) {
             // Nothing in it will ever be used: the query runs again whole, if at all.
             let _ = std::fs::remove_file(spool::partial_path(&path));
             Stop::not_resumable(format!("{e}; {REFUSED}"))

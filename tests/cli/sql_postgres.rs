@@ -225,3 +225,63 @@ fn a_postgres_table_without_a_grant_is_refused_before_the_run_begins() {
     }
     assert!(run_dirs(&ws.path("runs/t")).is_empty());
 }
+
+/// SIGINT while the query's rows are being copied into the spool (a query slowed down on
+/// purpose: 2 ms a row): the run stops there — the spool still incomplete, nothing sent,
+/// exit 3 — instead of copying on to the end first; the resume runs the query again and
+/// sends every row once.
+#[test]
+fn a_signal_while_spooling_stops_the_run_there_and_the_resume_queries_again() {
+    let Some(pg) = Postgres::start() else { return };
+    let ws = Workspace::new();
+    pg.exec(&leads(3_000));
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone, pg_sleep(0.002)::text AS pause FROM leads",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    let mut env = crate::common::sim_env(None).to_vec();
+    env.push(("DATABASE_URL", pg.url(servers::PASSWORD)));
+    let mut running = ws.spawn(&["run", "job.yaml", "--json"], env);
+    let root = ws.path("runs/t");
+    running.wait_for(
+        "the spool begun",
+        std::time::Duration::from_secs(60),
+        || {
+            run_dirs(&root)
+                .first()
+                .is_some_and(|d| d.join("source.jsonl.zst.partial").exists())
+        },
+    );
+    running.signal("INT");
+    let out = running.wait_within(std::time::Duration::from_secs(60));
+    assert_eq!(out.code, Some(3), "{}{}", out.stdout, out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["resumable"], true, "{summary}");
+    assert_eq!(summary["requests"], 0, "{summary}");
+    assert!(
+        summary["stopped_reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a signal while copying the query's rows"),
+        "{summary}"
+    );
+    let dir = run_dirs(&root).pop().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["kind"]["batch_create"]["spool"]["complete"], false,
+        "the copy went on to the end: {manifest}"
+    );
+    assert!(!dir.join("source.jsonl.zst").exists());
+
+    let out = run(cmd(&ws, &pg, &["resume", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["counts"]["created"], 3_000, "{summary}");
+}
