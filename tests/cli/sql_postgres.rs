@@ -285,3 +285,39 @@ fn a_signal_while_spooling_stops_the_run_there_and_the_resume_queries_again() {
     let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(summary["counts"]["created"], 3_000, "{summary}");
 }
+
+/// A connection string that can never work — no password for a server that asks for one,
+/// `sslmode=require` (cdpjob speaks no TLS) — is exit 2, not "cannot reach" and exit 3:
+/// trying again later gives the same answer.
+#[test]
+fn postgres_setup_errors_are_exit_2_not_unreachable() {
+    let Some(pg) = Postgres::start() else { return };
+    let ws = Workspace::new();
+    pg.exec(&leads(3));
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone FROM leads ORDER BY id",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    let no_password = format!("postgres://cdp@127.0.0.1:{}/crm", pg.port);
+    let tls = format!("{}?sslmode=require", pg.url(servers::PASSWORD));
+    for (url, said) in [(no_password, "password missing"), (tls, "without TLS")] {
+        for command in ["plan", "run"] {
+            let mut c = ws.cmd(&[command, "job.yaml"]);
+            crate::common::with_sim_credentials(&mut c);
+            c.env("DATABASE_URL", &url);
+            let out = run(c);
+            assert_eq!(out.code, 2, "{command} {url}: {}{}", out.stdout, out.stderr);
+            assert!(
+                out.stderr.contains(said) && !out.stderr.contains("cannot reach"),
+                "{command} {url}: {}",
+                out.stderr
+            );
+        }
+    }
+    assert!(run_dirs(&ws.path("runs/t")).is_empty());
+}

@@ -33,7 +33,23 @@ fn classify(e: tokio_postgres::Error) -> SqlError {
             SqlError::Unreachable(db_message(&e))
         }
         Some(_) => SqlError::Refused(db_message(&e)),
-        None => SqlError::Unreachable(chain(&e)),
+        None => match e.to_string().as_str() {
+            // The socket: nothing listening, no route, no answer in time, a connection
+            // lost. (The kind of error is private to tokio-postgres; its text is not.)
+            "error connecting to server"
+            | "timeout waiting for server"
+            | "error communicating with the server"
+            | "connection closed" => SqlError::Unreachable(chain(&e)),
+            // Set up wrong, not down: the same answer every time until the connection
+            // string changes.
+            "error performing TLS handshake" => SqlError::Refused(format!(
+                "{}; cdpjob connects to PostgreSQL without TLS (not supported yet): use `sslmode=disable` or `prefer`, or reach the server through a tunnel",
+                chain(&e)
+            )),
+            // A password missing from the URL, an authentication method not supported, a
+            // setting the driver refuses, an answer it cannot parse.
+            _ => SqlError::Refused(chain(&e)),
+        },
     }
 }
 
