@@ -21,8 +21,8 @@ pub struct Sample {
     pub kind: SourceKind,
     /// CSV: the delimiter found (`,` when nothing else fits).
     pub delimiter: Option<char>,
-    /// CSV: the text encoding `encoding: auto` finds, when it is not UTF-8 (the default);
-    /// see [`head_of`].
+    /// CSV: the text encoding `encoding: auto` finds, when it is not UTF-8 (the default),
+    /// as the job names it (`auto` for one it has no label for); see [`head_of`].
     pub encoding: Option<&'static str>,
     /// xlsx: the sheet read (the first).
     pub sheet: Option<String>,
@@ -178,7 +178,9 @@ fn head_of(path: &Path) -> Result<(Vec<u8>, Option<&'static str>)> {
 }
 
 /// The `source.encoding` value that reads as `name` (an encoding's WHATWG name); `None`
-/// for UTF-8, the default.
+/// for UTF-8, the default. An encoding the job file has no label for (Windows-1252, which
+/// the detector picks for a French or German list saved by Excel, or any other) is `auto`:
+/// it looks at the same first 64 KiB and so picks the same encoding again.
 fn label_of(name: &str) -> Option<&'static str> {
     match name {
         "GBK" => Some("gbk"),
@@ -187,7 +189,8 @@ fn label_of(name: &str) -> Option<&'static str> {
         "Shift_JIS" => Some("shift_jis"),
         "EUC-KR" => Some("euc-kr"),
         "UTF-16LE" | "UTF-16BE" => Some("utf-16"),
-        _ => None,
+        "UTF-8" => None,
+        _ => Some("auto"),
     }
 }
 
@@ -248,5 +251,6 @@ mod tests {
         assert_eq!(label_of("UTF-8"), None);
         assert_eq!(label_of("GBK"), Some("gbk"));
         assert_eq!(label_of("UTF-16BE"), Some("utf-16"));
+        assert_eq!(label_of("windows-1252"), Some("auto"));
     }
 }

@@ -244,3 +244,31 @@ fn a_gbk_csv_with_chinese_headers() {
         "{p}"
     );
 }
+
+/// A French list saved by Excel on Windows: Windows-1252, which `source.encoding` has no
+/// label for. init names `auto` (which picks Windows-1252 again), reads its header and
+/// values through it, and the job it writes reads every row with its accents.
+#[test]
+fn a_windows_1252_csv_is_read_as_auto() {
+    let ws = Workspace::new();
+    let mut text = String::from("Prénom;Nom;Téléphone;Email;Société\n");
+    let names = ["Hélène", "José", "Françoise", "Jérôme", "Zoé", "Grégoire"];
+    for i in 0..60 {
+        text.push_str(&format!(
+            "{};Müller-Lefèvre;+33 6 12 34 {:02} {:02};c{i}@exemple.fr;Crème & Brûlée SARL\n",
+            names[i % names.len()],
+            i / 10,
+            i % 100
+        ));
+    }
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
+    assert!(!unmappable);
+    ws.write("clients.csv", bytes.as_ref());
+    let (job, p) = init_then_plan(&ws, "clients.csv");
+    assert!(job.contains("encoding: auto"), "{job}");
+    assert_eq!(p["source_text"]["encoding"], "windows-1252", "{p}");
+    assert_eq!(p["counts"]["valid"], 60, "{p}");
+    assert_eq!(p["counts"]["rejected"], 0, "{p}");
+    assert_eq!(p["preview"][0]["customer"]["full_name"], "Hélène", "{p}");
+    assert_eq!(p["preview"][0]["customer"]["email"], "c0@exemple.fr", "{p}");
+}
