@@ -26,6 +26,8 @@ pub struct Sample {
     pub encoding: Option<&'static str>,
     /// xlsx: the sheet read (the first).
     pub sheet: Option<String>,
+    /// xlsx: the header's row when it is not the first (a title above it).
+    pub header_row: Option<u32>,
     /// The columns (JSON: keys in first-seen order).
     pub columns: Vec<String>,
     /// For each column, its non-empty values among the sampled records, as text.
@@ -49,7 +51,7 @@ impl Sample {
 pub fn read(path: &Path) -> Result<Sample> {
     let kind = kind_of(path)?;
     let mut spec = json!({"type": kind.as_str(), "path": path.to_string_lossy()});
-    let (mut delimiter, mut encoding, mut sheet) = (None, None, None);
+    let (mut delimiter, mut encoding, mut sheet, mut header_row) = (None, None, None, None);
     let mut columns = match kind {
         SourceKind::Csv => {
             let (head, label) = head_of(path)?;
@@ -63,6 +65,12 @@ pub fn read(path: &Path) -> Result<Sample> {
             source::csv_columns(&spec_of(&spec), path).map_err(|e| Error::Usage(e.to_string()))?
         }
         SourceKind::Xlsx => {
+            let row = source::likely_header_row(path, &SheetOptions::from_spec(&spec_of(&spec)))
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if row != 1 {
+                spec["header_row"] = Value::from(row);
+                header_row = Some(row);
+            }
             let opened = source::SheetSource::open(
                 path,
                 &SheetOptions::from_spec(&spec_of(&spec)),
@@ -110,6 +118,7 @@ pub fn read(path: &Path) -> Result<Sample> {
         delimiter,
         encoding,
         sheet,
+        header_row,
         columns,
         values,
         lists,

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
-pub use self::sheet::{SheetError, SheetOptions, SheetSource, sheet_columns};
+pub use self::sheet::{SheetError, SheetOptions, SheetSource, likely_header_row, sheet_columns};
 pub use self::spec::SheetRef;
 pub use self::spec::{SourceKind, SourceSpec};
 pub use self::text::TextOptions;

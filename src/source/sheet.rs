@@ -121,6 +121,35 @@ pub fn sheet_columns(path: &Path, opts: &SheetOptions) -> Result<Vec<String>, Sh
         .to_vec())
 }
 
+/// How many rows at the top of a sheet [`likely_header_row`] looks at.
+const HEADER_SEARCH: u32 = 20;
+
+/// The row that most likely names a sheet's columns, for `init`: among its first
+/// [`HEADER_SEARCH`] rows, the first with the most non-empty cells — a title ("Customer
+/// list" in A1) or a note above the header fills fewer. 1 for an empty sheet.
+pub fn likely_header_row(path: &Path, opts: &SheetOptions) -> Result<u32, SheetError> {
+    let mut book = open_workbook(path, Arc::default())?;
+    let sheet = find_sheet(&book, path, opts.sheet.as_ref())?;
+    let mut best = (1u32, 0usize);
+    each_row(&mut book, &sheet, &mut |n, cells| {
+        if n > HEADER_SEARCH {
+            return false;
+        }
+        let filled = cells.iter().filter(|c| !c.trim().is_empty()).count();
+        if filled > best.1 {
+            best = (n, filled);
+        }
+        true
+    })
+    .map_err(|e| {
+        SheetError::of(
+            "path",
+            format!("cannot read sheet `{sheet}` of {}: {e}", path.display()),
+        )
+    })?;
+    Ok(best.0)
+}
+
 impl RecordSource for SheetSource {
     fn detail(&self) -> Option<String> {
         Some(match self.header_row {
