@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicU64;
 
 use calamine::{Data, Ods, Reader, Sheets, Xls, Xlsb, Xlsx};
 
-use super::cell::cell_text;
+use super::cell::{DateShape, cell_text, cell_text_as};
 use super::spec::{SheetRef, SourceSpec};
 use super::{CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData};
 
@@ -368,9 +368,20 @@ fn each_row(
 ) -> Result<(), calamine::Error> {
     if let Sheets::Xlsx(xlsx) = book {
         let mut cells = xlsx.worksheet_cells_reader(sheet)?;
+        // What each style's number format shows of a date, by style id: the format, not
+        // the serial, decides date or date-time (SPEC §8).
+        let shapes: Vec<DateShape> = cells
+            .styles()
+            .iter()
+            .map(|s| {
+                s.number_format
+                    .as_ref()
+                    .map_or(DateShape::Unknown, |f| DateShape::of_format(&f.format_code))
+            })
+            .collect();
         let mut row: Option<u32> = None;
         let mut texts: Vec<String> = Vec::new();
-        while let Some(cell) = cells.next_cell()? {
+        while let Some((cell, style)) = cells.next_cell_with_style_id()? {
             let (r, c) = cell.get_position();
             if row != Some(r) {
                 if let Some(done) = row
@@ -385,7 +396,8 @@ fn each_row(
             if texts.len() <= c {
                 texts.resize(c + 1, String::new());
             }
-            texts[c] = cell_text(&Data::from(cell.get_value().clone()));
+            let shape = shapes.get(style).copied().unwrap_or(DateShape::Unknown);
+            texts[c] = cell_text_as(&Data::from(cell.get_value().clone()), shape);
         }
         if let Some(done) = row {
             f(done + 1, &texts);

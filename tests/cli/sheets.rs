@@ -519,3 +519,42 @@ fn xls_and_ods_workbooks_read_like_xlsx() {
         assert_eq!(p["preview"][1]["row"], 2, "{file}");
     }
 }
+
+/// Date cells read as their number format shows them (SPEC §8): a `yyyy-mm-dd hh:mm:ss`
+/// cell at midnight is a date-time, an `hh:mm` cell at 00:00 a time (not 1899-12-31), a
+/// `yyyy-mm-dd` cell with a time in its serial a date, and seconds round as Excel shows
+/// them.
+#[test]
+fn date_cells_read_as_their_number_format_shows_them() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let names = ["name", "email", "at", "time", "day", "stamp"];
+    for (c, h) in names.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let date_time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let time = Format::new().set_num_format("hh:mm");
+    sheet.write_string(1, 0, "Ann").unwrap();
+    sheet.write_string(1, 1, "a@x.io").unwrap();
+    let midnight = ExcelDateTime::from_ymd(2024, 2, 29).unwrap();
+    sheet
+        .write_datetime_with_format(1, 2, &midnight, &date_time)
+        .unwrap();
+    sheet.write_number_with_format(1, 3, 0.0, &time).unwrap();
+    sheet
+        .write_number_with_format(1, 4, 45351.75, &date_format())
+        .unwrap();
+    sheet
+        .write_number_with_format(1, 5, 45351.0 + 2.6 / 86_400.0, &date_time)
+        .unwrap();
+    save(&ws, "dates.xlsx", &mut book);
+    let mapping = "  full_name: \"{{ row.name }}\"\n  email: \"{{ row.email }}\"\n  remark: \"{{ row.at }}|{{ row.time }}|{{ row.day }}|{{ row.stamp }}\"\n";
+    ws.write("job.yaml", job("{type: xlsx, path: dates.xlsx}", mapping));
+    let p = plan(&ws);
+    assert_eq!(
+        p["preview"][0]["customer"]["remark"],
+        "2024-02-29 00:00:00|00:00:00|2024-02-29|2024-02-29 00:00:03",
+        "{p}"
+    );
+}
