@@ -350,11 +350,12 @@ fn read_header(
             ),
         ));
     };
+    // Trimmed, as a CSV header's names are: `Email ` is `row.Email`.
     Ok(cells
         .into_iter()
         .enumerate()
-        .filter(|(_, name)| !name.is_empty())
-        .map(|(i, name)| (name, i))
+        .map(|(i, name)| (name.trim().to_string(), i))
+        .filter(|(name, _)| !name.is_empty())
         .unzip())
 }
 

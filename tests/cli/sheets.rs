@@ -558,3 +558,26 @@ fn date_cells_read_as_their_number_format_shows_them() {
         "{p}"
     );
 }
+
+/// A sheet's header names are trimmed, as a CSV header's are: `Email ` is `row.Email`.
+#[test]
+fn sheet_header_names_are_trimmed_like_csv_ones() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    text_sheet(
+        sheet,
+        0,
+        &[
+            &[Some(" name"), Some("phone "), Some(" email ")],
+            &[Some("Ann"), Some("8613812345678"), Some("a@x.io")],
+        ],
+    );
+    save(&ws, "t.xlsx", &mut book);
+    ws.write("job.yaml", job("{type: xlsx, path: t.xlsx}", MAPPING));
+    let out = cmd(&ws, &["validate", "job.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let p = plan(&ws);
+    assert_eq!(p["counts"]["valid"], 1, "{p}");
+    assert_eq!(p["preview"][0]["customer"]["email"], "a@x.io", "{p}");
+}
