@@ -23,7 +23,9 @@ use calamine::{Data, Ods, Reader, Sheets, Xls, Xlsb, Xlsx};
 
 use super::cell::{DateShape, cell_text, cell_text_as};
 use super::spec::{SheetRef, SourceSpec};
-use super::{CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData};
+use super::{
+    CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData, Unreadable,
+};
 
 /// Why a sheet cannot be read, and the `source` key to fix (`path`, `sheet`, `header_row`),
 /// so that `validate` points at it.
@@ -131,7 +133,7 @@ pub fn likely_header_row(path: &Path, opts: &SheetOptions) -> Result<u32, SheetE
     let mut book = open_workbook(path, Arc::default())?;
     let sheet = find_sheet(&book, path, opts.sheet.as_ref())?;
     let mut best = (1u32, 0usize);
-    each_row(&mut book, &sheet, &mut |n, cells| {
+    each_row(&mut book, &sheet, &mut |n, cells, _| {
         if n > HEADER_SEARCH {
             return false;
         }
@@ -168,11 +170,35 @@ impl RecordSource for SheetSource {
             columns,
         } = *self;
         let mut row = 0u64;
-        each_row(&mut book, &sheet, &mut |sheet_row, cells| {
+        each_row(&mut book, &sheet, &mut |sheet_row, cells, errors| {
             if sheet_row <= header_row || cells.iter().all(String::is_empty) {
                 return true; // above the data, or a fully empty row: not a record
             }
             row += 1;
+            // An error cell (`#N/A`, `#REF!`) of a named column is no value: the row is
+            // rejected, naming the cell, rather than `#N/A` read as a name or a phone.
+            if let Some((name, &c)) = header
+                .names()
+                .iter()
+                .zip(&columns)
+                .find(|(_, c)| errors.contains(c))
+            {
+                let raw: Vec<&str> = columns
+                    .iter()
+                    .map(|&c| cells.get(c).map_or("", String::as_str))
+                    .collect();
+                let reason = format!(
+                    "sheet row {sheet_row}: cell {}{sheet_row} (`{name}`) holds the error {}",
+                    column_letters(c),
+                    cells.get(c).map_or("", String::as_str)
+                );
+                // No `line`: a sheet has none, and the reason names the sheet row.
+                return sink(Record {
+                    row,
+                    line: 0,
+                    data: Err(Unreadable::new(reason, raw.join(",").as_bytes())),
+                });
+            }
             let mut text = String::new();
             let mut ends = Vec::with_capacity(columns.len());
             for &c in &columns {
@@ -319,7 +345,7 @@ fn read_header(
 ) -> Result<(Vec<String>, Vec<usize>), SheetError> {
     let mut found: Option<Vec<String>> = None;
     let mut next_row = None; // the first row with a cell below the header row, for the message
-    each_row(book, sheet, &mut |n, cells| {
+    each_row(book, sheet, &mut |n, cells, _| {
         let holds = cells.iter().any(|c| !c.is_empty());
         if n == header_row && holds {
             found = Some(cells.to_vec());
@@ -365,8 +391,10 @@ fn read_header(
 fn each_row(
     book: &mut Sheets<Input>,
     sheet: &str,
-    f: &mut dyn FnMut(u32, &[String]) -> bool,
+    f: &mut dyn FnMut(u32, &[String], &[usize]) -> bool,
 ) -> Result<(), calamine::Error> {
+    // The 0-based columns of the row's error cells (`#N/A`…), usually none.
+    let mut errors: Vec<usize> = Vec::new();
     if let Sheets::Xlsx(xlsx) = book {
         let mut cells = xlsx.worksheet_cells_reader(sheet)?;
         // What each style's number format shows of a date, by style id: the format, not
@@ -386,11 +414,12 @@ fn each_row(
             let (r, c) = cell.get_position();
             if row != Some(r) {
                 if let Some(done) = row
-                    && !f(done + 1, &texts)
+                    && !f(done + 1, &texts, &errors)
                 {
                     return Ok(());
                 }
                 texts.clear();
+                errors.clear();
                 row = Some(r);
             }
             let c = c as usize;
@@ -398,10 +427,14 @@ fn each_row(
                 texts.resize(c + 1, String::new());
             }
             let shape = shapes.get(style).copied().unwrap_or(DateShape::Unknown);
-            texts[c] = cell_text_as(&Data::from(cell.get_value().clone()), shape);
+            let data = Data::from(cell.get_value().clone());
+            if matches!(data, Data::Error(_)) {
+                errors.push(c);
+            }
+            texts[c] = cell_text_as(&data, shape);
         }
         if let Some(done) = row {
-            f(done + 1, &texts);
+            f(done + 1, &texts, &errors);
         }
         return Ok(());
     }
@@ -414,9 +447,42 @@ fn each_row(
         texts.clear();
         texts.resize(first_col as usize, String::new());
         texts.extend(cells.iter().map(cell_text));
-        if !f(first_row + i as u32 + 1, &texts) {
+        errors.clear();
+        errors.extend(
+            (cells.iter().enumerate())
+                .filter(|(_, d)| matches!(d, Data::Error(_)))
+                .map(|(j, _)| first_col as usize + j),
+        );
+        if !f(first_row + i as u32 + 1, &texts, &errors) {
             break;
         }
     }
     Ok(())
+}
+
+/// A 0-based column as the spreadsheet names it: 0 → `A`, 25 → `Z`, 26 → `AA`.
+fn column_letters(c: usize) -> String {
+    let mut n = c + 1;
+    let mut out = Vec::new();
+    while n > 0 {
+        let d = (n - 1) % 26;
+        out.push(b'A' + d as u8);
+        n = (n - 1) / 26;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII letters")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_letters;
+
+    #[test]
+    fn columns_are_named_as_the_spreadsheet_names_them() {
+        let names: Vec<String> = [0, 2, 25, 26, 27, 51, 52, 701, 702]
+            .into_iter()
+            .map(column_letters)
+            .collect();
+        assert_eq!(names, ["A", "C", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
+    }
 }

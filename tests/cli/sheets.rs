@@ -581,3 +581,39 @@ fn sheet_header_names_are_trimmed_like_csv_ones() {
     assert_eq!(p["counts"]["valid"], 1, "{p}");
     assert_eq!(p["preview"][0]["customer"]["email"], "a@x.io", "{p}");
 }
+
+/// An error cell (`#N/A` of a lookup that found nothing, `#REF!`) in a named column is no
+/// value: its row is rejected, naming the cell and the error, and the rows around it read.
+/// An error in a column the header does not name changes nothing.
+#[test]
+fn an_error_cell_rejects_its_row_naming_the_cell() {
+    use rust_xlsxwriter::Formula;
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    text_sheet(sheet, 0, &[&[Some("name"), Some("phone"), Some("email")]]);
+    for r in 1..=4u32 {
+        sheet.write_string(r, 0, format!("Lead {r}")).unwrap();
+        sheet
+            .write_number(r, 1, 8613900000000.0 + f64::from(r))
+            .unwrap();
+        sheet.write_string(r, 2, format!("l{r}@x.io")).unwrap();
+    }
+    sheet
+        .write_formula(2, 1, Formula::new("=VLOOKUP(A3,Z:Z,1,FALSE)").set_result("#N/A"))
+        .unwrap();
+    sheet
+        .write_formula(3, 4, Formula::new("=1/0").set_result("#DIV/0!"))
+        .unwrap();
+    save(&ws, "t.xlsx", &mut book);
+    ws.write("job.yaml", job("{type: xlsx, path: t.xlsx}", MAPPING));
+    let p = plan(&ws);
+    assert_eq!(p["counts"]["valid"], 3, "{p}");
+    assert_eq!(p["counts"]["rejected"], 1, "{p}");
+    let group = &p["rejected_by_reason"][0];
+    assert_eq!(group["example_rows"], json!([2]), "{group}");
+    assert_eq!(
+        group["example"], "sheet row 3: cell B3 (`phone`) holds the error #N/A",
+        "{group}"
+    );
+}
