@@ -44,7 +44,9 @@ impl Place {
         let sheet = matches!(&record.data, Ok(RowData::Csv(r)) if r.header.is_sheet());
         Place {
             row,
-            line: record.line_number().unwrap_or(if sheet { record.line } else { 0 }),
+            line: record
+                .line_number()
+                .unwrap_or(if sheet { record.line } else { 0 }),
             sheet,
         }
     }

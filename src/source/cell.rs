@@ -130,9 +130,9 @@ fn date_time_text(dt: &ExcelDateTime, shape: DateShape) -> String {
 /// One second after the given civil time (a rounding that carries into the minute, the
 /// day, the year). Excel's phantom 1900-02-29 is no civil date: left as it is.
 fn next_second(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> (u16, u8, u8, u8, u8, u8) {
-    let Ok(t) = jiff::civil::DateTime::new(
-        y as i16, mo as i8, d as i8, h as i8, mi as i8, s as i8, 0,
-    ) else {
+    let Ok(t) =
+        jiff::civil::DateTime::new(y as i16, mo as i8, d as i8, h as i8, mi as i8, s as i8, 0)
+    else {
         return (y, mo, d, h, mi, s);
     };
     match t.checked_add(jiff::SignedDuration::from_secs(1)) {
@@ -228,14 +228,20 @@ mod tests {
             )
         };
         // Midnight in a date-time cell is still a date-time; 00:00 in a time cell a time.
-        assert_eq!(shaped(45351.0, "yyyy-mm-dd hh:mm:ss"), "2024-02-29 00:00:00");
+        assert_eq!(
+            shaped(45351.0, "yyyy-mm-dd hh:mm:ss"),
+            "2024-02-29 00:00:00"
+        );
         assert_eq!(shaped(45351.0, "m/d/yy h:mm"), "2024-02-29 00:00:00");
         assert_eq!(shaped(0.0, "hh:mm"), "00:00:00");
         assert_eq!(shaped(45351.75, "h:mm AM/PM"), "18:00:00");
         // A date cell shows the date even when the serial has a time.
         assert_eq!(shaped(45351.75, "yyyy-mm-dd"), "2024-02-29");
         assert_eq!(shaped(45351.75, "[$-409]d-mmm-yy;@"), "2024-02-29");
-        assert_eq!(shaped(45351.75, "dd\\.mm\\.yyyy \"at\" hh:mm"), "2024-02-29 18:00:00");
+        assert_eq!(
+            shaped(45351.75, "dd\\.mm\\.yyyy \"at\" hh:mm"),
+            "2024-02-29 18:00:00"
+        );
         assert_eq!(shaped(45351.75, "d\"th\" mmmm yyyy"), "2024-02-29");
         // Seconds round as Excel shows them, carrying into the next day.
         let just_before_midnight = 45351.0 + (86_399.6 / 86_400.0);

@@ -286,7 +286,11 @@ mod tests {
         let (mut r, _) = decode(Box::new(input), Some("gbk")).unwrap();
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
-        let expected = [vec![INVALID; 150_000], "张".as_bytes().to_vec(), vec![INVALID; 150_000]];
+        let expected = [
+            vec![INVALID; 150_000],
+            "张".as_bytes().to_vec(),
+            vec![INVALID; 150_000],
+        ];
         assert_eq!(out.len(), 300_003);
         assert!(out == expected.concat());
     }

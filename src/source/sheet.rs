@@ -23,9 +23,7 @@ use calamine::{Data, Ods, Reader, Sheets, Xls, Xlsb, Xlsx};
 
 use super::cell::{DateShape, cell_text, cell_text_as};
 use super::spec::{SheetRef, SourceSpec};
-use super::{
-    CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData, Unreadable,
-};
+use super::{CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData, Unreadable};
 
 /// Why a sheet cannot be read, and the `source` key to fix (`path`, `sheet`, `header_row`),
 /// so that `validate` points at it.
@@ -385,13 +383,18 @@ fn read_header(
         .unzip())
 }
 
+/// What [`each_row`] calls for a row: its number as the spreadsheet shows it, its cells'
+/// text by 0-based column, and the columns holding an error cell; `false` stops.
+type RowVisitor<'a> = dyn FnMut(u32, &[String], &[usize]) -> bool + 'a;
+
 /// Call `f` with every row of the sheet that has a cell, in order: its number as the
-/// spreadsheet shows it (1-based) and its cells' text by 0-based column; stop when `f`
+/// spreadsheet shows it (1-based), its cells' text by 0-based column and its error cells'
+/// columns; stop when `f`
 /// returns false.
 fn each_row(
     book: &mut Sheets<Input>,
     sheet: &str,
-    f: &mut dyn FnMut(u32, &[String], &[usize]) -> bool,
+    f: &mut RowVisitor<'_>,
 ) -> Result<(), calamine::Error> {
     // The 0-based columns of the row's error cells (`#N/A`…), usually none.
     let mut errors: Vec<usize> = Vec::new();

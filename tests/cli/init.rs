@@ -292,7 +292,9 @@ fn a_workbook_with_a_title_above_its_header() {
             .write_number(r, 1, 13800000000.0 + f64::from(r))
             .unwrap();
         if r % 2 == 0 {
-            sheet.write_string(r, 2, format!("l{r}@example.com")).unwrap();
+            sheet
+                .write_string(r, 2, format!("l{r}@example.com"))
+                .unwrap();
         }
     }
     book.save(ws.path("list.xlsx")).unwrap();
@@ -300,7 +302,10 @@ fn a_workbook_with_a_title_above_its_header() {
     assert!(out.stderr.contains("header row 4"), "{}", out.stderr);
     let (text, p) = init_then_plan(&ws, "list.xlsx");
     assert!(text.contains("header_row: 4"), "{text}");
-    assert!(text.contains("sms_phone:") && text.contains("email:"), "{text}");
+    assert!(
+        text.contains("sms_phone:") && text.contains("email:"),
+        "{text}"
+    );
     assert_eq!(p["counts"]["rows"], 10, "{p}");
     assert_eq!(p["counts"]["valid"], 10, "{p}");
     assert_eq!(p["preview"][0]["customer"]["full_name"], "Lead 4", "{p}");

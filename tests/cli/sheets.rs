@@ -464,7 +464,11 @@ fn a_damaged_workbook_is_bad_input_and_every_row_read_is_counted() {
     ws.write("job.yaml", job("{type: xlsx, path: leads.xlsx}", MAPPING));
     let out = cmd(&ws, &["plan", "job.yaml"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("cannot read sheet `Sheet1`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot read sheet `Sheet1`"),
+        "{}",
+        out.stderr
+    );
 
     let out = cmd(&ws, &["run", "job.yaml", "--json"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
@@ -600,7 +604,11 @@ fn an_error_cell_rejects_its_row_naming_the_cell() {
         sheet.write_string(r, 2, format!("l{r}@x.io")).unwrap();
     }
     sheet
-        .write_formula(2, 1, Formula::new("=VLOOKUP(A3,Z:Z,1,FALSE)").set_result("#N/A"))
+        .write_formula(
+            2,
+            1,
+            Formula::new("=VLOOKUP(A3,Z:Z,1,FALSE)").set_result("#N/A"),
+        )
         .unwrap();
     sheet
         .write_formula(3, 4, Formula::new("=1/0").set_result("#DIV/0!"))

@@ -272,8 +272,7 @@ fn a_signal_while_spooling_stops_the_run_there_and_the_resume_queries_again() {
     );
     let dir = run_dirs(&root).pop().unwrap();
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(
         manifest["kind"]["batch_create"]["spool"]["complete"], false,
         "the copy went on to the end: {manifest}"

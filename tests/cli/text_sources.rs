@@ -201,7 +201,11 @@ fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_counted() {
     assert_eq!(jsonl(&dir.join("created.jsonl")).len() as u64, rows);
     let out = run(run_cmd(&ws, &["resume", dir.to_str().unwrap()]));
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("damaged or cut short"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("damaged or cut short"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stdout.contains("resume with"), "{}", out.stdout);
 
     // A damaged byte instead of a cut: the same answer (it was exit 2 here, 3 for a cut).
@@ -211,7 +215,11 @@ fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_counted() {
     ws.write("leads.csv.gz", &gz);
     let out = run(ws.cmd(&["plan", "job.yaml"]));
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("damaged or cut short"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("damaged or cut short"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// `text` encoded in `encoding` (the test's own check that it can be).
