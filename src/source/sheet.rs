@@ -237,14 +237,7 @@ fn open_workbook(path: &Path, bytes_read: Arc<AtomicU64>) -> Result<Sheets<Input
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let file = File::open(path)
-        .map_err(|err| invalid(format!("cannot read {}: {err}", path.display())))?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(invalid(format!(
-            "{} is a directory, not a file",
-            path.display()
-        )));
-    }
+    let file = super::text::open_file(path).map_err(|e| invalid(e.to_string()))?;
     let input = BufReader::with_capacity(
         1 << 16,
         CountingReader {
@@ -389,8 +382,7 @@ type RowVisitor<'a> = dyn FnMut(u32, &[String], &[usize]) -> bool + 'a;
 
 /// Call `f` with every row of the sheet that has a cell, in order: its number as the
 /// spreadsheet shows it (1-based), its cells' text by 0-based column and its error cells'
-/// columns; stop when `f`
-/// returns false.
+/// columns; stop when `f` returns false.
 fn each_row(
     book: &mut Sheets<Input>,
     sheet: &str,

@@ -625,3 +625,21 @@ fn an_error_cell_rejects_its_row_naming_the_cell() {
         "{group}"
     );
 }
+
+/// A directory named like a workbook or a CSV is refused the same way for both (`init`
+/// opens the file itself; a job's `validate` says so before).
+#[test]
+fn a_directory_as_the_source_is_refused_alike_for_a_workbook_and_a_csv() {
+    let ws = Workspace::new();
+    for name in ["book.xlsx", "leads.csv"] {
+        std::fs::create_dir(ws.path(name)).unwrap();
+        let out = cmd(&ws, &["init", "--from", name, "--out", "-"]);
+        assert_eq!(out.code, 2, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("the source {name} is a directory, not a file")),
+            "{name}: {}",
+            out.stderr
+        );
+    }
+}
