@@ -10,6 +10,7 @@
 
 mod mysql;
 mod postgres;
+mod session;
 mod sqlite;
 pub mod url;
 
