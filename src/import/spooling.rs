@@ -67,11 +67,12 @@ pub fn ensure(
     let path = dir.file(run_dir::SPOOL);
     // Whatever a crash left of an earlier attempt goes: the query runs again whole.
     let _ = std::fs::remove_file(spool::partial_path(&path));
+    // The source's own classification (SqlError::report) decides; here it becomes a stop.
     let source = SqlSource::open(src, &job.resolve(&src.path)).map_err(|e| match e {
         OpenError::Unreachable(m) => Stop::resumable(m),
         // Credentials changed since the run began, the query no longer compiles: the same
         // answer every time until someone fixes it.
-        other => Stop::not_resumable(format!("{other}; {REFUSED}")),
+        refused => Stop::not_resumable(format!("{refused}; {REFUSED}")),
     })?;
     let rows = spool::write(Box::new(source), &path, &|| shutdown.is_requested()).map_err(|e| {
         if e.kind() == std::io::ErrorKind::Interrupted {

@@ -28,7 +28,15 @@ fn classify(e: mysql_async::Error) -> SqlError {
             _ => SqlError::Refused(s.message),
         },
         mysql_async::Error::Url(e) => SqlError::Refused(format!("the connection string: {e}")),
-        other => SqlError::Unreachable(other.to_string()),
+        // The socket: nothing listening, the connection lost. Trying again can help.
+        mysql_async::Error::Io(mysql_async::IoError::Io(e)) => SqlError::Unreachable(e.to_string()),
+        mysql_async::Error::Driver(
+            d @ (mysql_async::DriverError::ConnectionClosed
+            | mysql_async::DriverError::PoolDisconnected),
+        ) => SqlError::Unreachable(d.to_string()),
+        // Set up wrong, not down (TLS asked for — cdpjob has none —, an authentication
+        // plugin the driver refuses, a protocol it cannot follow): the same every time.
+        other => SqlError::Refused(other.to_string()),
     }
 }
 
