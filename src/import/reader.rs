@@ -3,6 +3,7 @@
 //! the rest of the source: [`Reader::close`] raises the pipeline's stop flag and drops the
 //! receiver, so every stage fails its next send and ends.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -55,7 +56,13 @@ impl Place {
 /// Why reading the source broke, once every row read before it was handed on: where it
 /// broke, and whether trying again can help. A damaged file (or a query the database
 /// refuses) breaks at the same place every time: a stop no plain resume mends (exit 2).
-fn read_failure(e: &std::io::Error, last: Option<Place>) -> Stop {
+///
+/// The rows read since the last whole batch (`unsent`: first and last row) are not sent: a
+/// batch is `batch_size` customers of the source, and a resume (after the file is mended,
+/// with `--force`) sends that batch whole — a part of it sent now would mark it done, and
+/// its other rows would never be sent. The reason names them, so every row read is
+/// accounted for.
+fn read_failure(e: &std::io::Error, last: Option<Place>, unsent: Option<(u64, u64)>) -> Stop {
     let after = match last {
         None => "before its first row".to_string(),
         Some(Place { row, line: 0, .. }) => format!("after row {row}"),
@@ -66,10 +73,25 @@ fn read_failure(e: &std::io::Error, last: Option<Place>) -> Stop {
         }) => format!("after row {row} (sheet row {line})"),
         Some(Place { row, line, .. }) => format!("after row {row} (line {line})"),
     };
-    let reason = format!("reading the source failed {after}: {e}");
+    let mut reason = format!("reading the source failed {after}: {e}");
+    match unsent {
+        Some((first, last)) if first == last => {
+            let _ = write!(
+                reason,
+                "; row {first}, read after the last whole batch, was not sent"
+            );
+        }
+        Some((first, last)) => {
+            let _ = write!(
+                reason,
+                "; rows {first}-{last}, read after the last whole batch, were not sent"
+            );
+        }
+        None => {}
+    }
     if crate::source::is_bad_input(e) {
         Stop::not_resumable(format!(
-            "{reason}. The rows read before it are accounted for; fix or replace the file, then resume this run with --force (its source changed), or start a new run"
+            "{reason}. Fix or replace the file, then resume this run with --force (its source changed; the batches sent are not sent again), or start a new run"
         ))
     } else {
         Stop::resumable(reason)
@@ -137,12 +159,14 @@ impl Reader {
                     open
                 },
             );
-            // Even when reading broke: the rows read are sent (or counted) like any, so
-            // the run's counts hold every row it read.
+            if let Err(e) = read {
+                // The rows of the unfinished batch stay unsent (see `read_failure`).
+                let unsent = batcher.finish().map(|u| (u.first_row, u.last_row));
+                return Err(read_failure(&e, last, unsent));
+            }
             if open && let Some(unit) = batcher.finish() {
                 open = tx.blocking_send(unit).is_ok();
             }
-            read.map_err(|e| read_failure(&e, last))?;
             // Only a source read to its end says which of the state's customers it lacks.
             let read_all = open && !stop_reading.load(Ordering::Relaxed);
             Ok(classifier.filter(|_| read_all).map(|c| c.missing(&seen)))

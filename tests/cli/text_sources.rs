@@ -152,11 +152,12 @@ fn compressed_jsonl_and_standard_input() {
 
 /// A .csv.gz cut in half, and one with a damaged byte, are bad input (exit 2), never a
 /// short file read as if whole nor a resumable stop that every resume repeats: plan says
-/// how far it read; a run sends every row read before the break (its counts hold them
-/// all), names the row and line it stopped after and is not resumable; a resume meets the
-/// same break and says the same (exit 2, not 3).
+/// how far it read; a run sends every whole batch read before the break, names the row and
+/// line it stopped after and the rows of the unfinished batch it did not send, and is not
+/// resumable; a resume meets the same break (exit 2, not 3). Once the file is whole again,
+/// `resume --force` (the way out it names) sends the rest: every row once.
 #[test]
-fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_counted() {
+fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_accounted_for() {
     let ws = Workspace::new();
     let mut csv = String::from("name,email\n");
     for i in 1..=20_000 {
@@ -188,17 +189,24 @@ fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_counted() {
     let summary: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(summary["status"], "interrupted", "{summary}");
     assert_eq!(summary["resumable"], false, "{summary}");
-    assert_eq!(summary["counts"]["rows"], rows, "{summary}");
-    assert_eq!(summary["counts"]["created"], rows, "{summary}");
+    // Batches of 100 customers: the whole ones are sent, the rest named.
+    let sent = rows / 100 * 100;
+    assert!(sent < rows, "the break fell on a batch boundary: {rows}");
+    assert_eq!(summary["counts"]["rows"], sent, "{summary}");
+    assert_eq!(summary["counts"]["created"], sent, "{summary}");
     let reason = summary["stopped_reason"].as_str().unwrap();
     assert!(
         reason.contains("the gzip data is damaged or cut short")
             && reason.contains(&after)
+            && reason.contains(&format!(
+                "rows {}-{rows}, read after the last whole batch, were not sent",
+                sent + 1
+            ))
             && reason.contains("--force"),
         "{reason}"
     );
     let dir = run_dir(&ws);
-    assert_eq!(jsonl(&dir.join("created.jsonl")).len() as u64, rows);
+    assert_eq!(jsonl(&dir.join("created.jsonl")).len() as u64, sent);
     let out = run(run_cmd(&ws, &["resume", dir.to_str().unwrap()]));
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(
@@ -207,6 +215,16 @@ fn a_damaged_compressed_file_is_bad_input_and_every_row_read_is_counted() {
         out.stderr
     );
     assert!(!out.stdout.contains("resume with"), "{}", out.stdout);
+    // The file whole again: resume --force sends the rest, and every row is created once.
+    ws.write("leads.csv.gz", gzip(csv.as_bytes()));
+    let out = run(run_cmd(&ws, &["resume", dir.to_str().unwrap(), "--force"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let created: std::collections::BTreeSet<u64> = jsonl(&dir.join("created.jsonl"))
+        .iter()
+        .map(|l| l["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(created, (1..=20_000).collect());
+    assert_eq!(jsonl(&dir.join("created.jsonl")).len(), 20_000);
 
     // A damaged byte instead of a cut: the same answer (it was exit 2 here, 3 for a cut).
     let mut gz = gzip(csv.as_bytes());
