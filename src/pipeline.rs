@@ -89,7 +89,7 @@ fn read_chunks(
     let mut seq = 0u64;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut open = true;
-    source.for_each(&mut |record| {
+    let read = source.for_each(&mut |record| {
         if stop.load(Ordering::Relaxed) {
             open = false;
             return false;
@@ -101,11 +101,13 @@ fn read_chunks(
             seq += 1;
         }
         open
-    })?;
+    });
+    // Also when reading broke: the records read before it are mapped and handed on, so
+    // what a stopped read accounts for is every row it read.
     if open && !chunk.is_empty() {
         let _ = tx.send((seq, chunk));
     }
-    Ok(())
+    read
 }
 
 fn map_chunks<T>(

@@ -315,21 +315,24 @@ pub fn count_records(
     let (classifier, mut sync) = SyncPlan::load(job).unzip();
     let mut seen = Seen::default();
     // As a run does: the verdict on the mapping threads, then duplicates in row order.
-    let classify = |_record, outcome: Outcome| {
+    let classify = |record: source::Record, outcome: Outcome| {
         let verdict = match (&classifier, &outcome) {
             (Some(c), Outcome::Valid(customer)) => Some(c.classify(customer)),
             _ => None,
         };
-        (outcome, verdict)
+        (outcome, verdict, record.line_number())
     };
+    // The last row counted and its line: where a read that breaks broke.
+    let mut last_line = None;
     pipeline::map_then_in_order(
         source,
         &mapper,
         pipeline::default_workers(),
         &std::sync::atomic::AtomicBool::new(false),
         &classify,
-        |row, (outcome, verdict)| {
+        |row, (outcome, verdict, line)| {
             counts.rows += 1;
+            last_line = line;
             let outcome = match verdict.map(|v| Classifier::settle(&mut seen, v, row)) {
                 Some(Err(duplicate)) => Outcome::Rejected(vec![duplicate]),
                 Some(Ok(Verdict::Unchanged)) => {
@@ -370,7 +373,14 @@ pub fn count_records(
             true
         },
     )
-    .map_err(|e| Error::io(format!("reading {label} failed"), e))?;
+    .map_err(|e| {
+        let after = match (counts.rows, last_line) {
+            (0, _) => "before its first row".to_string(),
+            (n, Some(line)) => format!("after row {n} (line {line})"),
+            (n, None) => format!("after row {n}"),
+        };
+        Error::io(format!("reading {label} failed {after}"), e)
+    })?;
 
     let mut rejected_by_reason: Vec<ReasonGroup> = groups.into_values().collect();
     rejected_by_reason.sort_by(|a, b| {

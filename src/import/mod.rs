@@ -234,7 +234,7 @@ impl RunKind for Import {
             KindRecord::QueryExport(_) => None,
         };
         // A sql source's rows are copied into the run directory before the first request.
-        if let Err(s) = spooling::ensure(ctx.job, ctx.dir, ctx.manifest) {
+        if let Err(s) = spooling::ensure(ctx.job, ctx.dir, ctx.manifest, &ctx.shutdown) {
             return Driven {
                 detail: ImportDetail {
                     counts: committed.counts,

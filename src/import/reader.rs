@@ -3,6 +3,7 @@
 //! the rest of the source: [`Reader::close`] raises the pipeline's stop flag and drops the
 //! receiver, so every stage fails its next send and ends.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -14,7 +15,7 @@ use crate::job::Job;
 use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::runner::Stop;
-use crate::source::Record;
+use crate::source::{Record, RowData};
 use crate::sync::{Classified, Classifier, Seen, Verdict};
 
 /// What the mapping threads hand on for one row: its outcome, its record, and with change
@@ -27,7 +28,74 @@ pub struct Reader {
     pub bytes_read: Arc<AtomicU64>,
     pub size: Option<u64>,
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Result<Option<u64>, String>>,
+    thread: std::thread::JoinHandle<Result<Option<u64>, Stop>>,
+}
+
+/// Where the last record handed on was: its row, and where a user finds it in the file.
+#[derive(Clone, Copy)]
+struct Place {
+    row: u64,
+    /// The physical line (0: none), or a sheet's row number.
+    line: u64,
+    sheet: bool,
+}
+
+impl Place {
+    fn of(row: u64, record: &Record) -> Place {
+        let sheet = matches!(&record.data, Ok(RowData::Csv(r)) if r.header.is_sheet());
+        Place {
+            row,
+            line: record
+                .line_number()
+                .unwrap_or(if sheet { record.line } else { 0 }),
+            sheet,
+        }
+    }
+}
+
+/// Why reading the source broke, once every row read before it was handed on: where it
+/// broke, and whether trying again can help. A damaged file (or a query the database
+/// refuses) breaks at the same place every time: a stop no plain resume mends (exit 2).
+///
+/// The rows read since the last whole batch (`unsent`: first and last row) are not sent: a
+/// batch is `batch_size` customers of the source, and a resume (after the file is mended,
+/// with `--force`) sends that batch whole — a part of it sent now would mark it done, and
+/// its other rows would never be sent. The reason names them, so every row read is
+/// accounted for.
+fn read_failure(e: &std::io::Error, last: Option<Place>, unsent: Option<(u64, u64)>) -> Stop {
+    let after = match last {
+        None => "before its first row".to_string(),
+        Some(Place { row, line: 0, .. }) => format!("after row {row}"),
+        Some(Place {
+            row,
+            line,
+            sheet: true,
+        }) => format!("after row {row} (sheet row {line})"),
+        Some(Place { row, line, .. }) => format!("after row {row} (line {line})"),
+    };
+    let mut reason = format!("reading the source failed {after}: {e}");
+    match unsent {
+        Some((first, last)) if first == last => {
+            let _ = write!(
+                reason,
+                "; row {first}, read after the last whole batch, was not sent"
+            );
+        }
+        Some((first, last)) => {
+            let _ = write!(
+                reason,
+                "; rows {first}-{last}, read after the last whole batch, were not sent"
+            );
+        }
+        None => {}
+    }
+    if crate::source::is_bad_input(e) {
+        Stop::not_resumable(format!(
+            "{reason}. Fix or replace the file, then resume this run with --force (its source changed; the batches sent are not sent again), or start a new run"
+        ))
+    } else {
+        Stop::resumable(reason)
+    }
 }
 
 impl Reader {
@@ -50,11 +118,13 @@ impl Reader {
         let bytes_read = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (counter, stop_reading) = (Arc::clone(&bytes_read), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || -> Result<Option<u64>, String> {
-            let source = input.open(counter)?;
+        let thread = std::thread::spawn(move || -> Result<Option<u64>, Stop> {
+            let source = input.open(counter).map_err(Stop::resumable)?;
             let mut batcher = Batcher::new(batch_size);
             let mut seen = classifier.as_ref().map_or_else(Seen::default, |c| c.seen());
             let mut open = true;
+            // The row and line of the last record handed on, for a read that breaks.
+            let mut last: Option<Place> = None;
             let classify = |record: Record, outcome: Outcome| -> Sorted {
                 let verdict = match (&classifier, &outcome) {
                     (Some(c), Outcome::Valid(customer)) => Some(c.classify(customer)),
@@ -62,13 +132,14 @@ impl Reader {
                 };
                 (outcome, record, verdict)
             };
-            pipeline::map_then_in_order(
+            let read = pipeline::map_then_in_order(
                 source,
                 &mapper,
                 pipeline::default_workers(),
                 &stop_reading,
                 &classify,
                 |row, (outcome, record, verdict)| {
+                    last = Some(Place::of(row, &record));
                     let unit = match verdict {
                         None => batcher.push(row, outcome, record),
                         Some(verdict) => match Classifier::settle(&mut seen, verdict, row) {
@@ -87,8 +158,12 @@ impl Reader {
                     }
                     open
                 },
-            )
-            .map_err(|e| format!("reading the source failed: {e}"))?;
+            );
+            if let Err(e) = read {
+                // The rows of the unfinished batch stay unsent (see `read_failure`).
+                let unsent = batcher.finish().map(|u| (u.first_row, u.last_row));
+                return Err(read_failure(&e, last, unsent));
+            }
             if open && let Some(unit) = batcher.finish() {
                 open = tx.blocking_send(unit).is_ok();
             }
@@ -106,7 +181,8 @@ impl Reader {
     }
 
     /// Stop reading (whatever is left unread) and let the thread end: it does at its next
-    /// record. A read error is a resumable stop. When the run is `stopping`, a thread stuck
+    /// record. A read error is a stop: resumable, unless the input itself is bad (see
+    /// [`read_failure`]). When the run is `stopping`, a thread stuck
     /// in a read that never returns (a pipe nobody writes to) is not waited for past a
     /// short grace: nothing reads its output any more, and the process's exit ends it.
     /// On success, how many customers of the sync state the source lacked (with change
@@ -126,7 +202,7 @@ impl Reader {
         }
         match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(Ok(missing))) => Ok(missing),
-            Ok(Ok(Err(e))) => Err(Stop::resumable(e)),
+            Ok(Ok(Err(stop))) => Err(stop),
             Ok(Err(_)) | Err(_) => Err(Stop::resumable("the source reader failed")),
         }
     }

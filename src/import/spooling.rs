@@ -10,9 +10,13 @@
 use crate::error::Result;
 use crate::job::Job;
 use crate::run_dir::{self, KindRecord, Manifest, RunDir, SourceFingerprint, SpoolRecord};
-use crate::runner::Stop;
+use crate::runner::{Shutdown, Stop};
 use crate::source::sql::SqlSource;
-use crate::source::{OpenError, SourceSpec, spool};
+use crate::source::{OpenError, SourceSpec, is_bad_input, spool};
+
+/// What a refused query asks of the operator: nothing was sent, and a resume would run the
+/// same query again and meet the same refusal.
+const REFUSED: &str = "nothing was sent. Fix the query or the database (its grants, the credentials), then start a new run";
 
 /// Before the manifest: the database answers and the query compiles. What the manifest
 /// records of the source until the spool is complete.
@@ -37,7 +41,14 @@ pub fn prepare(
 
 /// The run's spool, complete: written now (the query run from scratch) unless the manifest
 /// already says it is.
-pub fn ensure(job: &Job, dir: &RunDir, manifest: &Manifest) -> Result<(), Stop> {
+/// A signal (`shutdown`) stops the copy between two rows: resumable, the spool still
+/// incomplete, so the resume runs the query again (R12).
+pub fn ensure(
+    job: &Job,
+    dir: &RunDir,
+    manifest: &Manifest,
+    shutdown: &Shutdown,
+) -> Result<(), Stop> {
     let KindRecord::BatchCreate {
         spool: Some(record),
         ..
@@ -56,12 +67,26 @@ pub fn ensure(job: &Job, dir: &RunDir, manifest: &Manifest) -> Result<(), Stop> 
     let path = dir.file(run_dir::SPOOL);
     // Whatever a crash left of an earlier attempt goes: the query runs again whole.
     let _ = std::fs::remove_file(spool::partial_path(&path));
+    // The source's own classification (SqlError::report) decides; here it becomes a stop.
     let source = SqlSource::open(src, &job.resolve(&src.path)).map_err(|e| match e {
         OpenError::Unreachable(m) => Stop::resumable(m),
-        other => Stop::resumable(other.to_string()),
+        // Credentials changed since the run began, the query no longer compiles: the same
+        // answer every time until someone fixes it.
+        refused => Stop::not_resumable(format!("{refused}; {REFUSED}")),
     })?;
-    let rows = spool::write(Box::new(source), &path)
-        .map_err(|e| Stop::resumable(format!("copying the query's rows into the spool: {e}")))?;
+    let rows = spool::write(Box::new(source), &path, &|| shutdown.is_requested()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            Stop::resumable(
+                "interrupted by a signal while copying the query's rows into the spool; nothing was sent, and a resume runs the query again",
+            )
+        } else if is_bad_input(&e) {
+            // Nothing in it will ever be used: the query runs again whole, if at all.
+            let _ = std::fs::remove_file(spool::partial_path(&path));
+            Stop::not_resumable(format!("{e}; {REFUSED}"))
+        } else {
+            Stop::resumable(format!("copying the query's rows into the spool: {e}"))
+        }
+    })?;
     let fingerprint =
         run_dir::fingerprint(&path).map_err(|e| Stop::io("cannot read the spool", &e))?;
     let mut done = manifest.clone();

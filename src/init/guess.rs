@@ -112,6 +112,7 @@ mod tests {
             delimiter: Some(','),
             encoding: None,
             sheet: None,
+            header_row: None,
             columns: columns.iter().map(|c| c.to_string()).collect(),
             values: (0..columns.len())
                 .map(|i| {

@@ -162,7 +162,10 @@ fn report(out: &Path, sample: &sample::Sample, guess: &guess::Guess) -> String {
     let mut o = String::new();
     let what = match (sample.delimiter, &sample.sheet) {
         (Some(d), _) => format!("{}, delimiter {:?}", sample.kind.as_str(), d),
-        (None, Some(sheet)) => format!("{}, sheet `{sheet}`", sample.kind.as_str()),
+        (None, Some(sheet)) => match sample.header_row {
+            Some(n) => format!("{}, sheet `{sheet}`, header row {n}", sample.kind.as_str()),
+            None => format!("{}, sheet `{sheet}`", sample.kind.as_str()),
+        },
         _ => sample.kind.as_str().to_string(),
     };
     let placed: usize = sample.columns.len() - guess.unplaced.len();

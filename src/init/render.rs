@@ -75,6 +75,12 @@ pub fn render(ctx: &Context<'_>, sample: &Sample, guess: &Guess) -> String {
     {
         let _ = writeln!(o, "  sheet: {}", quoted(sheet));
     }
+    if let Some(n) = sample.header_row {
+        let _ = writeln!(
+            o,
+            "  header_row: {n}     # the row that names the columns; the rows above it are not read"
+        );
+    }
     let _ = writeln!(o, "mapping:");
     if !guess.mapping.iter().any(|p| p.field == Field::FullName) {
         let first = match sample.columns.first() {

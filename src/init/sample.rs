@@ -21,11 +21,13 @@ pub struct Sample {
     pub kind: SourceKind,
     /// CSV: the delimiter found (`,` when nothing else fits).
     pub delimiter: Option<char>,
-    /// CSV: the text encoding `encoding: auto` finds, when it is not UTF-8 (the default);
-    /// see [`head_of`].
+    /// CSV: the text encoding `encoding: auto` finds, when it is not UTF-8 (the default),
+    /// as the job names it (`auto` for one it has no label for); see [`head_of`].
     pub encoding: Option<&'static str>,
     /// xlsx: the sheet read (the first).
     pub sheet: Option<String>,
+    /// xlsx: the header's row when it is not the first (a title above it).
+    pub header_row: Option<u32>,
     /// The columns (JSON: keys in first-seen order).
     pub columns: Vec<String>,
     /// For each column, its non-empty values among the sampled records, as text.
@@ -49,7 +51,7 @@ impl Sample {
 pub fn read(path: &Path) -> Result<Sample> {
     let kind = kind_of(path)?;
     let mut spec = json!({"type": kind.as_str(), "path": path.to_string_lossy()});
-    let (mut delimiter, mut encoding, mut sheet) = (None, None, None);
+    let (mut delimiter, mut encoding, mut sheet, mut header_row) = (None, None, None, None);
     let mut columns = match kind {
         SourceKind::Csv => {
             let (head, label) = head_of(path)?;
@@ -63,6 +65,12 @@ pub fn read(path: &Path) -> Result<Sample> {
             source::csv_columns(&spec_of(&spec), path).map_err(|e| Error::Usage(e.to_string()))?
         }
         SourceKind::Xlsx => {
+            let row = source::likely_header_row(path, &SheetOptions::from_spec(&spec_of(&spec)))
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if row != 1 {
+                spec["header_row"] = Value::from(row);
+                header_row = Some(row);
+            }
             let opened = source::SheetSource::open(
                 path,
                 &SheetOptions::from_spec(&spec_of(&spec)),
@@ -110,6 +118,7 @@ pub fn read(path: &Path) -> Result<Sample> {
         delimiter,
         encoding,
         sheet,
+        header_row,
         columns,
         values,
         lists,
@@ -178,7 +187,9 @@ fn head_of(path: &Path) -> Result<(Vec<u8>, Option<&'static str>)> {
 }
 
 /// The `source.encoding` value that reads as `name` (an encoding's WHATWG name); `None`
-/// for UTF-8, the default.
+/// for UTF-8, the default. An encoding the job file has no label for (Windows-1252, which
+/// the detector picks for a French or German list saved by Excel, or any other) is `auto`:
+/// it looks at the same first 64 KiB and so picks the same encoding again.
 fn label_of(name: &str) -> Option<&'static str> {
     match name {
         "GBK" => Some("gbk"),
@@ -187,7 +198,8 @@ fn label_of(name: &str) -> Option<&'static str> {
         "Shift_JIS" => Some("shift_jis"),
         "EUC-KR" => Some("euc-kr"),
         "UTF-16LE" | "UTF-16BE" => Some("utf-16"),
-        _ => None,
+        "UTF-8" => None,
+        _ => Some("auto"),
     }
 }
 
@@ -248,5 +260,6 @@ mod tests {
         assert_eq!(label_of("UTF-8"), None);
         assert_eq!(label_of("GBK"), Some("gbk"));
         assert_eq!(label_of("UTF-16BE"), Some("utf-16"));
+        assert_eq!(label_of("windows-1252"), Some("auto"));
     }
 }

@@ -20,6 +20,12 @@ impl Shutdown {
         Shutdown { requested: rx }
     }
 
+    /// Whether a signal has come: for work that runs on a thread of its own and looks
+    /// between its steps (a sql source's rows copied into the spool).
+    pub fn is_requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+
     /// Resolves once a signal came (at once if one already has); cancel-safe.
     pub async fn requested(&mut self) {
         if self.requested.wait_for(|asked| *asked).await.is_err() {

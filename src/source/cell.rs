@@ -8,15 +8,74 @@
 
 use calamine::{Data, ExcelDateTime};
 
+/// What a cell's number format shows of a date serial (SPEC §8): the format decides, not
+/// whether the time happens to be zero — a `yyyy-mm-dd hh:mm:ss` cell at midnight is still
+/// a date-time, an `hh:mm` cell at 00:00 still a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateShape {
+    Date,
+    DateTime,
+    Time,
+    /// No format known (xls, xlsb and ods cells come without one here): a serial with a
+    /// time of day is a date-time, one without a date, as before.
+    Unknown,
+}
+
+impl DateShape {
+    /// The shape of an Excel number format code (`yyyy-mm-dd`, `m/d/yy h:mm`, `h:mm AM/PM`,
+    /// `[$-409]d-mmm-yy`…): date parts are `y` and `d`, time parts `h` and `s` (`m` is
+    /// either); quoted text, escaped characters and `[…]` sections say nothing.
+    pub fn of_format(code: &str) -> DateShape {
+        let (mut date, mut time) = (false, false);
+        let mut chars = code.chars();
+        while let Some(c) = chars.next() {
+            match c.to_ascii_lowercase() {
+                '"' => {
+                    for q in chars.by_ref() {
+                        if q == '"' {
+                            break;
+                        }
+                    }
+                }
+                '\\' | '_' | '*' => {
+                    chars.next();
+                }
+                '[' => {
+                    for q in chars.by_ref() {
+                        if q == ']' {
+                            break;
+                        }
+                    }
+                }
+                ';' => break, // the first section (positive numbers) is the one shown
+                'y' | 'd' => date = true,
+                'h' | 's' => time = true,
+                _ => {}
+            }
+        }
+        match (date, time) {
+            (true, true) => DateShape::DateTime,
+            (false, true) => DateShape::Time,
+            (true, false) => DateShape::Date,
+            (false, false) => DateShape::Unknown,
+        }
+    }
+}
+
 /// The text of one cell.
 pub fn cell_text(cell: &Data) -> String {
+    cell_text_as(cell, DateShape::Unknown)
+}
+
+/// The text of one cell whose number format shows dates as `shape`.
+pub fn cell_text_as(cell: &Data, shape: DateShape) -> String {
     match cell {
         Data::Empty => String::new(),
         Data::String(s) => s.clone(),
         Data::Int(i) => i.to_string(),
         Data::Float(f) => number_text(*f),
         Data::Bool(b) => b.to_string(),
-        Data::DateTime(dt) => date_time_text(dt),
+        Data::DateTime(dt) => date_time_text(dt, shape),
         Data::DateTimeIso(s) => iso_text(s),
         Data::DurationIso(s) => s.clone(),
         // What the spreadsheet shows in the cell (`#N/A`, `#DIV/0!`): a template that needs
@@ -38,24 +97,54 @@ pub fn number_text(f: f64) -> String {
 }
 
 /// A date, a date-time, a time of day, or a duration, from the serial number calamine read
-/// together with the workbook's date system.
-fn date_time_text(dt: &ExcelDateTime) -> String {
+/// together with the workbook's date system, shown as the cell's format `shape` says.
+/// Seconds are rounded, as Excel shows them (12:59:02.6 is 12:59:03).
+fn date_time_text(dt: &ExcelDateTime, shape: DateShape) -> String {
     let serial = dt.as_f64();
-    let (y, mo, d, h, mi, s, _ms) = dt.to_ymd_hms_milli();
     if dt.is_duration() {
         // `[h]:mm:ss`: the hours run past 24, as the spreadsheet shows them.
         let total = (serial * 86_400.0).round() as i64;
         return format!("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
     }
-    let has_time = (h, mi, s) != (0, 0, 0);
-    if (0.0..1.0).contains(&serial) && has_time {
-        // A time of day alone (a cell formatted `hh:mm`): day 0 is no real date.
-        return format!("{h:02}:{mi:02}:{s:02}");
-    }
-    if has_time {
-        format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+    let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
+    let (y, mo, d, h, mi, s) = if ms >= 500 {
+        next_second(y, mo, d, h, mi, s)
     } else {
-        format!("{y:04}-{mo:02}-{d:02}")
+        (y, mo, d, h, mi, s)
+    };
+    let has_time = (h, mi, s) != (0, 0, 0);
+    let shape = match shape {
+        DateShape::Unknown if (0.0..1.0).contains(&serial) && has_time => DateShape::Time,
+        DateShape::Unknown if has_time => DateShape::DateTime,
+        DateShape::Unknown => DateShape::Date,
+        known => known,
+    };
+    match shape {
+        // A time of day (a cell formatted `hh:mm`): its day, 0 or not, is not shown.
+        DateShape::Time => format!("{h:02}:{mi:02}:{s:02}"),
+        DateShape::DateTime => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"),
+        DateShape::Date | DateShape::Unknown => format!("{y:04}-{mo:02}-{d:02}"),
+    }
+}
+
+/// One second after the given civil time (a rounding that carries into the minute, the
+/// day, the year). Excel's phantom 1900-02-29 is no civil date: left as it is.
+fn next_second(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> (u16, u8, u8, u8, u8, u8) {
+    let Ok(t) =
+        jiff::civil::DateTime::new(y as i16, mo as i8, d as i8, h as i8, mi as i8, s as i8, 0)
+    else {
+        return (y, mo, d, h, mi, s);
+    };
+    match t.checked_add(jiff::SignedDuration::from_secs(1)) {
+        Ok(n) => (
+            n.year() as u16,
+            n.month() as u8,
+            n.day() as u8,
+            n.hour() as u8,
+            n.minute() as u8,
+            n.second() as u8,
+        ),
+        Err(_) => (y, mo, d, h, mi, s),
     }
 }
 
@@ -124,6 +213,48 @@ mod tests {
         assert_eq!(date(0.75, false), "18:00:00");
         let d = ExcelDateTime::new(1.5, ExcelDateTimeType::TimeDelta, false);
         assert_eq!(cell_text(&Data::DateTime(d)), "36:00:00");
+    }
+
+    #[test]
+    fn the_number_format_decides_date_or_date_time() {
+        let shaped = |serial: f64, code: &str| {
+            cell_text_as(
+                &Data::DateTime(ExcelDateTime::new(
+                    serial,
+                    ExcelDateTimeType::DateTime,
+                    false,
+                )),
+                DateShape::of_format(code),
+            )
+        };
+        // Midnight in a date-time cell is still a date-time; 00:00 in a time cell a time.
+        assert_eq!(
+            shaped(45351.0, "yyyy-mm-dd hh:mm:ss"),
+            "2024-02-29 00:00:00"
+        );
+        assert_eq!(shaped(45351.0, "m/d/yy h:mm"), "2024-02-29 00:00:00");
+        assert_eq!(shaped(0.0, "hh:mm"), "00:00:00");
+        assert_eq!(shaped(45351.75, "h:mm AM/PM"), "18:00:00");
+        // A date cell shows the date even when the serial has a time.
+        assert_eq!(shaped(45351.75, "yyyy-mm-dd"), "2024-02-29");
+        assert_eq!(shaped(45351.75, "[$-409]d-mmm-yy;@"), "2024-02-29");
+        assert_eq!(
+            shaped(45351.75, "dd\\.mm\\.yyyy \"at\" hh:mm"),
+            "2024-02-29 18:00:00"
+        );
+        assert_eq!(shaped(45351.75, "d\"th\" mmmm yyyy"), "2024-02-29");
+        // Seconds round as Excel shows them, carrying into the next day.
+        let just_before_midnight = 45351.0 + (86_399.6 / 86_400.0);
+        assert_eq!(
+            shaped(just_before_midnight, "yyyy-mm-dd hh:mm:ss"),
+            "2024-03-01 00:00:00"
+        );
+        assert_eq!(
+            shaped(45351.0 + 2.6 / 86_400.0, "yyyy-mm-dd hh:mm:ss"),
+            "2024-02-29 00:00:03"
+        );
+        assert_eq!(DateShape::of_format("General"), DateShape::Unknown);
+        assert_eq!(DateShape::of_format("0.00E+00"), DateShape::Unknown);
     }
 
     #[test]

@@ -68,7 +68,9 @@ impl Compression {
 }
 
 /// A decompressor whose errors say what was being decompressed: "incomplete deflate
-/// stream" alone does not tell a user that the file is cut short.
+/// stream" alone does not tell a user that the file is cut short. They are bad input
+/// ([`io::ErrorKind::InvalidData`], see [`super::is_bad_input`]): reading the same file
+/// again breaks at the same byte.
 struct Named<R> {
     inner: R,
     what: Compression,
@@ -77,8 +79,11 @@ struct Named<R> {
 impl<R: Read> Read for Named<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return e; // `read_to_end` and friends retry it
+            }
             io::Error::new(
-                e.kind(),
+                io::ErrorKind::InvalidData,
                 format!(
                     "the {} data is damaged or cut short ({e})",
                     self.what.as_str()
@@ -135,10 +140,14 @@ mod tests {
         e.write_all(&b"a,b\n".repeat(10_000)).unwrap();
         let mut gz = e.finish().unwrap();
         gz.truncate(gz.len() / 2);
-        assert!(read_all(Compression::Gzip, gz).is_err());
+        let bad = |r: io::Result<String>| r.is_err_and(|e| crate::source::is_bad_input(&e));
+        assert!(bad(read_all(Compression::Gzip, gz.clone())));
+        let middle = gz.len() / 2;
+        gz[middle] ^= 0xFF;
+        assert!(bad(read_all(Compression::Gzip, gz)));
 
         let mut zst = zstd::encode_all(&b"a,b\n".repeat(10_000)[..], 1).unwrap();
         zst.truncate(zst.len() / 2);
-        assert!(read_all(Compression::Zstd, zst).is_err());
+        assert!(bad(read_all(Compression::Zstd, zst)));
     }
 }

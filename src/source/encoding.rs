@@ -161,23 +161,35 @@ impl<R: BufRead> Transcoder<R> {
                 .max_utf8_buffer_length_without_replacement(src.len())
                 .unwrap_or(src.len() * 3 + 16)
                 .max(16);
-            let mut consumed = 0;
+            // Sized once for this piece and written through `w`: a malformed sequence
+            // costs one byte of output, not a fresh zeroing of the whole buffer (which made
+            // a file of undecodable bytes quadratic: ~196 KB zeroed per bad byte).
+            self.out.resize(need, 0);
+            let (mut consumed, mut w) = (0, 0);
             loop {
-                let len = self.out.len();
-                self.out.resize(len + need, 0);
                 let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
                     &src[consumed..],
-                    &mut self.out[len..],
+                    &mut self.out[w..],
                     last,
                 );
-                self.out.truncate(len + written);
                 consumed += read;
+                w += written;
                 match result {
                     DecoderResult::InputEmpty => break,
-                    DecoderResult::OutputFull => {}
-                    DecoderResult::Malformed(_, _) => self.out.push(INVALID),
+                    DecoderResult::OutputFull => {
+                        let len = self.out.len();
+                        self.out.resize(len + need, 0);
+                    }
+                    DecoderResult::Malformed(_, _) => {
+                        if w == self.out.len() {
+                            self.out.push(0);
+                        }
+                        self.out[w] = INVALID;
+                        w += 1;
+                    }
                 }
             }
+            self.out.truncate(w);
             self.input.consume(consumed);
             self.done = last;
         }
@@ -261,6 +273,26 @@ mod tests {
         // An unpaired surrogate in UTF-16, and a sequence cut off at the end of the file.
         let (out, name, _) = decoded(b"\xFF\xFEa\x00\x00\xD8\n\x00b", "utf-16");
         assert_eq!((out.as_slice(), name), (&b"a\xFF\n\xFF"[..], "UTF-16LE"));
+    }
+
+    #[test]
+    fn a_run_of_undecodable_bytes_is_one_marker_each_across_buffer_refills() {
+        // 300,000 bytes no GBK character starts with, a character in the middle: more
+        // than one refill of the input buffer, and output that outgrows its first size.
+        let mut bytes = vec![0xFFu8; 150_000];
+        bytes.extend(encoded("张", encoding_rs::GBK));
+        bytes.extend(vec![0xFFu8; 150_000]);
+        let input = io::BufReader::with_capacity(1 << 16, io::Cursor::new(bytes));
+        let (mut r, _) = decode(Box::new(input), Some("gbk")).unwrap();
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        let expected = [
+            vec![INVALID; 150_000],
+            "张".as_bytes().to_vec(),
+            vec![INVALID; 150_000],
+        ];
+        assert_eq!(out.len(), 300_003);
+        assert!(out == expected.concat());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
-pub use self::sheet::{SheetError, SheetOptions, SheetSource, sheet_columns};
+pub use self::sheet::{SheetError, SheetOptions, SheetSource, likely_header_row, sheet_columns};
 pub use self::spec::SheetRef;
 pub use self::spec::{SourceKind, SourceSpec};
 pub use self::text::TextOptions;
@@ -82,18 +82,17 @@ impl Record {
     pub fn as_json(&self) -> Option<serde_json::Value> {
         match &self.data {
             Ok(RowData::Json(map)) => Some(serde_json::Value::Object(map.clone())),
-            Ok(RowData::Csv(row)) => Some(serde_json::Value::Object(
-                row.header
-                    .names()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| {
-                        let start = if i == 0 { 0 } else { row.ends[i - 1] };
-                        let text = row.text.get(start..row.ends[i]).unwrap_or_default();
-                        (name.clone(), serde_json::Value::from(text))
-                    })
-                    .collect(),
-            )),
+            Ok(RowData::Csv(row)) => {
+                let mut map = serde_json::Map::new();
+                for (i, name) in row.header.names().iter().enumerate() {
+                    let start = if i == 0 { 0 } else { row.ends[i - 1] };
+                    let text = row.text.get(start..row.ends[i]).unwrap_or_default();
+                    // A name twice: the first column's, as `row.X` sees it.
+                    map.entry(name.clone())
+                        .or_insert_with(|| serde_json::Value::from(text));
+                }
+                Some(serde_json::Value::Object(map))
+            }
             Err(_) => None,
         }
     }
@@ -133,12 +132,13 @@ pub struct Header {
 }
 
 impl Header {
+    /// A name that is there twice (two `email` columns) is the first of them, whatever the
+    /// header's width: for `row.X`, and in a result line's `"record"`.
     pub fn new(names: Vec<String>) -> Header {
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
+        let mut index = HashMap::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            index.entry(n.clone()).or_insert(i);
+        }
         Header {
             names,
             index,
@@ -211,6 +211,15 @@ pub enum OpenError {
     /// A database that cannot be reached now: trying again later can succeed.
     #[error("{0}")]
     Unreachable(String),
+}
+
+/// Whether an error a source's reading ended with is the input's fault — a damaged
+/// compressed file or workbook, a query the database refuses while running it — rather
+/// than the machine's or the network's: trying again reads the same bytes (or runs the same
+/// query) and fails the same way, so it is exit 2 ("bad input"), never a resumable stop.
+/// Sources say so with [`io::ErrorKind::InvalidData`].
+pub fn is_bad_input(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
 }
 
 /// Counts the bytes read through it (for progress and ETA).
@@ -300,4 +309,33 @@ pub fn open_counted(
         SourceKind::Xlsx => unreachable!("a workbook is opened above"),
         SourceKind::Sql => unreachable!("opened above"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_twice_is_the_first_column_at_every_width() {
+        for width in [3usize, 40] {
+            let mut names: Vec<String> = (0..width).map(|i| format!("c{i}")).collect();
+            names[1] = "email".into();
+            names[width - 1] = "email".into();
+            let header = Arc::new(Header::new(names));
+            assert_eq!(header.position("email"), Some(1), "{width}");
+            let texts: Vec<String> = (0..width).map(|i| format!("v{i}")).collect();
+            let mut ends = Vec::new();
+            let mut text = String::new();
+            for t in &texts {
+                text.push_str(t);
+                ends.push(text.len());
+            }
+            let record = Record {
+                row: 1,
+                line: 2,
+                data: Ok(RowData::Csv(CsvRow { header, text, ends })),
+            };
+            assert_eq!(record.as_json().unwrap()["email"], "v1", "{width}");
+        }
+    }
 }

@@ -21,9 +21,9 @@ use std::sync::atomic::AtomicU64;
 
 use calamine::{Data, Ods, Reader, Sheets, Xls, Xlsb, Xlsx};
 
-use super::cell::cell_text;
+use super::cell::{DateShape, cell_text, cell_text_as};
 use super::spec::{SheetRef, SourceSpec};
-use super::{CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData};
+use super::{CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData, Unreadable};
 
 /// Why a sheet cannot be read, and the `source` key to fix (`path`, `sheet`, `header_row`),
 /// so that `validate` points at it.
@@ -121,6 +121,35 @@ pub fn sheet_columns(path: &Path, opts: &SheetOptions) -> Result<Vec<String>, Sh
         .to_vec())
 }
 
+/// How many rows at the top of a sheet [`likely_header_row`] looks at.
+const HEADER_SEARCH: u32 = 20;
+
+/// The row that most likely names a sheet's columns, for `init`: among its first
+/// [`HEADER_SEARCH`] rows, the first with the most non-empty cells — a title ("Customer
+/// list" in A1) or a note above the header fills fewer. 1 for an empty sheet.
+pub fn likely_header_row(path: &Path, opts: &SheetOptions) -> Result<u32, SheetError> {
+    let mut book = open_workbook(path, Arc::default())?;
+    let sheet = find_sheet(&book, path, opts.sheet.as_ref())?;
+    let mut best = (1u32, 0usize);
+    each_row(&mut book, &sheet, &mut |n, cells, _| {
+        if n > HEADER_SEARCH {
+            return false;
+        }
+        let filled = cells.iter().filter(|c| !c.trim().is_empty()).count();
+        if filled > best.1 {
+            best = (n, filled);
+        }
+        true
+    })
+    .map_err(|e| {
+        SheetError::of(
+            "path",
+            format!("cannot read sheet `{sheet}` of {}: {e}", path.display()),
+        )
+    })?;
+    Ok(best.0)
+}
+
 impl RecordSource for SheetSource {
     fn detail(&self) -> Option<String> {
         Some(match self.header_row {
@@ -139,11 +168,35 @@ impl RecordSource for SheetSource {
             columns,
         } = *self;
         let mut row = 0u64;
-        each_row(&mut book, &sheet, &mut |sheet_row, cells| {
+        each_row(&mut book, &sheet, &mut |sheet_row, cells, errors| {
             if sheet_row <= header_row || cells.iter().all(String::is_empty) {
                 return true; // above the data, or a fully empty row: not a record
             }
             row += 1;
+            // An error cell (`#N/A`, `#REF!`) of a named column is no value: the row is
+            // rejected, naming the cell, rather than `#N/A` read as a name or a phone.
+            if let Some((name, &c)) = header
+                .names()
+                .iter()
+                .zip(&columns)
+                .find(|(_, c)| errors.contains(c))
+            {
+                let raw: Vec<&str> = columns
+                    .iter()
+                    .map(|&c| cells.get(c).map_or("", String::as_str))
+                    .collect();
+                let reason = format!(
+                    "sheet row {sheet_row}: cell {}{sheet_row} (`{name}`) holds the error {}",
+                    column_letters(c),
+                    cells.get(c).map_or("", String::as_str)
+                );
+                // No `line`: a sheet has none, and the reason names the sheet row.
+                return sink(Record {
+                    row,
+                    line: 0,
+                    data: Err(Unreadable::new(reason, raw.join(",").as_bytes())),
+                });
+            }
             let mut text = String::new();
             let mut ends = Vec::with_capacity(columns.len());
             for &c in &columns {
@@ -160,11 +213,13 @@ impl RecordSource for SheetSource {
                 })),
             })
         })
+        // A damaged workbook (a corrupt zip entry, broken XML): bad input, never a
+        // resumable stop — reading it again breaks at the same cell (see `is_bad_input`).
         .map_err(|e| {
-            io::Error::other(format!(
-                "cannot read sheet `{sheet}` of {}: {e}",
-                path.display()
-            ))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot read sheet `{sheet}` of {}: {e}", path.display()),
+            )
         })
     }
 }
@@ -182,14 +237,7 @@ fn open_workbook(path: &Path, bytes_read: Arc<AtomicU64>) -> Result<Sheets<Input
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let file = File::open(path)
-        .map_err(|err| invalid(format!("cannot read {}: {err}", path.display())))?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(invalid(format!(
-            "{} is a directory, not a file",
-            path.display()
-        )));
-    }
+    let file = super::text::open_file(path).map_err(|e| invalid(e.to_string()))?;
     let input = BufReader::with_capacity(
         1 << 16,
         CountingReader {
@@ -288,7 +336,7 @@ fn read_header(
 ) -> Result<(Vec<String>, Vec<usize>), SheetError> {
     let mut found: Option<Vec<String>> = None;
     let mut next_row = None; // the first row with a cell below the header row, for the message
-    each_row(book, sheet, &mut |n, cells| {
+    each_row(book, sheet, &mut |n, cells, _| {
         let holds = cells.iter().any(|c| !c.is_empty());
         if n == header_row && holds {
             found = Some(cells.to_vec());
@@ -319,45 +367,69 @@ fn read_header(
             ),
         ));
     };
+    // Trimmed, as a CSV header's names are: `Email ` is `row.Email`.
     Ok(cells
         .into_iter()
         .enumerate()
-        .filter(|(_, name)| !name.is_empty())
-        .map(|(i, name)| (name, i))
+        .map(|(i, name)| (name.trim().to_string(), i))
+        .filter(|(name, _)| !name.is_empty())
         .unzip())
 }
 
+/// What [`each_row`] calls for a row: its number as the spreadsheet shows it, its cells'
+/// text by 0-based column, and the columns holding an error cell; `false` stops.
+type RowVisitor<'a> = dyn FnMut(u32, &[String], &[usize]) -> bool + 'a;
+
 /// Call `f` with every row of the sheet that has a cell, in order: its number as the
-/// spreadsheet shows it (1-based) and its cells' text by 0-based column; stop when `f`
-/// returns false.
+/// spreadsheet shows it (1-based), its cells' text by 0-based column and its error cells'
+/// columns; stop when `f` returns false.
 fn each_row(
     book: &mut Sheets<Input>,
     sheet: &str,
-    f: &mut dyn FnMut(u32, &[String]) -> bool,
+    f: &mut RowVisitor<'_>,
 ) -> Result<(), calamine::Error> {
+    // The 0-based columns of the row's error cells (`#N/A`…), usually none.
+    let mut errors: Vec<usize> = Vec::new();
     if let Sheets::Xlsx(xlsx) = book {
         let mut cells = xlsx.worksheet_cells_reader(sheet)?;
+        // What each style's number format shows of a date, by style id: the format, not
+        // the serial, decides date or date-time (SPEC §8).
+        let shapes: Vec<DateShape> = cells
+            .styles()
+            .iter()
+            .map(|s| {
+                s.number_format
+                    .as_ref()
+                    .map_or(DateShape::Unknown, |f| DateShape::of_format(&f.format_code))
+            })
+            .collect();
         let mut row: Option<u32> = None;
         let mut texts: Vec<String> = Vec::new();
-        while let Some(cell) = cells.next_cell()? {
+        while let Some((cell, style)) = cells.next_cell_with_style_id()? {
             let (r, c) = cell.get_position();
             if row != Some(r) {
                 if let Some(done) = row
-                    && !f(done + 1, &texts)
+                    && !f(done + 1, &texts, &errors)
                 {
                     return Ok(());
                 }
                 texts.clear();
+                errors.clear();
                 row = Some(r);
             }
             let c = c as usize;
             if texts.len() <= c {
                 texts.resize(c + 1, String::new());
             }
-            texts[c] = cell_text(&Data::from(cell.get_value().clone()));
+            let shape = shapes.get(style).copied().unwrap_or(DateShape::Unknown);
+            let data = Data::from(cell.get_value().clone());
+            if matches!(data, Data::Error(_)) {
+                errors.push(c);
+            }
+            texts[c] = cell_text_as(&data, shape);
         }
         if let Some(done) = row {
-            f(done + 1, &texts);
+            f(done + 1, &texts, &errors);
         }
         return Ok(());
     }
@@ -370,9 +442,42 @@ fn each_row(
         texts.clear();
         texts.resize(first_col as usize, String::new());
         texts.extend(cells.iter().map(cell_text));
-        if !f(first_row + i as u32 + 1, &texts) {
+        errors.clear();
+        errors.extend(
+            (cells.iter().enumerate())
+                .filter(|(_, d)| matches!(d, Data::Error(_)))
+                .map(|(j, _)| first_col as usize + j),
+        );
+        if !f(first_row + i as u32 + 1, &texts, &errors) {
             break;
         }
     }
     Ok(())
+}
+
+/// A 0-based column as the spreadsheet names it: 0 → `A`, 25 → `Z`, 26 → `AA`.
+fn column_letters(c: usize) -> String {
+    let mut n = c + 1;
+    let mut out = Vec::new();
+    while n > 0 {
+        let d = (n - 1) % 26;
+        out.push(b'A' + d as u8);
+        n = (n - 1) / 26;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII letters")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_letters;
+
+    #[test]
+    fn columns_are_named_as_the_spreadsheet_names_them() {
+        let names: Vec<String> = [0, 2, 25, 26, 27, 51, 52, 701, 702]
+            .into_iter()
+            .map(column_letters)
+            .collect();
+        assert_eq!(names, ["A", "C", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
+    }
 }

@@ -26,8 +26,14 @@ pub fn partial_path(path: &Path) -> PathBuf {
 }
 
 /// Copy every record of `source` into a spool at `path`; how many rows it holds. An
-/// unreadable record cannot come from a database; one would stop the copy.
-pub fn write(source: Box<dyn RecordSource>, path: &Path) -> io::Result<u64> {
+/// unreadable record cannot come from a database; one would stop the copy. `stopping` is
+/// asked before every row: once it says yes (a signal), the copy ends with an error of
+/// kind [`io::ErrorKind::Interrupted`], the partial spool left as it is.
+pub fn write(
+    source: Box<dyn RecordSource>,
+    path: &Path,
+    stopping: &dyn Fn() -> bool,
+) -> io::Result<u64> {
     let partial = partial_path(path);
     let file = File::create(&partial)?;
     let mut out = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, file), LEVEL)?;
@@ -35,6 +41,13 @@ pub fn write(source: Box<dyn RecordSource>, path: &Path) -> io::Result<u64> {
     let mut failed: Option<io::Error> = None;
     let mut line = Vec::with_capacity(256);
     source.for_each(&mut |record: Record| {
+        if stopping() {
+            failed = Some(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted by a signal",
+            ));
+            return false;
+        }
         let map = match record.data {
             Ok(RowData::Json(map)) => map,
             Ok(other) => match (Record {
@@ -120,7 +133,7 @@ mod tests {
     fn a_spool_gives_back_its_rows_nulls_and_all() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("source.jsonl.zst");
-        let records = (1..=3)
+        let records: Vec<Record> = (1..=3)
             .map(|row| {
                 let record = serde_json::json!({"id": row.to_string(), "email": null});
                 let serde_json::Value::Object(map) = record else {
@@ -133,7 +146,10 @@ mod tests {
                 }
             })
             .collect();
-        assert_eq!(write(Box::new(Rows(records)), &path).unwrap(), 3);
+        assert_eq!(
+            write(Box::new(Rows(records.clone())), &path, &|| false).unwrap(),
+            3
+        );
         assert!(!partial_path(&path).exists());
         let mut back = Vec::new();
         open(&path, Arc::default())
@@ -146,5 +162,16 @@ mod tests {
         assert_eq!(back.len(), 3);
         assert_eq!(back[2].0, 3);
         assert_eq!(back[2].1, serde_json::json!({"id": "3", "email": null}));
+
+        // Asked to stop: no spool under its name, the partial one left for the next try.
+        std::fs::remove_file(&path).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let stopping = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        };
+        let err = write(Box::new(Rows(records)), &path, &stopping).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        assert!(!path.exists() && partial_path(&path).exists());
     }
 }

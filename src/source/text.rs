@@ -65,6 +65,16 @@ fn open_raw(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin())));
     }
+    Ok(Box::new(BufReader::with_capacity(
+        1 << 16,
+        open_file(path)?,
+    )))
+}
+
+/// The source file at `path`, opened, for text and workbooks alike: a directory is refused
+/// here (opening one succeeds on Unix, and its first read would fail with a less clear
+/// message).
+pub(super) fn open_file(path: &Path) -> Result<File, OpenError> {
     let file = File::open(path).map_err(|err| OpenError::Io {
         path: path.to_path_buf(),
         err,
@@ -75,7 +85,7 @@ fn open_raw(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
             path.display()
         )));
     }
-    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+    Ok(file)
 }
 
 /// How a source file would be read, without reading more than `auto` looks at: for `plan`

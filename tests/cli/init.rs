@@ -244,3 +244,69 @@ fn a_gbk_csv_with_chinese_headers() {
         "{p}"
     );
 }
+
+/// A French list saved by Excel on Windows: Windows-1252, which `source.encoding` has no
+/// label for. init names `auto` (which picks Windows-1252 again), reads its header and
+/// values through it, and the job it writes reads every row with its accents.
+#[test]
+fn a_windows_1252_csv_is_read_as_auto() {
+    let ws = Workspace::new();
+    let mut text = String::from("Prénom;Nom;Téléphone;Email;Société\n");
+    let names = ["Hélène", "José", "Françoise", "Jérôme", "Zoé", "Grégoire"];
+    for i in 0..60 {
+        text.push_str(&format!(
+            "{};Müller-Lefèvre;+33 6 12 34 {:02} {:02};c{i}@exemple.fr;Crème & Brûlée SARL\n",
+            names[i % names.len()],
+            i / 10,
+            i % 100
+        ));
+    }
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
+    assert!(!unmappable);
+    ws.write("clients.csv", bytes.as_ref());
+    let (job, p) = init_then_plan(&ws, "clients.csv");
+    assert!(job.contains("encoding: auto"), "{job}");
+    assert_eq!(p["source_text"]["encoding"], "windows-1252", "{p}");
+    assert_eq!(p["counts"]["valid"], 60, "{p}");
+    assert_eq!(p["counts"]["rejected"], 0, "{p}");
+    assert_eq!(p["preview"][0]["customer"]["full_name"], "Hélène", "{p}");
+    assert_eq!(p["preview"][0]["customer"]["email"], "c0@exemple.fr", "{p}");
+}
+
+/// A workbook with a title above its header ("Customer list" in A1, a blank row, the
+/// header in row 3): init takes row 3 as the header, writes `header_row: 3`, maps its
+/// columns, and the job validates and reads every row.
+#[test]
+fn a_workbook_with_a_title_above_its_header() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "Customer list").unwrap();
+    sheet.write_string(1, 0, "exported 2024-05-01").unwrap();
+    for (c, h) in ["Name", "Mobile", "Email"].iter().enumerate() {
+        sheet.write_string(3, c as u16, *h).unwrap();
+    }
+    for r in 4..14u32 {
+        sheet.write_string(r, 0, format!("Lead {r}")).unwrap();
+        sheet
+            .write_number(r, 1, 13800000000.0 + f64::from(r))
+            .unwrap();
+        if r % 2 == 0 {
+            sheet
+                .write_string(r, 2, format!("l{r}@example.com"))
+                .unwrap();
+        }
+    }
+    book.save(ws.path("list.xlsx")).unwrap();
+    let out = cdpjob(&ws, &["init", "--from", "list.xlsx", "--out", "-"]);
+    assert!(out.stderr.contains("header row 4"), "{}", out.stderr);
+    let (text, p) = init_then_plan(&ws, "list.xlsx");
+    assert!(text.contains("header_row: 4"), "{text}");
+    assert!(
+        text.contains("sms_phone:") && text.contains("email:"),
+        "{text}"
+    );
+    assert_eq!(p["counts"]["rows"], 10, "{p}");
+    assert_eq!(p["counts"]["valid"], 10, "{p}");
+    assert_eq!(p["preview"][0]["customer"]["full_name"], "Lead 4", "{p}");
+}

@@ -427,6 +427,77 @@ fn resume_refuses_a_workbook_that_changed() {
     );
 }
 
+/// A workbook whose sheet's zip entry is damaged half-way: bad input (exit 2), not a
+/// resumable stop; the run sends every whole batch read before the break and names the
+/// sheet row it stopped after and the rows it did not send.
+#[test]
+fn a_damaged_workbook_is_bad_input_and_every_row_read_is_counted() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    text_sheet(sheet, 0, &[&[Some("name"), Some("phone"), Some("email")]]);
+    for r in 1..=30_000u32 {
+        sheet.write_string(r, 0, format!("Lead {r}")).unwrap();
+        sheet
+            .write_number(r, 1, 8613900000000.0 + f64::from(r))
+            .unwrap();
+    }
+    let mut bytes = book.save_to_buffer().unwrap();
+    // The sheet's entry: its local header, then its deflated XML; damage the middle of it.
+    // (Its size is in the central directory's entry, the name's second occurrence: the
+    // local header may leave it to a descriptor after the data.)
+    let name = b"xl/worksheets/sheet1.xml";
+    let found: Vec<usize> = bytes
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| *w == name)
+        .map(|(i, _)| i)
+        .collect();
+    let (at, central) = (found[0], found[1]);
+    let compressed =
+        u32::from_le_bytes(bytes[central - 26..central - 22].try_into().unwrap()) as usize;
+    let data = at + name.len() + usize::from(u16::from_le_bytes([bytes[at - 2], bytes[at - 1]]));
+    for b in &mut bytes[data + compressed / 2..data + compressed / 2 + 64] {
+        *b ^= 0xA5;
+    }
+    ws.write("leads.xlsx", &bytes);
+    ws.write("job.yaml", job("{type: xlsx, path: leads.xlsx}", MAPPING));
+    let out = cmd(&ws, &["plan", "job.yaml"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("cannot read sheet `Sheet1`"),
+        "{}",
+        out.stderr
+    );
+
+    let out = cmd(&ws, &["run", "job.yaml", "--json"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["resumable"], false, "{summary}");
+    let sent = summary["counts"]["rows"].as_u64().expect("a row count");
+    assert!(
+        (100..30_000).contains(&sent) && sent.is_multiple_of(100),
+        "{summary}"
+    );
+    assert_eq!(summary["counts"]["created"], sent, "{summary}");
+    let reason = summary["stopped_reason"].as_str().unwrap();
+    let read = reason
+        .split("after row ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("the row it stopped after");
+    assert!(
+        reason.contains(&format!("after row {read} (sheet row {})", read + 1))
+            && (read == sent
+                || reason.contains(&format!("rows {}-{read}, read after", sent + 1))
+                || reason.contains(&format!("row {read}, read after"))),
+        "{reason}"
+    );
+    let dir = crate::common::run_dirs(&ws.path("runs/t")).pop().unwrap();
+    assert_eq!(jsonl(&dir.join("created.jsonl")).len() as u64, sent);
+}
+
 /// The .xls (BIFF8) and .ods fixtures (tests/fixtures/sheets/README.md says how they were
 /// made) hold the same leads as an xlsx would: a phone as a number, a date, an empty row.
 #[test]
@@ -462,5 +533,125 @@ fn xls_and_ods_workbooks_read_like_xlsx() {
         );
         assert_eq!(p["preview"][1]["customer"]["full_name"], "Li Lei", "{file}");
         assert_eq!(p["preview"][1]["row"], 2, "{file}");
+    }
+}
+
+/// Date cells read as their number format shows them (SPEC §8): a `yyyy-mm-dd hh:mm:ss`
+/// cell at midnight is a date-time, an `hh:mm` cell at 00:00 a time (not 1899-12-31), a
+/// `yyyy-mm-dd` cell with a time in its serial a date, and seconds round as Excel shows
+/// them.
+#[test]
+fn date_cells_read_as_their_number_format_shows_them() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let names = ["name", "email", "at", "time", "day", "stamp"];
+    for (c, h) in names.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let date_time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let time = Format::new().set_num_format("hh:mm");
+    sheet.write_string(1, 0, "Ann").unwrap();
+    sheet.write_string(1, 1, "a@x.io").unwrap();
+    let midnight = ExcelDateTime::from_ymd(2024, 2, 29).unwrap();
+    sheet
+        .write_datetime_with_format(1, 2, &midnight, &date_time)
+        .unwrap();
+    sheet.write_number_with_format(1, 3, 0.0, &time).unwrap();
+    sheet
+        .write_number_with_format(1, 4, 45351.75, &date_format())
+        .unwrap();
+    sheet
+        .write_number_with_format(1, 5, 45351.0 + 2.6 / 86_400.0, &date_time)
+        .unwrap();
+    save(&ws, "dates.xlsx", &mut book);
+    let mapping = "  full_name: \"{{ row.name }}\"\n  email: \"{{ row.email }}\"\n  remark: \"{{ row.at }}|{{ row.time }}|{{ row.day }}|{{ row.stamp }}\"\n";
+    ws.write("job.yaml", job("{type: xlsx, path: dates.xlsx}", mapping));
+    let p = plan(&ws);
+    assert_eq!(
+        p["preview"][0]["customer"]["remark"],
+        "2024-02-29 00:00:00|00:00:00|2024-02-29|2024-02-29 00:00:03",
+        "{p}"
+    );
+}
+
+/// A sheet's header names are trimmed, as a CSV header's are: `Email ` is `row.Email`.
+#[test]
+fn sheet_header_names_are_trimmed_like_csv_ones() {
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    text_sheet(
+        sheet,
+        0,
+        &[
+            &[Some(" name"), Some("phone "), Some(" email ")],
+            &[Some("Ann"), Some("8613812345678"), Some("a@x.io")],
+        ],
+    );
+    save(&ws, "t.xlsx", &mut book);
+    ws.write("job.yaml", job("{type: xlsx, path: t.xlsx}", MAPPING));
+    let out = cmd(&ws, &["validate", "job.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let p = plan(&ws);
+    assert_eq!(p["counts"]["valid"], 1, "{p}");
+    assert_eq!(p["preview"][0]["customer"]["email"], "a@x.io", "{p}");
+}
+
+/// An error cell (`#N/A` of a lookup that found nothing, `#REF!`) in a named column is no
+/// value: its row is rejected, naming the cell and the error, and the rows around it read.
+/// An error in a column the header does not name changes nothing.
+#[test]
+fn an_error_cell_rejects_its_row_naming_the_cell() {
+    use rust_xlsxwriter::Formula;
+    let ws = Workspace::new();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    text_sheet(sheet, 0, &[&[Some("name"), Some("phone"), Some("email")]]);
+    for r in 1..=4u32 {
+        sheet.write_string(r, 0, format!("Lead {r}")).unwrap();
+        sheet
+            .write_number(r, 1, 8613900000000.0 + f64::from(r))
+            .unwrap();
+        sheet.write_string(r, 2, format!("l{r}@x.io")).unwrap();
+    }
+    sheet
+        .write_formula(
+            2,
+            1,
+            Formula::new("=VLOOKUP(A3,Z:Z,1,FALSE)").set_result("#N/A"),
+        )
+        .unwrap();
+    sheet
+        .write_formula(3, 4, Formula::new("=1/0").set_result("#DIV/0!"))
+        .unwrap();
+    save(&ws, "t.xlsx", &mut book);
+    ws.write("job.yaml", job("{type: xlsx, path: t.xlsx}", MAPPING));
+    let p = plan(&ws);
+    assert_eq!(p["counts"]["valid"], 3, "{p}");
+    assert_eq!(p["counts"]["rejected"], 1, "{p}");
+    let group = &p["rejected_by_reason"][0];
+    assert_eq!(group["example_rows"], json!([2]), "{group}");
+    assert_eq!(
+        group["example"], "sheet row 3: cell B3 (`phone`) holds the error #N/A",
+        "{group}"
+    );
+}
+
+/// A directory named like a workbook or a CSV is refused the same way for both (`init`
+/// opens the file itself; a job's `validate` says so before).
+#[test]
+fn a_directory_as_the_source_is_refused_alike_for_a_workbook_and_a_csv() {
+    let ws = Workspace::new();
+    for name in ["book.xlsx", "leads.csv"] {
+        std::fs::create_dir(ws.path(name)).unwrap();
+        let out = cmd(&ws, &["init", "--from", name, "--out", "-"]);
+        assert_eq!(out.code, 2, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("the source {name} is a directory, not a file")),
+            "{name}: {}",
+            out.stderr
+        );
     }
 }

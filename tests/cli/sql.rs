@@ -173,3 +173,38 @@ pub fn kill_and_resume_after_the_table_changed(db: &dyn Db, leads: LeadsSql, cha
 
 /// The SQL a resume after a kill finds: every name changed, rows gone, a row added.
 pub const CHANGE_LEADS: &str = "UPDATE leads SET name = 'changed'; DELETE FROM leads WHERE id > 1500; INSERT INTO leads (id, name, phone) VALUES (5000, 'new', '8613900005000')";
+
+/// A query that compiles but fails while it runs (`query`: a division by zero on one row,
+/// a subquery of several rows — `message` is the database's word for it): plan and run
+/// exit 2 with that message, and the run is not left "resumable" — its resume would run
+/// the same query and fail the same way. Nothing was sent, and no partial spool is kept.
+#[track_caller]
+pub fn a_query_failing_while_it_runs_is_exit_2(
+    db: &dyn Db,
+    leads: LeadsSql,
+    query: &str,
+    message: &str,
+) {
+    let ws = Workspace::new();
+    db.exec(&ws, &leads(3_000));
+    ws.write("job.yaml", job("sim", query, LEAD_MAPPING, ""));
+    let out = run(cmd(&ws, db, &["plan", "job.yaml"]));
+    assert_eq!(out.code, 2, "plan: {}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(message), "plan: {}", out.stderr);
+    let out = run(cmd(&ws, db, &["run", "job.yaml", "--json"]));
+    assert_eq!(out.code, 2, "run: {}{}", out.stdout, out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["resumable"], false, "{summary}");
+    assert_eq!(summary["requests"], 0, "{summary}");
+    let reason = summary["stopped_reason"].as_str().unwrap();
+    assert!(reason.contains(message), "{reason}");
+    assert!(reason.contains("start a new run"), "{reason}");
+    assert!(!out.stderr.contains("resume with"), "{}", out.stderr);
+    let dir = run_dirs(&ws.path("runs/t")).pop().unwrap();
+    assert!(!dir.join("source.jsonl.zst.partial").exists());
+    assert!(!dir.join("source.jsonl.zst").exists());
+    // A resume runs the query again: the same refusal, exit 2 again (never 3).
+    let out = run(cmd(&ws, db, &["resume", dir.to_str().unwrap()]));
+    assert_eq!(out.code, 2, "resume: {}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(message), "resume: {}", out.stderr);
+}

@@ -145,3 +145,47 @@ fn an_unreachable_mysql_is_exit_3_naming_host_and_database() {
     }
     assert!(run_dirs(&ws.path("runs/t")).is_empty());
 }
+
+/// A subquery returning several rows: MariaDB says so only once the rows are being read.
+#[test]
+fn a_mariadb_query_failing_while_it_runs_is_exit_2_not_resumable() {
+    let Some(db) = Mariadb::start() else { return };
+    sql::a_query_failing_while_it_runs_is_exit_2(
+        &db,
+        leads,
+        "SELECT id, name, phone, (SELECT id FROM leads WHERE id > 2) AS x FROM leads ORDER BY id",
+        "Subquery returns more than 1 row",
+    );
+}
+
+/// A connection string asking for TLS (cdpjob speaks none) is exit 2, not "cannot reach"
+/// and exit 3: trying again later gives the same answer.
+#[test]
+fn a_mariadb_url_asking_for_tls_is_exit_2_not_unreachable() {
+    let Some(db) = Mariadb::start() else { return };
+    let ws = Workspace::new();
+    db.exec(&ws, &leads(3));
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone FROM leads ORDER BY id",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    let url = format!("{}?require_ssl=true", db.url(servers::PASSWORD));
+    for command in ["plan", "run"] {
+        let mut c = ws.cmd(&[command, "job.yaml"]);
+        crate::common::with_sim_credentials(&mut c);
+        c.env("DATABASE_URL", &url);
+        let out = run(c);
+        assert_eq!(out.code, 2, "{command}: {}{}", out.stdout, out.stderr);
+        assert!(
+            !out.stderr.contains("cannot reach"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    assert!(run_dirs(&ws.path("runs/t")).is_empty());
+}

@@ -177,3 +177,146 @@ fn postgres_refusals_are_exit_2_and_the_password_appears_nowhere() {
     }
     assert!(files >= 6, "the run left only {files} files");
 }
+
+/// A division by zero on row 2,500: PostgreSQL says so only when the cursor reaches it.
+#[test]
+fn a_postgres_query_failing_while_it_runs_is_exit_2_not_resumable() {
+    let Some(pg) = Postgres::start() else { return };
+    sql::a_query_failing_while_it_runs_is_exit_2(
+        &pg,
+        leads,
+        "SELECT id, name, phone, 1 / (id - 2500) AS x FROM leads ORDER BY id",
+        "division by zero",
+    );
+}
+
+/// A table the role has no grant on: PostgreSQL checks permissions when the query starts,
+/// so `validate --remote`, plan and run all refuse it (exit 2) before any run directory.
+#[test]
+fn a_postgres_table_without_a_grant_is_refused_before_the_run_begins() {
+    let Some(pg) = Postgres::start() else { return };
+    let ws = Workspace::new();
+    pg.psql(
+        servers::DATABASE,
+        "CREATE TABLE secret (id int, name text, phone text); INSERT INTO secret VALUES (1, 'a', '8613800000001')",
+    );
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone FROM secret ORDER BY id",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    for args in [
+        vec!["validate", "--remote", "job.yaml"],
+        vec!["plan", "job.yaml"],
+        vec!["run", "job.yaml"],
+    ] {
+        let out = run(cmd(&ws, &pg, &args));
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("permission denied for table secret"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("resume with"), "{}", out.stderr);
+    }
+    assert!(run_dirs(&ws.path("runs/t")).is_empty());
+}
+
+/// SIGINT while the query's rows are being copied into the spool (a query slowed down on
+/// purpose: 2 ms a row): the run stops there — the spool still incomplete, nothing sent,
+/// exit 3 — instead of copying on to the end first; the resume runs the query again and
+/// sends every row once.
+#[test]
+fn a_signal_while_spooling_stops_the_run_there_and_the_resume_queries_again() {
+    let Some(pg) = Postgres::start() else { return };
+    let ws = Workspace::new();
+    pg.exec(&leads(3_000));
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone, pg_sleep(0.002)::text AS pause FROM leads",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    let mut env = crate::common::sim_env(None).to_vec();
+    env.push(("DATABASE_URL", pg.url(servers::PASSWORD)));
+    let mut running = ws.spawn(&["run", "job.yaml", "--json"], env);
+    let root = ws.path("runs/t");
+    running.wait_for(
+        "the spool begun",
+        std::time::Duration::from_secs(60),
+        || {
+            run_dirs(&root)
+                .first()
+                .is_some_and(|d| d.join("source.jsonl.zst.partial").exists())
+        },
+    );
+    running.signal("INT");
+    let out = running.wait_within(std::time::Duration::from_secs(60));
+    assert_eq!(out.code, Some(3), "{}{}", out.stdout, out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["resumable"], true, "{summary}");
+    assert_eq!(summary["requests"], 0, "{summary}");
+    assert!(
+        summary["stopped_reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a signal while copying the query's rows"),
+        "{summary}"
+    );
+    let dir = run_dirs(&root).pop().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["kind"]["batch_create"]["spool"]["complete"], false,
+        "the copy went on to the end: {manifest}"
+    );
+    assert!(!dir.join("source.jsonl.zst").exists());
+
+    let out = run(cmd(&ws, &pg, &["resume", dir.to_str().unwrap(), "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["counts"]["created"], 3_000, "{summary}");
+}
+
+/// A connection string that can never work — no password for a server that asks for one,
+/// `sslmode=require` (cdpjob speaks no TLS) — is exit 2, not "cannot reach" and exit 3:
+/// trying again later gives the same answer.
+#[test]
+fn postgres_setup_errors_are_exit_2_not_unreachable() {
+    let Some(pg) = Postgres::start() else { return };
+    let ws = Workspace::new();
+    pg.exec(&leads(3));
+    ws.write(
+        "job.yaml",
+        job(
+            "sim",
+            "SELECT id, name, phone FROM leads ORDER BY id",
+            LEAD_MAPPING,
+            "",
+        ),
+    );
+    let no_password = format!("postgres://cdp@127.0.0.1:{}/crm", pg.port);
+    let tls = format!("{}?sslmode=require", pg.url(servers::PASSWORD));
+    for (url, said) in [(no_password, "password missing"), (tls, "without TLS")] {
+        for command in ["plan", "run"] {
+            let mut c = ws.cmd(&[command, "job.yaml"]);
+            crate::common::with_sim_credentials(&mut c);
+            c.env("DATABASE_URL", &url);
+            let out = run(c);
+            assert_eq!(out.code, 2, "{command} {url}: {}{}", out.stdout, out.stderr);
+            assert!(
+                out.stderr.contains(said) && !out.stderr.contains("cannot reach"),
+                "{command} {url}: {}",
+                out.stderr
+            );
+        }
+    }
+    assert!(run_dirs(&ws.path("runs/t")).is_empty());
+}

@@ -10,6 +10,7 @@
 
 mod mysql;
 mod postgres;
+mod session;
 mod sqlite;
 pub mod url;
 
@@ -124,18 +125,50 @@ impl SqlSource {
     }
 }
 
-/// An error of the database as the source reports it: unreachable → the caller's
-/// "try again later"; refused → the job or the environment is wrong.
-fn open_error(url: &DbUrl, e: SqlError) -> OpenError {
-    match e {
-        SqlError::Unreachable(m) => OpenError::Unreachable(format!(
-            "cannot reach the {}: {}",
-            url.describe(),
-            url.scrub(&m)
-        )),
-        SqlError::Refused(m) => {
-            OpenError::Invalid(format!("the {} refused: {}", url.describe(), url.scrub(&m)))
+impl SqlError {
+    /// The one classification of a database's errors: what the user reads (naming the
+    /// database, never its password), and whether it is bad input — refused: the same
+    /// answer every time until someone changes the job, the URL or the database (exit 2)
+    /// — or worth trying again later (unreachable: exit 3). `reading`: the rows were being
+    /// read (the query was prepared and started).
+    fn report(self, url: &DbUrl, reading: bool) -> (bool, String) {
+        let db = url.describe();
+        match (self, reading) {
+            (SqlError::Refused(m), false) => (true, format!("the {db} refused: {}", url.scrub(&m))),
+            (SqlError::Refused(m), true) => (
+                true,
+                format!(
+                    "the {db} refused the query while running it: {}",
+                    url.scrub(&m)
+                ),
+            ),
+            (SqlError::Unreachable(m), false) => {
+                (false, format!("cannot reach the {db}: {}", url.scrub(&m)))
+            }
+            (SqlError::Unreachable(m), true) => {
+                (false, format!("reading the {db} failed: {}", url.scrub(&m)))
+            }
         }
+    }
+}
+
+/// A database's error while connecting or preparing, as an [`OpenError`]: unreachable is
+/// the caller's "try again later", refused the job's or the environment's fault.
+fn open_error(url: &DbUrl, e: SqlError) -> OpenError {
+    match e.report(url, false) {
+        (true, m) => OpenError::Invalid(m),
+        (false, m) => OpenError::Unreachable(m),
+    }
+}
+
+/// A database's error while the rows are read, as an I/O error whose kind keeps what it
+/// means: refused (a permission the role lacks, a division by zero, a bad cast, a
+/// subquery of several rows) is [`io::ErrorKind::InvalidData`], bad input that no retry
+/// mends (see [`super::is_bad_input`]); unreachable (the connection lost) any other kind.
+fn read_error(url: &DbUrl, e: SqlError) -> io::Error {
+    match e.report(url, true) {
+        (true, m) => io::Error::new(io::ErrorKind::InvalidData, m),
+        (false, m) => io::Error::other(m),
     }
 }
 
@@ -164,12 +197,7 @@ impl RecordSource for SqlSource {
                 })
             })
         })
-        .map_err(|e| {
-            let m = match e {
-                SqlError::Unreachable(m) | SqlError::Refused(m) => url.scrub(&m),
-            };
-            io::Error::other(format!("reading the {} failed: {m}", url.describe()))
-        })
+        .map_err(|e| read_error(&url, e))
     }
 }
 

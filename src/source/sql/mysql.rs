@@ -8,14 +8,13 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, Value};
 
+use super::session::{CONNECT_TIMEOUT, Session, feed};
 use super::{Driver, SqlError, hex, time_of_day, timestamp};
 use crate::source::sql::DbUrl;
 
 pub struct Mysql {
-    runtime: tokio::runtime::Runtime,
-    conn: Conn,
+    session: Session<Conn>,
     query: String,
-    columns: Vec<String>,
 }
 
 /// MySQL's "binary" character set: the column holds bytes, not text.
@@ -29,22 +28,23 @@ fn classify(e: mysql_async::Error) -> SqlError {
             _ => SqlError::Refused(s.message),
         },
         mysql_async::Error::Url(e) => SqlError::Refused(format!("the connection string: {e}")),
-        other => SqlError::Unreachable(other.to_string()),
+        // The socket: nothing listening, the connection lost. Trying again can help.
+        mysql_async::Error::Io(mysql_async::IoError::Io(e)) => SqlError::Unreachable(e.to_string()),
+        mysql_async::Error::Driver(
+            d @ (mysql_async::DriverError::ConnectionClosed
+            | mysql_async::DriverError::PoolDisconnected),
+        ) => SqlError::Unreachable(d.to_string()),
+        // Set up wrong, not down (TLS asked for — cdpjob has none —, an authentication
+        // plugin the driver refuses, a protocol it cannot follow): the same every time.
+        other => SqlError::Refused(other.to_string()),
     }
 }
 
 pub fn connect(url: &DbUrl, query: &str) -> Result<Mysql, SqlError> {
     let opts = Opts::from_url(url.expose())
         .map_err(|e| SqlError::Refused(format!("the connection string: {e}")))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SqlError::Unreachable(e.to_string()))?;
-    let (conn, columns) = runtime.block_on(async {
-        let mut conn = tokio::time::timeout(std::time::Duration::from_secs(10), Conn::new(opts))
-            .await
-            .map_err(|_| SqlError::Unreachable("no answer within 10 s".into()))?
-            .map_err(classify)?;
+    let session = Session::open(CONNECT_TIMEOUT, async {
+        let mut conn = Conn::new(opts).await.map_err(classify)?;
         conn.query_drop("SET time_zone = '+00:00'")
             .await
             .map_err(classify)?;
@@ -56,47 +56,41 @@ pub fn connect(url: &DbUrl, query: &str) -> Result<Mysql, SqlError> {
             .map(|c| c.name_str().into_owned())
             .collect();
         conn.close(stmt).await.map_err(classify)?;
-        Ok::<_, SqlError>((conn, columns))
+        Ok((conn, columns))
     })?;
     Ok(Mysql {
-        runtime,
-        conn,
+        session,
         query: query.to_string(),
-        columns,
     })
 }
 
 impl Driver for Mysql {
     fn columns(&self) -> &[String] {
-        &self.columns
+        self.session.columns()
     }
 
     fn rows(
         self: Box<Self>,
         sink: &mut dyn FnMut(Vec<Option<String>>) -> bool,
     ) -> Result<(), SqlError> {
-        let Mysql {
-            runtime,
-            mut conn,
-            query,
-            ..
-        } = *self;
-        runtime.block_on(async {
+        let Mysql { session, query } = *self;
+        session.rows(async |mut conn| {
             let mut result = conn.query_iter(query).await.map_err(classify)?;
             let columns = result.columns().unwrap_or_else(|| Vec::new().into());
-            while let Some(row) = result.next().await.map_err(classify)? {
-                let values = row
-                    .unwrap()
+            // One row at a time, off the socket.
+            let next = async || Ok(result.next().await.map_err(classify)?.map(std::iter::once));
+            let text = |row: mysql_async::Row| {
+                row.unwrap()
                     .into_iter()
                     .zip(columns.iter())
                     .map(|(v, c)| text(v, c))
-                    .collect();
-                if !sink(values) {
-                    return Ok(());
-                }
+                    .collect()
+            };
+            if feed(next, text, sink).await? {
+                drop(result);
+                conn.disconnect().await.map_err(classify)?;
             }
-            drop(result);
-            conn.disconnect().await.map_err(classify)
+            Ok(())
         })
     }
 }

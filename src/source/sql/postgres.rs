@@ -8,14 +8,13 @@
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
+use super::session::{CONNECT_TIMEOUT, Session, feed};
 use super::{Driver, FETCH_ROWS, SqlError, time_of_day, timestamp};
 use crate::source::sql::DbUrl;
 
 pub struct Postgres {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-    query: String,
-    columns: Vec<String>,
+    session: Session<Client>,
+    /// The query's column types, in its order.
     types: Vec<Type>,
 }
 
@@ -34,7 +33,23 @@ fn classify(e: tokio_postgres::Error) -> SqlError {
             SqlError::Unreachable(db_message(&e))
         }
         Some(_) => SqlError::Refused(db_message(&e)),
-        None => SqlError::Unreachable(chain(&e)),
+        None => match e.to_string().as_str() {
+            // The socket: nothing listening, no route, no answer in time, a connection
+            // lost. (The kind of error is private to tokio-postgres; its text is not.)
+            "error connecting to server"
+            | "timeout waiting for server"
+            | "error communicating with the server"
+            | "connection closed" => SqlError::Unreachable(chain(&e)),
+            // Set up wrong, not down: the same answer every time until the connection
+            // string changes.
+            "error performing TLS handshake" => SqlError::Refused(format!(
+                "{}; cdpjob connects to PostgreSQL without TLS (not supported yet): use `sslmode=disable` or `prefer`, or reach the server through a tunnel",
+                chain(&e)
+            )),
+            // A password missing from the URL, an authentication method not supported, a
+            // setting the driver refuses, an answer it cannot parse.
+            _ => SqlError::Refused(chain(&e)),
+        },
     }
 }
 
@@ -67,17 +82,13 @@ pub fn connect(url: &DbUrl, query: &str) -> Result<Postgres, SqlError> {
         url.expose().parse().map_err(|e: tokio_postgres::Error| {
             SqlError::Refused(format!("the connection string: {e}"))
         })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(10));
-    }
+    let timeout = *config.get_connect_timeout().unwrap_or(&CONNECT_TIMEOUT);
+    config.connect_timeout(timeout);
     config.application_name("cdpjob");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SqlError::Unreachable(e.to_string()))?;
-    let (client, columns, types) = runtime.block_on(async {
+    let mut types = Vec::new();
+    let session = Session::open(timeout, async {
         let (client, connection) = config.connect(NoTls).await.map_err(classify)?;
-        // Driven whenever the runtime runs (every call below is a block_on).
+        // Driven whenever the runtime runs (every call on the session is a block_on).
         tokio::spawn(connection);
         client.batch_execute(SESSION).await.map_err(classify)?;
         let stmt = client.prepare(query).await.map_err(classify)?;
@@ -86,61 +97,54 @@ pub fn connect(url: &DbUrl, query: &str) -> Result<Postgres, SqlError> {
             .iter()
             .map(|c| c.name().to_string())
             .collect();
-        let types = stmt.columns().iter().map(|c| c.type_().clone()).collect();
-        Ok::<_, SqlError>((client, columns, types))
+        types = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        // The cursor now, not when the rows are read: declaring it starts the query's
+        // executor, which is where PostgreSQL checks the role's permissions on its tables
+        // — so a table without a grant is refused here, before a run directory exists
+        // (and by `validate --remote`), not half-way into a run.
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; DECLARE cdpjob_rows NO SCROLL CURSOR FOR {query}"
+            ))
+            .await
+            .map_err(classify)?;
+        Ok((client, columns))
     })?;
-    Ok(Postgres {
-        runtime,
-        client,
-        query: query.to_string(),
-        columns,
-        types,
-    })
+    Ok(Postgres { session, types })
 }
 
 impl Driver for Postgres {
     fn columns(&self) -> &[String] {
-        &self.columns
+        self.session.columns()
     }
 
     fn rows(
         self: Box<Self>,
         sink: &mut dyn FnMut(Vec<Option<String>>) -> bool,
     ) -> Result<(), SqlError> {
-        let Postgres {
-            runtime,
-            client,
-            query,
-            types,
-            ..
-        } = *self;
-        runtime.block_on(async {
-            client
-                .batch_execute(&format!(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; DECLARE cdpjob_rows NO SCROLL CURSOR FOR {query}"
-                ))
-                .await
-                .map_err(classify)?;
+        let Postgres { session, types } = *self;
+        session.rows(async |client| {
             let fetch = format!("FETCH FORWARD {FETCH_ROWS} FROM cdpjob_rows");
-            loop {
+            let next = async || {
                 let messages = client.simple_query(&fetch).await.map_err(classify)?;
-                let mut any = false;
-                for m in messages {
-                    if let SimpleQueryMessage::Row(row) = m {
-                        any = true;
-                        let values = (0..row.len())
-                            .map(|i| row.get(i).map(|v| text(v, &types[i])))
-                            .collect();
-                        if !sink(values) {
-                            return Ok(());
-                        }
-                    }
-                }
-                if !any {
-                    break;
-                }
+                let rows: Vec<_> = messages
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::Row(row) => Some(row),
+                        _ => None,
+                    })
+                    .collect();
+                Ok((!rows.is_empty()).then_some(rows))
+            };
+            let text = |row: tokio_postgres::SimpleQueryRow| {
+                (0..row.len())
+                    .map(|i| row.get(i).map(|v| text(v, &types[i])))
+                    .collect()
+            };
+            if feed(next, text, sink).await? {
+                client.batch_execute("COMMIT").await.map_err(classify)?;
             }
-            client.batch_execute("COMMIT").await.map_err(classify)
+            Ok(())
         })
     }
 }
