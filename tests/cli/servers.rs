@@ -273,19 +273,31 @@ impl Mariadb {
         ) else {
             return missing("MariaDB (mariadb-install-db, mariadbd)");
         };
-        let dir = server_dir();
-        let data = dir.path().join("data");
-        let socket = dir.path().join("sock");
-        check(
-            "mariadb-install-db",
+        // The data directory. Its bootstrap failed now and then with many tests starting
+        // servers at once on a loaded machine (not reproduced alone): a second try with a
+        // fresh directory, and the first failure's output printed, before giving up.
+        let install_in = |dir: &TempDir| {
             unprivileged(&install)
                 .args(["--no-defaults", "--auth-root-authentication-method=normal"])
-                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--datadir={}", dir.path().join("data").display()))
                 .args(["--skip-test-db", "--skip-name-resolve"])
                 .stdin(Stdio::null())
                 .output()
-                .unwrap(),
-        );
+                .unwrap()
+        };
+        let mut dir = server_dir();
+        let first = install_in(&dir);
+        if !first.status.success() {
+            eprintln!(
+                "mariadb-install-db failed once, trying again: {}{}",
+                String::from_utf8_lossy(&first.stdout),
+                String::from_utf8_lossy(&first.stderr)
+            );
+            dir = server_dir();
+            check("mariadb-install-db", install_in(&dir));
+        }
+        let data = dir.path().join("data");
+        let socket = dir.path().join("sock");
         let port = free_port();
         let server = unprivileged(&daemon)
             .arg("--no-defaults")
