@@ -232,8 +232,11 @@ fn sigterm_stops_a_200k_row_import_and_the_resume_creates_each_row_once() {
     });
     child.signal("TERM");
     let signalled = Instant::now();
-    // Whatever was sent before the signal has reached the simulator by now.
-    std::thread::sleep(Duration::from_millis(50));
+    // Whatever was sent before the signal has reached the simulator by now: 50 ms was not
+    // always enough on a loaded machine (3 requests of the moment of the signal arrived
+    // later). A run that went on sending would send many more batches than those in the
+    // 15 s drain, and every request sent must still be one the journal has.
+    std::thread::sleep(Duration::from_millis(500));
     let sent_by_then = sim.requests();
     let out = child.wait_within(Duration::from_secs(60));
     assert_within("stopping on SIGTERM", signalled, Duration::from_secs(20));
