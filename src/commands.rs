@@ -75,6 +75,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             json,
             dry_run,
             full,
+            metrics_file,
         } => {
             let vars: VarOverrides = vars.into_iter().collect();
             if dry_run {
@@ -86,6 +87,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 json,
                 force: false,
                 full,
+                metrics_file,
             };
             match job.spec.kind {
                 JobKind::BatchCreate => runner::start::<Import>(&job, &opts),
@@ -97,12 +99,14 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             force,
             no_guard,
             json,
+            metrics_file,
         } => {
             let opts = RunOptions {
                 run_dir: None,
                 json,
                 force,
                 full: false,
+                metrics_file,
             };
             let mut run = runner::begin::reopen(&run_dir)?;
             if no_guard {
@@ -120,6 +124,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             json,
             vars,
             dry_run,
+            metrics_file,
         } => retry::retry(&RetryRequest {
             run_dir,
             rows: match only {
@@ -130,6 +135,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             json,
             vars: vars.into_iter().collect(),
             dry_run,
+            metrics_file,
         }),
         Command::Rows {
             run_dir,

@@ -37,6 +37,8 @@ pub struct RetryRequest {
     pub json: bool,
     pub vars: VarOverrides,
     pub dry_run: bool,
+    /// `--metrics-file`, as for any run.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `cdpjob retry`.
@@ -79,6 +81,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
         json: req.json,
         force: false,
         full: false,
+        metrics_file: req.metrics_file.clone(),
     };
     let columns = columns.clone();
     // The max_rejected pre-pass over the rows this retry takes (a "fix" that breaks more

@@ -11,6 +11,7 @@ mod guards;
 mod init;
 mod layout;
 mod lifecycle;
+mod metrics;
 mod plan;
 mod remote;
 mod retry;
