@@ -22,6 +22,7 @@ pub mod import;
 pub mod init;
 pub mod job;
 pub mod mapping;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod pointer;

@@ -419,7 +419,7 @@ async fn run_kind<K: RunKind>(
         Ok(()) => summary.outcome(),
         Err(_) => Outcome::Stopped { resumable: true },
     };
-    ended(job, &summary, outcome, metrics);
+    ended(job, &summary, outcome, metrics).await;
     written.map_err(|e| stopped_here("writing the summary", e))?;
     if !summary.resumable
         && let Some(reason) = &summary.stopped_reason
@@ -432,8 +432,8 @@ async fn run_kind<K: RunKind>(
 }
 
 /// What follows a run's end, whatever the end: the job root's record of a success (exit 0
-/// or 1) and the metrics file's last write.
-fn ended<D: Detail>(
+/// or 1), the metrics file's last write and the job's notification.
+async fn ended<D: Detail>(
     job: &Job,
     summary: &Summary<D>,
     outcome: Outcome,
@@ -445,6 +445,9 @@ fn ended<D: Detail>(
     }
     if let Some(m) = metrics {
         m.finish(summary.detail.rows_by_outcome(), code, summary.finished_at);
+    }
+    if let Some(spec) = &job.spec.notify {
+        crate::notify::run_ended(spec, &job.spec.name, code, &summary.to_json()).await;
     }
 }
 

@@ -12,6 +12,7 @@ mod init;
 mod layout;
 mod lifecycle;
 mod metrics;
+mod notify;
 mod plan;
 mod remote;
 mod retry;
