@@ -125,8 +125,17 @@ fn summary(dir: &Path) -> serde_json::Value {
 }
 
 fn the_run(ws: &Workspace) -> std::path::PathBuf {
-    let dirs = crate::common::run_dirs(&ws.path("runs/t"));
-    dirs.last().unwrap().clone()
+    let mut dirs = crate::common::run_dirs(&ws.path("runs/t"));
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+/// The run directory of `t` that is not `old` (run ids of one second sort by a random
+/// suffix, so the newest is not the last by name).
+fn other_run(ws: &Workspace, old: &Path) -> Option<std::path::PathBuf> {
+    crate::common::run_dirs(&ws.path("runs/t"))
+        .into_iter()
+        .find(|d| d != old)
 }
 
 /// A finished run with rejected rows and server faults: exit 1, every metric as the
@@ -233,6 +242,7 @@ fn a_stopped_run_keeps_the_last_success_and_its_resume_continues_the_counts() {
     assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
     let success =
         Metrics::parse(&ws.path("first.prom")).value("cdpjob_last_success_timestamp_seconds", "");
+    let first = the_run(&ws);
 
     const ROWS: u64 = 40_000;
     write_leads(&ws.path("leads.csv"), ROWS);
@@ -240,14 +250,19 @@ fn a_stopped_run_keeps_the_last_success_and_its_resume_continues_the_counts() {
         &["run", "job.yaml", "--metrics-file", "second.prom"],
         sim_env(None),
     );
-    child.wait_for("a second run directory", Duration::from_secs(30), || {
-        crate::common::run_dirs(&ws.path("runs/t")).len() == 2
-            && std::fs::metadata(the_run(&ws).join("created.jsonl")).is_ok_and(|m| m.len() > 0)
-    });
+    child.wait_for(
+        "the second run's first commit",
+        Duration::from_secs(30),
+        || {
+            other_run(&ws, &first).is_some_and(|d| {
+                std::fs::metadata(d.join("created.jsonl")).is_ok_and(|m| m.len() > 0)
+            })
+        },
+    );
     child.signal("TERM");
     let out = child.wait_within(Duration::from_secs(60));
     assert_eq!(out.code, Some(3), "{}{}", out.stdout, out.stderr);
-    let dir = the_run(&ws);
+    let dir = other_run(&ws, &first).unwrap();
     let m = Metrics::parse(&ws.path("second.prom"));
     assert_eq!(m.value("cdpjob_up", ""), 0.0);
     assert_eq!(

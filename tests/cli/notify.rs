@@ -148,8 +148,12 @@ fn run_with_hook(ws: &Workspace, args: &[&str], url: &str) -> crate::common::Exi
     ws.spawn(args, env).wait_within(Duration::from_secs(120))
 }
 
+/// The one run directory of `t`.
+#[track_caller]
 fn the_run(ws: &Workspace) -> std::path::PathBuf {
-    crate::common::run_dirs(&ws.path("runs/t")).pop().unwrap()
+    let mut dirs = crate::common::run_dirs(&ws.path("runs/t"));
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
 }
 
 /// The canary is in no output and no file under the workspace's run root.
@@ -195,6 +199,7 @@ fn finished_and_failed_runs_post_their_bodies() {
     );
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
     assert_no_canary(&ws, &out);
+    let first = the_run(&ws);
 
     let hook = Webhook::start(200, Duration::ZERO);
     write_leads(&ws.path("leads.csv"), 100);
@@ -202,7 +207,11 @@ fn finished_and_failed_runs_post_their_bodies() {
     let out = run_with_hook(&ws, &["run", "job.yaml"], &hook.url);
     assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
     let body = hook.the_body();
-    let summary: Value = serde_json::from_str(&read(&the_run(&ws).join("summary.json"))).unwrap();
+    let second = crate::common::run_dirs(&ws.path("runs/t"))
+        .into_iter()
+        .find(|d| *d != first)
+        .unwrap();
+    let summary: Value = serde_json::from_str(&read(&second.join("summary.json"))).unwrap();
     assert_eq!(body, summary, "the default body is the JSON summary");
     assert_eq!(body["counts"]["created"], valid_leads(100).len() as u64);
     assert_no_canary(&ws, &out);
