@@ -124,6 +124,10 @@ pub enum Command {
         /// the sync state (an unreadable state is moved aside and started afresh).
         #[arg(long)]
         full: bool,
+        /// Write the run's Prometheus metrics to this file (node_exporter's textfile
+        /// collector), atomically, every 10 s and at the end.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// List the tenant's customer fields (name, type, choice options) from the job's API.
     Fields {
@@ -155,6 +159,10 @@ pub enum Command {
         /// only warnings, errors and the final summary.
         #[arg(short, long)]
         quiet: bool,
+        /// Write the run's Prometheus metrics to this file (node_exporter's textfile
+        /// collector), atomically, every 10 s and at the end.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Start a new run of RUN_DIR's job, as its file is now, whose rows are RUN_DIR's failed
     /// and rejected records mapped again (original row numbers kept).
@@ -179,6 +187,10 @@ pub enum Command {
         /// Do not run: show the plan of the retry.
         #[arg(long)]
         dry_run: bool,
+        /// Write the run's Prometheus metrics to this file (node_exporter's textfile
+        /// collector), atomically, every 10 s and at the end.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Print an import's rows of one outcome: the result lines, or a CSV to fix and feed back.
     Rows {

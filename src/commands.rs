@@ -77,6 +77,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             quiet,
             dry_run,
             full,
+            metrics_file,
         } => {
             let vars: VarOverrides = vars.into_iter().collect();
             if dry_run {
@@ -89,6 +90,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 quiet,
                 force: false,
                 full,
+                metrics_file,
             };
             match job.spec.kind {
                 JobKind::BatchCreate => runner::start::<Import>(&job, &opts),
@@ -101,6 +103,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             no_guard,
             json,
             quiet,
+            metrics_file,
         } => {
             let opts = RunOptions {
                 run_dir: None,
@@ -108,6 +111,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 quiet,
                 force,
                 full: false,
+                metrics_file,
             };
             let mut run = runner::begin::reopen(&run_dir)?;
             if no_guard {
@@ -126,6 +130,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             quiet,
             vars,
             dry_run,
+            metrics_file,
         } => retry::retry(&RetryRequest {
             run_dir,
             rows: match only {
@@ -137,6 +142,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             quiet,
             vars: vars.into_iter().collect(),
             dry_run,
+            metrics_file,
         }),
         Command::Rows {
             run_dir,

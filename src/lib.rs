@@ -23,6 +23,7 @@ pub mod init;
 pub mod job;
 pub mod mapping;
 pub mod mapping_test;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod pointer;

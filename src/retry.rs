@@ -39,6 +39,8 @@ pub struct RetryRequest {
     pub quiet: bool,
     pub vars: VarOverrides,
     pub dry_run: bool,
+    /// `--metrics-file`, as for any run.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `cdpjob retry`.
@@ -82,6 +84,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
         quiet: req.quiet,
         force: false,
         full: false,
+        metrics_file: req.metrics_file.clone(),
     };
     let columns = columns.clone();
     // The max_rejected pre-pass over the rows this retry takes (a "fix" that breaks more

@@ -66,6 +66,10 @@ impl Detail for ExportDetail {
         )
     }
 
+    fn rows_by_outcome(&self) -> crate::runner::metrics::Rows {
+        vec![("exported", self.rows)]
+    }
+
     fn render_files(&self) -> String {
         let mut out = format!("output: {}\n", self.output);
         if let Some(state) = &self.state_file {
@@ -80,6 +84,16 @@ impl RunKind for Export {
     // The checkpoint alone decides what is done in an export; its journal is a log for
     // people and `status`, not worth an fsync a page.
     const DURABLE_JOURNAL: bool = false;
+
+    fn rows_so_far(dir: &Path) -> crate::runner::metrics::Rows {
+        // With sub-windows `checkpoint.json` is written once they are joined: until then
+        // the count is that of the last whole checkpoint.
+        let cp = runner::read_checkpoint_at::<checkpoint::ExportCheckpoint>(
+            &dir.join(run_dir::CHECKPOINT),
+        )
+        .unwrap_or_default();
+        vec![("exported", cp.rows)]
+    }
 
     fn prepare(job: &Job, begun: &Begun, _opts: &RunOptions) -> Result<KindRecord> {
         prepare_record(job, begun).map(|r| KindRecord::QueryExport(Box::new(r)))

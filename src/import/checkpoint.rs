@@ -48,6 +48,17 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts as the metrics file labels them (every outcome, zeros included).
+    pub fn by_outcome(&self) -> crate::runner::metrics::Rows {
+        vec![
+            ("created", self.created),
+            ("failed", self.failed),
+            ("rejected", self.rejected),
+            ("skipped", self.skipped),
+            ("unchanged", self.unchanged),
+        ]
+    }
+
     pub fn add(&mut self, d: &Counts) {
         self.rows += d.rows;
         self.created += d.created;

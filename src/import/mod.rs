@@ -100,6 +100,10 @@ impl Detail for ImportDetail {
         out
     }
 
+    fn rows_by_outcome(&self) -> runner::metrics::Rows {
+        self.counts.by_outcome()
+    }
+
     fn render_files(&self) -> String {
         format!(
             "failed rows:   {} ({})\nrejected rows: {} ({})\n",
@@ -129,6 +133,15 @@ impl RunKind for Import {
 
     fn preflight(job: &Job, opts: &RunOptions) -> Result<()> {
         guard::pre_pass(job, !opts.informs())
+    }
+
+    fn rows_so_far(dir: &std::path::Path) -> runner::metrics::Rows {
+        // Unreadable mid-write cannot happen (it is replaced atomically); before the first
+        // checkpoint every count is 0.
+        runner::read_checkpoint_at::<Checkpoint>(&dir.join(run_dir::CHECKPOINT))
+            .map(|c| c.counts)
+            .unwrap_or_default()
+            .by_outcome()
     }
 
     fn prepare(job: &Job, begun: &Begun, opts: &RunOptions) -> Result<KindRecord> {

@@ -19,6 +19,7 @@ use crate::template::{TemplateProblem, TemplateSet};
 pub fn semantic(p: &Parsed<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     check_base_url(p, &mut out);
+    check_notify(p, &mut out);
     match p.doc.get("kind").and_then(Value::as_str) {
         Some("batch_create") => check_batch_create(p, &mut out),
         Some("query_export") => check_query_export(p, &mut out),
@@ -74,6 +75,19 @@ fn check_base_url(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
             )
             .with_hint("customer data and signatures must not travel unencrypted"),
         );
+    }
+}
+
+/// `notify.body` compiles (its `on` values are the schema's).
+fn check_notify(p: &Parsed<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(body) = p.doc.pointer("/notify/body").and_then(Value::as_str) else {
+        return;
+    };
+    if let Err(e) = crate::notify::check_body(body) {
+        out.push(Diagnostic::new(
+            p.index.value_of("/notify/body"),
+            format!("`notify.body`: {e}"),
+        ));
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 // The parts of a job that belong to a lower layer are defined there, so that layer does not
 // depend on jobs; they are re-exported here because a job file is where a user meets them.
 pub use crate::api::sign::SignAlgorithm;
+pub use crate::notify::{NotifySpec, RunEnd};
 pub use crate::source::spec::{SourceKind, SourceSpec};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,6 +49,9 @@ pub struct JobSpec {
     pub output: Option<OutputSpec>,
     #[serde(default)]
     pub run: RunSpec,
+    /// `notify:` — a webhook POST when a run ends (SPEC §10).
+    #[serde(default)]
+    pub notify: Option<NotifySpec>,
 }
 
 impl JobSpec {

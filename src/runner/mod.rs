@@ -5,6 +5,7 @@
 //! `export` (query_export) — plug in as [`RunKind`]s and never repeat any of this.
 
 pub mod begin;
+pub mod metrics;
 pub mod progress;
 pub mod shutdown;
 pub mod status;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub force: bool,
     /// `run --full`: with `sync: changed`, send every valid row and refresh the state.
     pub full: bool,
+    /// `--metrics-file`: the run's Prometheus metrics, rewritten as it runs (SPEC §10).
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -204,6 +207,12 @@ pub trait RunKind {
     /// The checks a resume makes beyond the job's hash (its source, newer runs…).
     fn check_resume(run: &Reopened, opts: &RunOptions) -> Result<()>;
 
+    /// Where the rows are so far, from the run directory's checkpoint: the live counts of
+    /// the metrics file (the summary's are the last ones).
+    fn rows_so_far(_dir: &std::path::Path) -> metrics::Rows {
+        Vec::new()
+    }
+
     /// Do the work, or continue it from the run directory's checkpoint.
     fn drive(ctx: &mut Context<'_>) -> impl Future<Output = Driven<Self::Detail>>;
 }
@@ -321,11 +330,29 @@ async fn run_kind<K: RunKind>(
     .map_err(|e| stopped_here("cannot open the journal", e))?;
     let journal = Arc::new(journal);
     let retries = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
+    let by_reason = Arc::new(metrics::RetryCounts::default());
+    // Before the first event of this invocation: a resume's metrics read the earlier ones.
+    let metrics = opts.metrics_file.as_deref().map(|path| {
+        metrics::Metrics::start(
+            path,
+            metrics::Watched {
+                job,
+                dir: &dir.path,
+                resuming,
+                requests: Arc::clone(&requests),
+                retries: Arc::clone(&by_reason),
+                rows_so_far: K::rows_so_far,
+            },
+        )
+    });
     {
         let journal = Arc::clone(&journal);
         let retries = Arc::clone(&retries);
+        let by_reason = Arc::clone(&by_reason);
         conn.client.on_retry(move |n| {
             retries.fetch_add(1, Ordering::Relaxed);
+            by_reason.add(&n.reason);
             // A log entry nothing depends on: written in order, not waited for.
             let _ = journal.append_detached(&Event::Retry {
                 path: n.path.to_string(),
@@ -357,7 +384,7 @@ async fn run_kind<K: RunKind>(
         quiet: !opts.informs(),
         journal: Arc::clone(&journal),
         client: Arc::new(conn.client),
-        requests: Arc::new(AtomicU64::new(0)),
+        requests,
         retries: Arc::clone(&retries),
         shutdown: Shutdown::listen(),
     };
@@ -397,8 +424,14 @@ async fn run_kind<K: RunKind>(
         stopped_reason: stop.map(|s| s.reason),
         detail,
     };
-    run_dir::write_versioned(&dir.file(run_dir::SUMMARY), &summary)
-        .map_err(|e| stopped_here("writing the summary", e))?;
+    let written = run_dir::write_versioned(&dir.file(run_dir::SUMMARY), &summary);
+    // The exit code the process ends with: a summary that cannot be written stops the run.
+    let outcome = match &written {
+        Ok(()) => summary.outcome(),
+        Err(_) => Outcome::Stopped { resumable: true },
+    };
+    ended(job, &summary, outcome, metrics).await;
+    written.map_err(|e| stopped_here("writing the summary", e))?;
     if !summary.resumable
         && let Some(reason) = &summary.stopped_reason
     {
@@ -407,6 +440,26 @@ async fn run_kind<K: RunKind>(
     }
     report(&summary, opts);
     Ok(summary.outcome())
+}
+
+/// What follows a run's end, whatever the end: the job root's record of a success (exit 0
+/// or 1), the metrics file's last write and the job's notification.
+async fn ended<D: Detail>(
+    job: &Job,
+    summary: &Summary<D>,
+    outcome: Outcome,
+    metrics: Option<metrics::Metrics>,
+) {
+    let code = outcome.exit_code();
+    if matches!(code, 0 | 1) {
+        metrics::record_success(job, summary.finished_at);
+    }
+    if let Some(m) = metrics {
+        m.finish(summary.detail.rows_by_outcome(), code, summary.finished_at);
+    }
+    if let Some(spec) = &job.spec.notify {
+        crate::notify::run_ended(spec, &job.spec.name, code, &summary.to_json()).await;
+    }
 }
 
 fn report<D: Detail>(summary: &Summary<D>, opts: &RunOptions) {

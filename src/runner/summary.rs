@@ -78,6 +78,8 @@ pub trait Detail: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
     fn render_counts(&self, requests: u64, retries: u64) -> String;
     /// The lines after `run directory:`: the files a user opens next.
     fn render_files(&self) -> String;
+    /// Rows by where they ended up (`cdpjob_rows{outcome}` of the metrics file).
+    fn rows_by_outcome(&self) -> super::metrics::Rows;
 }
 
 /// `summary.json`, and what `run`/`resume` print.

@@ -12,6 +12,8 @@ mod init;
 mod layout;
 mod lifecycle;
 mod mapping_tests;
+mod metrics;
+mod notify;
 mod plan;
 mod remote;
 mod retry;
