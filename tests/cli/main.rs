@@ -14,6 +14,7 @@ mod lifecycle;
 mod mapping_tests;
 mod plan;
 mod remote;
+mod report;
 mod retry;
 mod run;
 mod servers;
