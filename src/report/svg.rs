@@ -91,22 +91,13 @@ pub fn number(v: f64) -> String {
     }
 }
 
-/// Seconds for the time axis.
+/// A time for the axis and the captions: milliseconds below a second, then seconds.
 pub fn seconds(ms: i64) -> String {
     let s = ms as f64 / 1000.0;
-    if s >= 100.0 {
-        format!("{s:.0} s")
-    } else {
-        format!("{s:.1} s")
-    }
-}
-
-/// A bar's width: milliseconds below a second.
-fn bar_width(ms: i64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{} s", ms / 1000)
+    match ms {
+        ..1000 => format!("{ms} ms"),
+        1000..100_000 => format!("{s:.1} s"),
+        _ => format!("{s:.0} s"),
     }
 }
 
@@ -213,7 +204,7 @@ impl Chart<'_> {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="axis">time since the run began (one bar: {})</text>"#,
             LEFT + pw / 2.0,
             HEIGHT - 6.0,
-            bar_width(self.buckets.width_ms)
+            seconds(self.buckets.width_ms)
         );
         let _ = write!(
             s,
@@ -238,6 +229,14 @@ mod tests {
         let hours = Buckets::of(400 * 3_600_000, [(0, 1.0)]);
         assert!(hours.counts.len() as i64 <= MAX_BARS + 1);
         assert_eq!(hours.width_ms % 3_600_000, 0);
+    }
+
+    #[test]
+    fn times_read_in_milliseconds_below_a_second() {
+        assert_eq!(
+            [40, 1500, 250_000].map(seconds),
+            ["40 ms", "1.5 s", "250 s"]
+        );
     }
 
     #[test]
