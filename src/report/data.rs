@@ -323,17 +323,9 @@ impl Timeline {
                     answer: Answer::Answered { created, failed },
                     ..
                 } => t.rows.push((at, (created.len() + failed.len()) as u64)),
-                Event::Page {
-                    customers,
-                    attempts,
-                    ..
-                } => {
-                    t.rows.push((at, *customers));
-                    // An export journals a page once, with the attempts it took.
-                    for _ in 1..*attempts {
-                        t.retries.push((at, "page request retried".to_string()));
-                    }
-                }
+                Event::Page { customers, .. } => t.rows.push((at, *customers)),
+                // Both kinds journal every retry as it happens (an export's page also
+                // counts its attempts: not counted again here).
                 Event::Retry { reason, .. } => t.retries.push((at, cut(reason))),
                 Event::Bisect { .. } => t.bisections.push(at),
                 Event::Resumed { .. } => t.resumes.push(at),

@@ -286,10 +286,11 @@ fn the_report_of_a_killed_run_shows_what_was_committed_and_how_to_resume() {
     assert!(page.contains("id=\"count-created\">53</td>"));
 }
 
-/// An export's report: its pages, customers and window, and no bisection chart.
+/// An export's report: its pages, customers and window, its retries counted once (an
+/// export journals each retry and counts it in its page too), and no bisection chart.
 #[test]
 fn the_report_of_an_export_shows_pages_customers_and_windows() {
-    let sim = SimProcess::start(&[]);
+    let sim = SimProcess::start(&["--fail-5xx", "0.3", "--seed", "3"]);
     crate::export::seed(&sim, 1, 120);
     let ws = Workspace::new();
     ws.write("job.yaml", crate::export::export_job(&sim.url, "", ""));
@@ -306,6 +307,17 @@ fn the_report_of_an_export_shows_pages_customers_and_windows() {
             "{what} {n}: {page}"
         );
     }
+    let status: Value =
+        serde_json::from_str(&run(cmd(&ws, &["status", "--json", dir.to_str().unwrap()])).stdout)
+            .unwrap();
+    let retries = status["retries"].as_u64().unwrap();
+    assert!(retries > 0, "the seed gives retries: {status}");
+    assert!(page.contains(&format!("id=\"retries\">{retries}</td>")));
+    let one = if retries == 1 { "retry" } else { "retries" };
+    assert!(
+        page.contains(&format!("<desc id=\"retries-desc\">{retries} {one} over ")),
+        "{page}"
+    );
     assert_eq!(page.matches("<svg").count(), 2, "throughput and retries");
     assert!(!page.contains("chart-bisections"));
 }
