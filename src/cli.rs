@@ -229,6 +229,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a run's report: one self-contained HTML page (no external resource, no
+    /// JavaScript) with its status and timings, outcome counts, rejects and failures with
+    /// example rows, and charts of throughput, retries and bisections from its journal.
+    Report {
+        /// A run directory (runs/<name>/<run-id>), finished, stopped or still running.
+        run_dir: PathBuf,
+        /// Where to write the page (default: RUN_DIR/report.html; `-`: standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print the job file JSON Schema (the one `validate` uses).
     Schema,
     /// Write a first job for a CSV, XLSX or JSON Lines file: its source as detected and a
@@ -276,6 +286,7 @@ impl Command {
             | Command::Verify { json, .. } => *json,
             Command::Validate { .. }
             | Command::Rows { .. }
+            | Command::Report { .. }
             | Command::Schema
             | Command::Init { .. }
             | Command::Sign(_)

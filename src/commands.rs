@@ -161,6 +161,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             },
         ),
         Command::Status { run_dir, json } => status(&run_dir, json),
+        Command::Report { run_dir, output } => crate::report::write(&run_dir, output.as_deref()),
         Command::Verify {
             run_dir,
             sample,

@@ -29,6 +29,7 @@ pub mod plan;
 pub mod pointer;
 pub mod query;
 pub mod remote;
+pub mod report;
 pub mod retry;
 pub mod rows;
 pub mod run_dir;

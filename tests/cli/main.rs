@@ -16,6 +16,7 @@ mod metrics;
 mod notify;
 mod plan;
 mod remote;
+mod report;
 mod retry;
 mod run;
 mod servers;

@@ -261,6 +261,26 @@ fn run_summary_and_status_of_the_quickstart() {
 }
 
 #[test]
+fn report_line_of_the_quickstart() {
+    let ws = shipped_jobs();
+    assert_eq!(cdpjob(&ws, &["run", "jobs/quickstart.yaml"]).code, 1);
+    let dir = the_run_dir(&ws, "quickstart");
+    let out = cdpjob(&ws, &["report", &dir]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_contract(
+        "report_quickstart",
+        "cdpjob report runs/quickstart/RUN_ID",
+        &out.stdout,
+    );
+    let out = cdpjob(&ws, &["report", &dir, "-o", "-"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert!(
+        out.stdout.starts_with("<!DOCTYPE html>"),
+        "only the page on stdout"
+    );
+}
+
+#[test]
 fn run_summary_and_status_of_an_interrupted_import() {
     let ws = shipped_jobs();
     let job = unreachable_job(&ws);
