@@ -24,6 +24,7 @@ pub mod job;
 pub mod mapping;
 pub mod mapping_test;
 pub mod notify;
+pub mod notify_sign;
 pub mod pipeline;
 pub mod plan;
 pub mod pointer;

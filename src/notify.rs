@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::notify_sign::Signer;
+
 /// `notify:` in a job file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +26,12 @@ pub struct NotifySpec {
     pub body: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// A DingTalk or Feishu bot's signature (their "加签" security setting).
+    #[serde(default)]
+    pub sign: Option<Signer>,
+    /// The environment variable holding the bot's signing secret (with `sign`).
+    #[serde(default)]
+    pub secret_env: Option<String>,
 }
 
 /// How a run ended, as `notify.on` names it.
@@ -120,11 +128,34 @@ pub async fn run_ended(spec: &NotifySpec, job: &str, exit_code: u8, summary: &Va
         Ok(b) => b,
         Err(e) => return warn(&format!("its body does not render: {e}")),
     };
-    if let Err(why) = post(&url, body, Duration::from_secs(spec.timeout_secs)).await {
+    let (target, body) = match signed(spec, &url, body) {
+        Ok(request) => request,
+        Err(why) => return warn(&why),
+    };
+    if let Err(why) = post(&target, body, Duration::from_secs(spec.timeout_secs)).await {
         // reqwest's errors are stripped of their URL; this is for any text that still
         // quotes it (a redirect's target, a source error).
-        warn(&why.replace(&url, "<the webhook URL>"));
+        warn(
+            &why.replace(&target, "<the webhook URL>")
+                .replace(&url, "<the webhook URL>"),
+        );
     }
+}
+
+/// The URL and body to POST: as they are, or signed as `spec.sign` asks, with the secret
+/// `spec.secret_env` names.
+fn signed(spec: &NotifySpec, url: &str, body: String) -> Result<(String, String), String> {
+    let Some(signer) = spec.sign else {
+        return Ok((url.to_string(), body));
+    };
+    let name = spec.secret_env.as_deref().unwrap_or_default();
+    let secret = match std::env::var(name) {
+        Ok(s) if !s.is_empty() => s,
+        _ => return Err(format!("its signing secret (${name}) is not set")),
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let s = signer.sign(url, body, &secret, now_ms)?;
+    Ok((s.url, s.body))
 }
 
 async fn post(url: &str, body: String, timeout: Duration) -> Result<(), String> {
@@ -180,6 +211,8 @@ mod tests {
             on: every_end(),
             body: body.map(String::from),
             timeout_secs: 5,
+            sign: None,
+            secret_env: None,
         }
     }
 

@@ -368,3 +368,130 @@ fn validate_checks_the_body_template_and_the_ends() {
     let out = run(ws.cmd(&["validate", "job.yaml"]));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+/// A bot's signing secret: like the URL, it must appear nowhere.
+const SIGN_SECRET: &str = "SECsigncanary-51d0";
+
+/// `cdpjob run` with the webhook's URL and the signing secret in the environment.
+fn run_signed(ws: &Workspace, url: &str) -> crate::common::Exited {
+    let mut env: Vec<(String, String)> = sim_env(None)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    env.push(("HOOK_URL".into(), url.into()));
+    env.push(("BOT_SECRET".into(), SIGN_SECRET.into()));
+    ws.spawn(&["run", "job.yaml"], env)
+        .wait_within(Duration::from_secs(120))
+}
+
+/// The secret is in no output and no file of the run.
+#[track_caller]
+fn assert_no_secret(ws: &Workspace, out: &crate::common::Exited) {
+    assert!(!out.stdout.contains(SIGN_SECRET) && !out.stderr.contains(SIGN_SECRET));
+    let mut stack = vec![ws.path("runs")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                assert!(
+                    !text.contains(SIGN_SECRET),
+                    "{} holds the secret",
+                    p.display()
+                );
+            }
+        }
+    }
+}
+
+/// `sign: dingtalk`: the POST's query carries the time and its signature (the signature
+/// of that time with the secret, as the unit tests pin the algorithm with reference values).
+#[test]
+fn a_dingtalk_bot_gets_its_signature_in_the_query() {
+    let sim = SimProcess::start(&[]);
+    let hook = Webhook::start(200, Duration::ZERO);
+    let ws = Workspace::new();
+    write_valid_leads(&ws.path("leads.csv"), 20);
+    ws.write(
+        "job.yaml",
+        job(
+            &sim.url,
+            "  url_env: HOOK_URL\n  sign: dingtalk\n  secret_env: BOT_SECRET\n  body: '{\"msgtype\": \"text\", \"text\": {\"content\": {{ event | tojson }}}}'\n",
+        ),
+    );
+    let out = run_signed(&ws, &hook.url);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let got = hook.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let query = got[0].path.split_once('?').unwrap().1;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {query}"))
+            .to_string()
+    };
+    assert_eq!(param("token"), CANARY, "the URL's own query is kept");
+    let ts: i64 = param("timestamp").parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!((now - ts).abs() < 120_000, "a time in milliseconds: {ts}");
+    let expected = cdpjob::notify_sign::Signer::Dingtalk
+        .sign("u", "{}".into(), SIGN_SECRET, ts)
+        .unwrap();
+    assert!(
+        expected.url.ends_with(&format!("&sign={}", param("sign"))),
+        "{} vs {query}",
+        expected.url
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&got[0].body).unwrap(),
+        serde_json::json!({"msgtype": "text", "text": {"content": "finished"}})
+    );
+    assert_no_secret(&ws, &out);
+}
+
+/// `sign: feishu`: the body gains `timestamp` (seconds) and `sign`; a missing secret is a
+/// warning naming its variable, and the run's exit code stays.
+#[test]
+fn a_feishu_bot_gets_its_signature_in_the_body_and_a_missing_secret_only_warns() {
+    let sim = SimProcess::start(&[]);
+    let hook = Webhook::start(200, Duration::ZERO);
+    let ws = Workspace::new();
+    write_valid_leads(&ws.path("leads.csv"), 20);
+    ws.write(
+        "job.yaml",
+        job(
+            &sim.url,
+            "  url_env: HOOK_URL\n  sign: feishu\n  secret_env: BOT_SECRET\n  body: '{\"msg_type\": \"text\", \"content\": {\"text\": {{ event | tojson }}}}'\n",
+        ),
+    );
+    let out = run_signed(&ws, &hook.url);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let body = hook.the_body();
+    assert_eq!(body["content"]["text"], "finished");
+    let ts: i64 = body["timestamp"].as_str().unwrap().parse().unwrap();
+    let expected = cdpjob::notify_sign::Signer::Feishu
+        .sign("u", "{}".into(), SIGN_SECRET, ts * 1000)
+        .unwrap();
+    let expected: Value = serde_json::from_str(&expected.body).unwrap();
+    assert_eq!(body["sign"], expected["sign"]);
+    assert_no_secret(&ws, &out);
+
+    // Without the secret: no POST, one warning that names the variable.
+    let hook = Webhook::start(200, Duration::ZERO);
+    let out = run_with_hook(&ws, &["run", "job.yaml"], &hook.url);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("was not delivered: its signing secret ($BOT_SECRET) is not set"),
+        "{}",
+        out.stderr
+    );
+    assert!(hook.received().is_empty());
+}
