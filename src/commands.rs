@@ -78,12 +78,17 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             dry_run,
             full,
             metrics_file,
+            shard,
+            group,
         } => {
             let vars: VarOverrides = vars.into_iter().collect();
             if dry_run {
                 return plan(&job, 5, json, &vars);
             }
             let job = job::load(&job, &vars).map_err(|e| Error::Job(vec![*e]))?;
+            let shard = crate::shard::resolve(shard.as_deref(), group.as_deref(), |k| {
+                std::env::var(k).ok()
+            })?;
             let opts = RunOptions {
                 run_dir,
                 json,
@@ -91,7 +96,19 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 force: false,
                 full,
                 metrics_file,
+                shard: None,
             };
+            match (job.spec.kind, shard) {
+                (JobKind::BatchCreate, Some(s)) => {
+                    return runner::sharded::run::<Import>(job, &opts, &s);
+                }
+                (JobKind::QueryExport, Some(_)) => {
+                    return Err(Error::Usage(
+                        "--shard splits batch_create jobs; an export splits its window with query.parallel".into(),
+                    ));
+                }
+                (_, None) => {}
+            }
             match job.spec.kind {
                 JobKind::BatchCreate => runner::start::<Import>(&job, &opts),
                 JobKind::QueryExport => runner::start::<Export>(&job, &opts),
@@ -112,6 +129,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 force,
                 full: false,
                 metrics_file,
+                shard: None,
             };
             let mut run = runner::begin::reopen(&run_dir)?;
             if no_guard {
