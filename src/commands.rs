@@ -88,7 +88,8 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             let job = job::load(&job, &vars).map_err(|e| Error::Job(vec![*e]))?;
             let shard = crate::shard::resolve(shard.as_deref(), group.as_deref(), |k| {
                 std::env::var(k).ok()
-            })?;
+            })
+            .map_err(Error::Usage)?;
             let opts = RunOptions {
                 run_dir,
                 json,

@@ -8,9 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::customer::Customer;
-use crate::error::{Error, Result};
-
 /// The environment Kubernetes sets in each pod of an Indexed Job: the pod's index.
 pub const ENV_INDEX: &str = "JOB_COMPLETION_INDEX";
 /// How many shards; sharding comes from the environment only when this is set.
@@ -44,18 +41,29 @@ impl std::fmt::Display for Shard {
 /// big-endian, mod `count` (R19). The same customer is in the same shard whatever the
 /// source's order.
 pub fn of_key(key: &str, count: u32) -> u32 {
-    let digest = Sha256::digest(key.as_bytes());
+    of_digest(Sha256::digest(key.as_bytes()).into(), count)
+}
+
+fn of_digest(digest: [u8; 32], count: u32) -> u32 {
     let first: [u8; 8] = digest[..8].try_into().expect("a SHA-256 has 32 bytes");
     (u64::from_be_bytes(first) % u64::from(count)) as u32
 }
 
 impl Shard {
-    /// Whether the row `row` (1-based), mapped to `customer` when it is a valid one, is in
-    /// this shard: by its match key, or — a row without one (rejected, filtered out, or a
-    /// customer with no match key) — by its row number, `row mod count`.
-    pub fn holds(&self, row: u64, customer: Option<&Customer>) -> bool {
-        let shard = match customer.and_then(crate::sync::tag::match_key) {
-            Some((field, value)) => of_key(&format!("{}:{value}", field.name()), self.count),
+    /// Whether the row `row` (1-based) is in this shard: by its match key (field name and
+    /// value, as `sync::tag::match_key` finds it on the mapped customer) or — a row without
+    /// one (rejected, filtered out, or a customer with no match key) — by its row number,
+    /// `row mod count`.
+    pub fn holds(&self, row: u64, key: Option<(&str, &str)>) -> bool {
+        let shard = match key {
+            // The `<field>:<value>` string, hashed without being put together.
+            Some((field, value)) => {
+                let mut h = Sha256::new();
+                h.update(field.as_bytes());
+                h.update(b":");
+                h.update(value.as_bytes());
+                of_digest(h.finalize().into(), self.count)
+            }
             None => (row % u64::from(self.count)) as u32,
         };
         shard == self.index
@@ -111,37 +119,35 @@ impl ShardRun {
 }
 
 /// The shard a `run` is, from `--shard`/`--group` or, when `CDPJOB_SHARDS` is set, the
-/// environment (`env` looks a variable up). `None`: not sharded. A bad value is exit 2.
+/// environment (`env` looks a variable up). `None`: not sharded. A bad value is refused
+/// with why (a usage error, exit 2).
 pub fn resolve(
     flag: Option<&str>,
     group: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Option<ShardRun>> {
+) -> Result<Option<ShardRun>, String> {
     let shard = match flag {
-        Some(text) => Shard::parse(text).map_err(Error::Usage)?,
+        Some(text) => Shard::parse(text)?,
         None => match env(ENV_SHARDS) {
             None => {
                 if group.is_some() {
-                    return Err(Error::Usage(
-                        "--group names a run group of shards: pass --shard K/N too".into(),
-                    ));
+                    return Err("--group names a run group of shards: pass --shard K/N too".into());
                 }
                 return Ok(None);
             }
             Some(n) => {
-                let n: u32 = n.trim().parse().map_err(|_| {
-                    Error::Usage(format!("{ENV_SHARDS}={n}: expected a whole number"))
-                })?;
+                let n: u32 = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{ENV_SHARDS}={n}: expected a whole number"))?;
                 let k = env(ENV_INDEX).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "{ENV_SHARDS} is set but {ENV_INDEX} is not: which shard is this?"
-                    ))
+                    format!("{ENV_SHARDS} is set but {ENV_INDEX} is not: which shard is this?")
                 })?;
-                let k: u32 = k.trim().parse().map_err(|_| {
-                    Error::Usage(format!("{ENV_INDEX}={k}: expected a whole number"))
-                })?;
-                Shard::new(k, n)
-                    .map_err(|e| Error::Usage(format!("{ENV_INDEX}/{ENV_SHARDS}: {e}")))?
+                let k: u32 = k
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{ENV_INDEX}={k}: expected a whole number"))?;
+                Shard::new(k, n).map_err(|e| format!("{ENV_INDEX}/{ENV_SHARDS}: {e}"))?
             }
         },
     };
@@ -151,9 +157,9 @@ pub fn resolve(
     };
     let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if group.is_empty() || group.starts_with('.') || !group.chars().all(fits) {
-        return Err(Error::Usage(format!(
+        return Err(format!(
             "run group {group:?}: use letters, digits, '-', '_' and '.' (not first), it names a directory"
-        )));
+        ));
     }
     Ok(Some(ShardRun { shard, group }))
 }
@@ -161,7 +167,6 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::customer::Field;
 
     /// Pins R19's hash: any change here moves customers between shards of running jobs.
     #[test]
@@ -172,14 +177,12 @@ mod tests {
         assert_eq!(of_key("whats_app_phone:+8613800000001", 7), 1);
         // SHA-256("email:ada@example.com") begins 9b62a3a2bce7c868.
         assert_eq!(of_key("email:ada@example.com", 7), 5);
-        let customer = Customer::from_rendered([
-            (Field::FullName, "Ada".into()),
-            (Field::Email, "ada@example.com".into()),
-        ])
-        .unwrap();
+        // As the reader hands it over: the field's name and the value, hashed as
+        // `email:ada@example.com`.
+        let key = Some(("email", "ada@example.com"));
         let seven = |index| Shard { index, count: 7 };
-        assert!(seven(5).holds(1, Some(&customer)));
-        assert!(!seven(1).holds(1, Some(&customer)));
+        assert!(seven(5).holds(1, key));
+        assert!(!seven(1).holds(1, key));
         // No customer: by row number.
         assert!(seven(3).holds(10, None));
     }

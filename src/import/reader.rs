@@ -142,7 +142,12 @@ impl Reader {
                     _ => None,
                 };
                 if let Some(s) = &shard
-                    && !s.holds(record.row, customer)
+                    && !s.holds(
+                        record.row,
+                        customer
+                            .and_then(crate::sync::tag::match_key)
+                            .map(|(f, v)| (f.name(), v)),
+                    )
                 {
                     return (outcome, record, None, false);
                 }
