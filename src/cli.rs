@@ -233,7 +233,8 @@ pub enum Command {
     },
     /// What a run did or is doing.
     Status {
-        /// A run directory (runs/<name>/<run-id>).
+        /// A run directory (runs/<name>/<run-id>), or a job root (runs/<name>) to list the
+        /// states of its shards (run --shard).
         run_dir: PathBuf,
         /// Print the status as one JSON object on stdout.
         #[arg(long)]

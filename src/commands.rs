@@ -249,6 +249,13 @@ fn report<T: serde::Serialize + std::fmt::Display>(value: &T, json: bool) {
 }
 
 fn status(path: &std::path::Path, json: bool) -> Result<Outcome> {
+    if !path.join(run_dir::MANIFEST).exists() && path.is_dir() {
+        // A job root: its shards (SPEC §10).
+        let shards =
+            import::shards::read(path)?.ok_or_else(|| import::shards::not_a_job_root(path))?;
+        report(&shards, json);
+        return Ok(Outcome::Done);
+    }
     let manifest = runner::begin::read_manifest(path)?;
     match manifest.kind.job_kind() {
         JobKind::BatchCreate => report(&import::status::read(path, &manifest)?, json),

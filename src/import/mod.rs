@@ -13,6 +13,7 @@ mod ledger;
 mod reader;
 pub mod results;
 mod sender;
+pub mod shards;
 mod spooling;
 pub mod status;
 

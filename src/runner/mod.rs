@@ -346,6 +346,7 @@ async fn run_kind<K: RunKind>(
                 requests: Arc::clone(&requests),
                 retries: Arc::clone(&by_reason),
                 rows_so_far: K::rows_so_far,
+                shard: manifest.shard.as_ref().map(|s| s.shard.to_string()),
             },
         )
     });

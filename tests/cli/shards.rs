@@ -165,8 +165,30 @@ fn a_killed_shard_resumes_with_the_same_command_and_then_says_it_finished() {
     );
     let before = rows_of(&dir.join("created.jsonl")).len();
     assert!(before > 0);
+    // `status JOB_ROOT` lists the shard, interrupted and resumable.
+    let status = |ws: &Workspace| {
+        let out = run(cmd(ws, &["status", "runs/t", "--json"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    let listed = status(&ws);
+    assert_eq!(listed["format_version"], 1);
+    let shards = listed["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 1, "{listed}");
+    assert_eq!(
+        (
+            &shards[0]["group"],
+            &shards[0]["index"],
+            &shards[0]["count"]
+        ),
+        (&Value::from("g"), &Value::from(2), &Value::from(3))
+    );
+    assert_eq!(shards[0]["status"], "interrupted");
+    assert_eq!(shards[0]["resumable"], true);
 
-    let out = run(cmd(&ws, &args));
+    let mut resumed = cmd(&ws, &args);
+    resumed.args(["--metrics-file", "m.prom"]);
+    let out = run(resumed);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("was interrupted: resuming"),
@@ -185,6 +207,18 @@ fn a_killed_shard_resumes_with_the_same_command_and_then_says_it_finished() {
     assert_eq!(set, mine);
     assert_eq!(summary(&dir)["counts"]["created"], set.len() as u64);
     assert_eq!(summary(&dir)["status"], "finished");
+    let metrics = std::fs::read_to_string(ws.path("m.prom")).unwrap();
+    assert!(
+        metrics.contains("cdpjob_up{job=\"t\",shard=\"2-of-3\"}"),
+        "{metrics}"
+    );
+    let text = run(cmd(&ws, &["status", "runs/t"]));
+    assert!(
+        text.stdout.contains("g shard 2 of 3: finished"),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(status(&ws)["shards"][0]["status"], "finished");
 
     let requests = sim.requests();
     let again = run(cmd(&ws, &args));
