@@ -89,3 +89,35 @@ impl fmt::Display for ShardsStatus {
         Ok(())
     }
 }
+
+/// For a shard's sync directory (`<job root>/sync/K-of-N`) that holds no state yet: a note
+/// when the job has states of another number of shards (or of unsharded runs), which this
+/// shard does not read — a run with another N starts from empty states (R19). `None` for a
+/// directory that is not a shard's, or when there is nothing else.
+pub fn other_states(sync_dir: &Path) -> Option<String> {
+    let name = sync_dir.file_name()?.to_str()?;
+    let (_, n) = name.split_once("-of-")?;
+    let parent = sync_dir.parent()?;
+    let others: Vec<String> = std::fs::read_dir(parent)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|d| d.split_once("-of-").is_some_and(|(_, m)| m != n))
+        .collect();
+    let unsharded = std::fs::read_dir(parent)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().is_file());
+    if others.is_empty() && !unsharded {
+        return None;
+    }
+    Some(format!(
+        "this shard's state starts empty: the states kept under {} are of {} and are not read by a run with {n} shards",
+        parent.display(),
+        match (others.is_empty(), unsharded) {
+            (false, true) => "other shard counts and of runs without --shard",
+            (false, false) => "another number of shards",
+            _ => "runs without --shard",
+        }
+    ))
+}

@@ -354,3 +354,38 @@ fn a_shard_out_of_range_or_an_export_is_a_usage_error() {
     );
     assert_eq!(out.code, 2);
 }
+
+#[test]
+fn with_sync_changed_each_shard_keeps_its_own_state_and_another_n_starts_empty() {
+    let sim = SimProcess::start(&[]);
+    let ws = Workspace::new();
+    write_leads(&ws.path("leads.csv"), 300);
+    ws.write("job.yaml", job(&sim.url, 50, 2) + "sync: changed\n");
+    let shard = |ws: &Workspace, s: &str, g: &str| {
+        let out = run(cmd(
+            ws,
+            &["run", "job.yaml", "--shard", s, "--group", g, "--json"],
+        ));
+        assert!(out.code <= 1, "{}{}", out.stdout, out.stderr);
+        let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+        (doc, out.stderr)
+    };
+    let (first, _) = shard(&ws, "0/2", "a");
+    assert!(first["counts"]["created"].as_u64().unwrap() > 0);
+    assert!(ws.path("runs/t/sync/0-of-2").is_dir());
+    // The same shard in another group: everything unchanged in its own state.
+    let (again, _) = shard(&ws, "0/2", "b");
+    assert_eq!(again["counts"]["created"], 0, "{again}");
+    assert_eq!(again["counts"]["unchanged"], first["counts"]["created"]);
+    // Shard 1 of 2 has no state of its own yet: its customers are new.
+    let (other, _) = shard(&ws, "1/2", "b");
+    assert!(other["counts"]["created"].as_u64().unwrap() > 0);
+    // Another N starts empty, and says so.
+    let (three, stderr) = shard(&ws, "0/3", "c");
+    assert!(
+        stderr.contains("this shard's state starts empty"),
+        "{stderr}"
+    );
+    assert_eq!(three["counts"]["unchanged"], 0);
+    assert!(ws.path("runs/t/sync/0-of-3").is_dir());
+}
