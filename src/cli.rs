@@ -128,6 +128,16 @@ pub enum Command {
         /// collector), atomically, every 10 s and at the end.
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>,
+        /// Run shard K of N (0 ≤ K < N; batch_create only): only the rows whose match key
+        /// hashes to K, in <run.root>/<name>/<group>-K-of-N. Running it again resumes it, or
+        /// says it already finished. Default: JOB_COMPLETION_INDEX/CDPJOB_SHARDS when
+        /// CDPJOB_SHARDS is set.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// The shards' run group (default: CDPJOB_RUN_GROUP, else today's UTC date,
+        /// yyyymmdd); another group runs the shards again.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
     },
     /// List the tenant's customer fields (name, type, choice options) from the job's API.
     Fields {
@@ -223,7 +233,8 @@ pub enum Command {
     },
     /// What a run did or is doing.
     Status {
-        /// A run directory (runs/<name>/<run-id>).
+        /// A run directory (runs/<name>/<run-id>), or a job root (runs/<name>) to list the
+        /// states of its shards (run --shard).
         run_dir: PathBuf,
         /// Print the status as one JSON object on stdout.
         #[arg(long)]

@@ -78,12 +78,18 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
             dry_run,
             full,
             metrics_file,
+            shard,
+            group,
         } => {
             let vars: VarOverrides = vars.into_iter().collect();
             if dry_run {
                 return plan(&job, 5, json, &vars);
             }
             let job = job::load(&job, &vars).map_err(|e| Error::Job(vec![*e]))?;
+            let shard = crate::shard::resolve(shard.as_deref(), group.as_deref(), |k| {
+                std::env::var(k).ok()
+            })
+            .map_err(Error::Usage)?;
             let opts = RunOptions {
                 run_dir,
                 json,
@@ -91,7 +97,19 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 force: false,
                 full,
                 metrics_file,
+                shard: None,
             };
+            match (job.spec.kind, shard) {
+                (JobKind::BatchCreate, Some(s)) => {
+                    return runner::sharded::run::<Import>(job, &opts, &s);
+                }
+                (JobKind::QueryExport, Some(_)) => {
+                    return Err(Error::Usage(
+                        "--shard splits batch_create jobs; an export splits its window with query.parallel".into(),
+                    ));
+                }
+                (_, None) => {}
+            }
             match job.spec.kind {
                 JobKind::BatchCreate => runner::start::<Import>(&job, &opts),
                 JobKind::QueryExport => runner::start::<Export>(&job, &opts),
@@ -112,6 +130,7 @@ pub fn execute(cli: Cli) -> Result<Outcome> {
                 force,
                 full: false,
                 metrics_file,
+                shard: None,
             };
             let mut run = runner::begin::reopen(&run_dir)?;
             if no_guard {
@@ -230,6 +249,13 @@ fn report<T: serde::Serialize + std::fmt::Display>(value: &T, json: bool) {
 }
 
 fn status(path: &std::path::Path, json: bool) -> Result<Outcome> {
+    if !path.join(run_dir::MANIFEST).exists() && path.is_dir() {
+        // A job root: its shards (SPEC §10).
+        let shards =
+            import::shards::read(path)?.ok_or_else(|| import::shards::not_a_job_root(path))?;
+        report(&shards, json);
+        return Ok(Outcome::Done);
+    }
     let manifest = runner::begin::read_manifest(path)?;
     match manifest.kind.job_kind() {
         JobKind::BatchCreate => report(&import::status::read(path, &manifest)?, json),

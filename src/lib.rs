@@ -36,6 +36,7 @@ pub mod rows;
 pub mod run_dir;
 pub mod runner;
 pub mod secret;
+pub mod shard;
 pub mod sim;
 pub mod source;
 pub mod suggest;

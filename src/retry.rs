@@ -85,6 +85,7 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
         force: false,
         full: false,
         metrics_file: req.metrics_file.clone(),
+        shard: None,
     };
     let columns = columns.clone();
     // The max_rejected pre-pass over the rows this retry takes (a "fix" that breaks more

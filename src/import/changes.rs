@@ -61,6 +61,10 @@ pub fn announce(job: &Job, record: &SyncRecord) {
         "--full: every valid row is sent and the state refreshed"
     } else if record.state.exists() {
         "only customers new or changed since the last finished run are sent"
+    } else if let Some(note) = crate::import::shards::other_states(&job.paths.sync_dir) {
+        // A shard's own state (`sync/K-of-N/`): another N's are not this one's (R19).
+        eprintln!("sync: {note}");
+        "no state for this shard yet: every customer counts as new"
     } else {
         "no state yet: every customer counts as new"
     };

@@ -13,6 +13,7 @@ mod ledger;
 mod reader;
 pub mod results;
 mod sender;
+pub mod shards;
 mod spooling;
 pub mod status;
 
@@ -59,6 +60,35 @@ pub struct ImportDetail {
     /// retry (never read as records). Absent from other runs' summaries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<RetryOf>,
+    /// A shard's run (SPEC §12 R19): which shard, and how many rows the whole source has
+    /// (known once it was read to its end). `counts` are this shard's rows only: the
+    /// others are outcomes of the other shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRows>,
+}
+
+/// What a shard's summary says of the rows it did not take.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardRows {
+    pub index: u32,
+    pub count: u32,
+    pub group: String,
+    /// Rows of the whole source, every shard's; `None` when the run stopped before the end.
+    pub source_rows: Option<u64>,
+}
+
+impl ShardRows {
+    /// `shard 1 of 4 (group G): of 1000 source rows, 248 in this shard`.
+    pub fn line(&self, in_shard: u64) -> String {
+        let of = match self.source_rows {
+            Some(n) => format!("of {n} source rows, {in_shard} in this shard"),
+            None => format!("{in_shard} rows of this shard so far"),
+        };
+        format!(
+            "shard {} of {} (group {}): {of}; the other rows are the other shards'\n",
+            self.index, self.count, self.group
+        )
+    }
 }
 
 /// Where an import's rows ended up, one JSON line each.
@@ -90,7 +120,12 @@ impl Detail for ImportDetail {
             Some(n) => format!("missing since the last sync {n}\n"),
             None => String::new(),
         };
-        let mut out = format!(
+        let mut out = self
+            .shard
+            .as_ref()
+            .map(|s| s.line(c.rows))
+            .unwrap_or_default();
+        out += &format!(
             "rows {}: created {}, failed {}, rejected {}, skipped {}, unchanged {}\n{missing}requests {requests}, retries {retries}\n",
             c.rows, c.created, c.failed, c.rejected, c.skipped, c.unchanged
         );
@@ -254,6 +289,7 @@ impl RunKind for Import {
                     files: ResultFiles::of(ctx.dir),
                     missing_since_last_sync: None,
                     retry_of: None,
+                    shard: shard_rows(ctx.manifest, None),
                 },
                 stop: Some(s),
             };
@@ -261,14 +297,17 @@ impl RunKind for Import {
         let input = Input::of(ctx.job, ctx.dir, &ctx.manifest.kind);
         let stdin = input.as_ref().is_ok_and(Input::is_stdin);
         let mut missing = None;
+        let mut source_rows = None;
         let mut stop = match input {
-            Ok(input) => match schedule(ctx, input, &mut committed, sync.as_ref()).await {
-                Ok(m) => {
-                    missing = m;
-                    None
+            Ok(input) => {
+                match schedule(ctx, input, &mut committed, sync.as_ref(), &mut source_rows).await {
+                    Ok(m) => {
+                        missing = m;
+                        None
+                    }
+                    Err(s) => Some(s),
                 }
-                Err(s) => Some(s),
-            },
+            }
             Err(e) => Some(Stop::not_resumable(e)),
         };
         if stop.is_none()
@@ -301,10 +340,21 @@ impl RunKind for Import {
                 files: ResultFiles::of(ctx.dir),
                 missing_since_last_sync: missing,
                 retry_of: ctx.manifest.retry_of().cloned(),
+                shard: shard_rows(ctx.manifest, source_rows.filter(|_| stop.is_none())),
             },
             stop,
         }
     }
+}
+
+/// A shard's line of the summary, with the source's rows when it was read to its end.
+fn shard_rows(manifest: &run_dir::Manifest, source_rows: Option<u64>) -> Option<ShardRows> {
+    manifest.shard.as_ref().map(|s| ShardRows {
+        index: s.shard.index,
+        count: s.shard.count,
+        group: s.group.clone(),
+        source_rows,
+    })
 }
 
 /// Why a resume is refused when a newer run of the job has finished (SPEC §12 R4).
@@ -354,6 +404,7 @@ async fn schedule(
     input: Input,
     committed: &mut Checkpoint,
     sync: Option<&run_dir::SyncRecord>,
+    source_rows: &mut Option<u64>,
 ) -> Result<Option<u64>, Stop> {
     let job = ctx.job;
     let durable = atomic::durable();
@@ -374,7 +425,8 @@ async fn schedule(
         Some(record) => Some(changes::classifier(job, ctx.dir, record)?),
         None => None,
     };
-    let mut reader = Reader::start(job, input, concurrency * 2 + 2, classifier)?;
+    let shard = ctx.manifest.shard.as_ref().map(|s| s.shard);
+    let mut reader = Reader::start(job, input, concurrency * 2 + 2, classifier, shard)?;
 
     // Twice as many batches in progress as requests allowed in flight (`Sender::slots`):
     // while `concurrency` requests wait on the API, as many more batches serialize, journal
@@ -508,6 +560,9 @@ async fn schedule(
         }
     }
     progress.finish();
+    if source_done && stop.is_none() {
+        *source_rows = Some(reader.source_rows.load(Ordering::Relaxed));
+    }
     let read = reader.close(stop.is_some()).await;
     match stop {
         Some(s) => Err(s),

@@ -15,18 +15,23 @@ use crate::job::Job;
 use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::runner::Stop;
+use crate::shard::Shard;
 use crate::source::{Record, RowData};
 use crate::sync::{Classified, Classifier, Seen, Verdict};
 
-/// What the mapping threads hand on for one row: its outcome, its record, and with change
-/// detection what was decided about a valid customer.
-type Sorted = (Outcome, Record, Option<Classified>);
+/// What the mapping threads hand on for one row: its outcome, its record, with change
+/// detection what was decided about a valid customer, and whether it is in this run's
+/// shard (always, unsharded).
+type Sorted = (Outcome, Record, Option<Classified>, bool);
 
 pub struct Reader {
     pub units: mpsc::Receiver<BatchUnit>,
     /// Bytes of the source read so far, and the source's size: the progress bar's.
     pub bytes_read: Arc<AtomicU64>,
     pub size: Option<u64>,
+    /// The last source row read, in this shard or not: once the source is read to its
+    /// end, how many rows it has (a shard's summary says how many of them were its own).
+    pub source_rows: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Result<Option<u64>, Stop>>,
 }
@@ -101,12 +106,14 @@ fn read_failure(e: &std::io::Error, last: Option<Place>, unsent: Option<(u64, u6
 impl Reader {
     /// Start reading `input`, mapped by `job`; at most `queued` batches wait for the
     /// scheduler. With a `classifier` (change detection), unchanged rows are counted and not
-    /// sent, and a match key seen before in the source rejects its row.
+    /// sent, and a match key seen before in the source rejects its row. With a `shard`, only
+    /// its rows go on: the others are no outcome of this run (another shard has them).
     pub fn start(
         job: &Job,
         input: Input,
         queued: usize,
         classifier: Option<Arc<Classifier>>,
+        shard: Option<Shard>,
     ) -> Result<Reader, Stop> {
         let mapping = job.spec.mapping.clone().unwrap_or_default();
         let mapper = Mapper::new(&mapping, job.spec.filter.as_deref(), &job.vars).map_err(|p| {
@@ -117,7 +124,9 @@ impl Reader {
         let (tx, units) = mpsc::channel::<BatchUnit>(queued.max(1));
         let bytes_read = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let source_rows = Arc::new(AtomicU64::new(0));
         let (counter, stop_reading) = (Arc::clone(&bytes_read), Arc::clone(&stop));
+        let rows_seen = Arc::clone(&source_rows);
         let thread = std::thread::spawn(move || -> Result<Option<u64>, Stop> {
             let source = input.open(counter).map_err(Stop::resumable)?;
             let mut batcher = Batcher::new(batch_size);
@@ -125,12 +134,28 @@ impl Reader {
             let mut open = true;
             // The row and line of the last record handed on, for a read that breaks.
             let mut last: Option<Place> = None;
+            // Decided where the mapped customer is known, on the mapping threads: the
+            // shard first, so another shard's rows are not classified at all.
             let classify = |record: Record, outcome: Outcome| -> Sorted {
-                let verdict = match (&classifier, &outcome) {
-                    (Some(c), Outcome::Valid(customer)) => Some(c.classify(customer)),
+                let customer = match &outcome {
+                    Outcome::Valid(c) => Some(c),
                     _ => None,
                 };
-                (outcome, record, verdict)
+                if let Some(s) = &shard
+                    && !s.holds(
+                        record.row,
+                        customer
+                            .and_then(crate::sync::tag::match_key)
+                            .map(|(f, v)| (f.name(), v)),
+                    )
+                {
+                    return (outcome, record, None, false);
+                }
+                let verdict = match (&classifier, customer) {
+                    (Some(c), Some(customer)) => Some(c.classify(customer)),
+                    _ => None,
+                };
+                (outcome, record, verdict, true)
             };
             let read = pipeline::map_then_in_order(
                 source,
@@ -138,8 +163,12 @@ impl Reader {
                 pipeline::default_workers(),
                 &stop_reading,
                 &classify,
-                |row, (outcome, record, verdict)| {
+                |row, (outcome, record, verdict, in_shard)| {
                     last = Some(Place::of(row, &record));
+                    rows_seen.store(row, Ordering::Relaxed);
+                    if !in_shard {
+                        return open;
+                    }
                     let unit = match verdict {
                         None => batcher.push(row, outcome, record),
                         Some(verdict) => match Classifier::settle(&mut seen, verdict, row) {
@@ -175,6 +204,7 @@ impl Reader {
             units,
             bytes_read,
             size,
+            source_rows,
             stop,
             thread,
         })

@@ -24,6 +24,10 @@ pub struct Manifest {
     /// The job's lock, where this run took it (`status` looks there, wherever the run
     /// directory is).
     pub lock: PathBuf,
+    /// The shard this run is, when it is one (`run --shard K/N`, SPEC §12 R19): a resume
+    /// takes its rows and its lock again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardRun>,
     pub kind: KindRecord,
 }
 

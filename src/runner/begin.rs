@@ -10,6 +10,7 @@ use crate::job::paths::absolute;
 use crate::job::{self, Job};
 use crate::run_dir::lock::{JobLock, LockError};
 use crate::run_dir::{self, KindRecord, Manifest, RunDir};
+use crate::shard::ShardRun;
 
 /// A new run: its directory (created, empty), id, start time and the job's lock.
 #[derive(Debug)]
@@ -23,12 +24,24 @@ pub struct Begun {
     pub lock: JobLock,
 }
 
-/// Take the job's lock (creating `<run.root>/<name>/` for it), before anything else.
-pub fn lock(job: &Job) -> Result<JobLock> {
+/// Take the job's lock (creating `<run.root>/<name>/` for it), before anything else: a
+/// shard's share of it with `--shard`.
+pub fn lock(job: &Job, opts: &RunOptions) -> Result<JobLock> {
     let root = &job.paths.job_root;
     run_dir::create_private_dir(root)
         .map_err(|e| Error::Environment(format!("cannot create {}: {e}", root.display())))?;
-    acquire_lock(&job.paths.lock)
+    match &opts.shard {
+        Some(s) => acquire_shard_lock(job, s),
+        None => acquire_lock(&job.paths.lock),
+    }
+}
+
+/// The lock a run's manifest names: the shard's own lock, or the job's.
+fn lock_path(job: &Job, opts: &RunOptions) -> PathBuf {
+    match &opts.shard {
+        Some(s) => s.lock(&job.paths.job_root),
+        None => job.paths.lock.clone(),
+    }
 }
 
 /// With the job's lock held, create a fresh run directory (`--run-dir`, or
@@ -85,7 +98,7 @@ pub fn discard(dir: &RunDir, before: &std::collections::BTreeSet<std::ffi::OsStr
 }
 
 /// The manifest of a new run.
-pub fn manifest(job: &Job, begun: &Begun, kind: KindRecord) -> Manifest {
+pub fn manifest(job: &Job, begun: &Begun, opts: &RunOptions, kind: KindRecord) -> Manifest {
     Manifest {
         cdpjob_version: env!("CARGO_PKG_VERSION").into(),
         run_id: begun.run_id.clone(),
@@ -95,7 +108,8 @@ pub fn manifest(job: &Job, begun: &Begun, kind: KindRecord) -> Manifest {
         vars: job.vars.clone(),
         started_at: begun.started_at,
         began_at: begun.began_at,
-        lock: absolute(&job.paths.lock),
+        lock: absolute(&lock_path(job, opts)),
+        shard: opts.shard.clone(),
         kind,
     }
 }
@@ -111,10 +125,27 @@ pub fn write_manifest(dir: &RunDir, manifest: &Manifest, opts: &RunOptions) -> R
 }
 
 pub fn acquire_lock(path: &Path) -> Result<JobLock> {
-    JobLock::acquire(path, |w| eprintln!("warning: {w}")).map_err(|e| match e {
-        LockError::Held { .. } => Error::stopped(e.to_string(), Again::RunAgain),
+    JobLock::acquire(path, |w| eprintln!("warning: {w}")).map_err(lock_error)
+}
+
+/// A shard's locks (see [`JobLock::acquire_shard`]).
+pub fn acquire_shard_lock(job: &Job, shard: &ShardRun) -> Result<JobLock> {
+    JobLock::acquire_shard(
+        &job.paths.lock,
+        shard.shard.count,
+        &shard.lock(&job.paths.job_root),
+        |w| eprintln!("warning: {w}"),
+    )
+    .map_err(lock_error)
+}
+
+fn lock_error(e: LockError) -> Error {
+    match e {
+        LockError::Held { .. } | LockError::Shards { .. } => {
+            Error::stopped(e.to_string(), Again::RunAgain)
+        }
         LockError::Io { .. } => Error::Environment(e.to_string()),
-    })
+    }
 }
 
 /// An existing run, checked and locked, ready to continue.
@@ -145,8 +176,15 @@ pub fn reopen(path: &Path) -> Result<Reopened> {
         path: path.to_path_buf(),
     };
     let manifest = read_manifest(path)?;
-    let job = job_of(&manifest)?;
-    let mut lock = acquire_lock(&manifest.lock)?;
+    let mut job = job_of(&manifest)?;
+    let mut lock = match &manifest.shard {
+        Some(s) => {
+            // The shard's sync state, as its run began with (R19).
+            job.paths.sync_dir = s.sync_dir(&job.paths.sync_dir);
+            acquire_shard_lock(&job, s)?
+        }
+        None => acquire_lock(&manifest.lock)?,
+    };
     lock.claim(&absolute(path))
         .map_err(|e| Error::io(format!("cannot write {}", manifest.lock.display()), e))?;
     Ok(Reopened {

@@ -339,13 +339,15 @@ pub struct Watched<'a> {
     pub requests: Arc<AtomicU64>,
     pub retries: Arc<RetryCounts>,
     pub rows_so_far: fn(&Path) -> Rows,
+    /// `K-of-N` for a shard's run (R20): every series carries it as `shard`.
+    pub shard: Option<String>,
 }
 
 impl Metrics {
     pub fn start(path: &Path, w: Watched<'_>) -> Metrics {
         let labels = Labels {
             job: w.job.spec.name.clone(),
-            shard: None,
+            shard: w.shard.clone(),
         };
         let before = if w.resuming {
             Before::from_journal(&w.dir.join(run_dir::EVENTS))

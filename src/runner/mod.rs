@@ -7,6 +7,7 @@
 pub mod begin;
 pub mod metrics;
 pub mod progress;
+pub mod sharded;
 pub mod shutdown;
 pub mod status;
 pub mod summary;
@@ -46,6 +47,8 @@ pub struct RunOptions {
     pub full: bool,
     /// `--metrics-file`: the run's Prometheus metrics, rewritten as it runs (SPEC §10).
     pub metrics_file: Option<PathBuf>,
+    /// `run --shard K/N`: the shard of its run group this run is (SPEC §12 R19).
+    pub shard: Option<crate::shard::ShardRun>,
 }
 
 impl RunOptions {
@@ -237,7 +240,7 @@ pub fn start_with<K: RunKind>(
         // The lock first: a second run of the job hears that another one is in progress,
         // whatever else it would have waited for. A refusal of the preflight leaves no run
         // directory (SPEC §12 R10).
-        let lock = begin::lock(job)?;
+        let lock = begin::lock(job, opts)?;
         preflight(job, opts)?;
         let begun = begin::begin(job, opts, lock)?;
         let before = begin::entries(&begun.dir);
@@ -254,7 +257,7 @@ pub fn start_with<K: RunKind>(
                 return Err(e);
             }
         };
-        let manifest = begin::manifest(job, &begun, kind);
+        let manifest = begin::manifest(job, &begun, opts, kind);
         begin::write_manifest(&begun.dir, &manifest, opts)?;
         K::announce(job, &manifest, &begun.dir, opts);
         let outcome = lifecycle::<K>(job, &begun.dir, &manifest, opts, false, conn).await;
@@ -343,6 +346,7 @@ async fn run_kind<K: RunKind>(
                 requests: Arc::clone(&requests),
                 retries: Arc::clone(&by_reason),
                 rows_so_far: K::rows_so_far,
+                shard: manifest.shard.as_ref().map(|s| s.shard.to_string()),
             },
         )
     });

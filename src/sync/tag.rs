@@ -48,11 +48,17 @@ impl Probe<'_> {
     }
 }
 
+/// The field the server matches `customer` by (the first of [`Field::MATCH_KEYS`] it has,
+/// not empty) and its value; `None` when it has none.
+pub fn match_key(customer: &Customer) -> Option<(Field, &str)> {
+    Field::MATCH_KEYS
+        .iter()
+        .find_map(|&f| customer.text(f).filter(|v| !v.is_empty()).map(|v| (f, v)))
+}
+
 /// The digests of `customer`'s tag; `None` when it has no match key.
 pub fn probe(customer: &Customer, merge_type: u8, strict_binding: bool) -> Option<Probe<'_>> {
-    let (field, value) = Field::MATCH_KEYS
-        .iter()
-        .find_map(|&f| customer.text(f).filter(|v| !v.is_empty()).map(|v| (f, v)))?;
+    let (field, value) = match_key(customer)?;
     Some(Probe {
         field,
         value,

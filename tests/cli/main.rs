@@ -20,6 +20,7 @@ mod report;
 mod retry;
 mod run;
 mod servers;
+mod shards;
 mod sheets;
 mod shell;
 mod sign_and_sim;
