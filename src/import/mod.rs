@@ -378,12 +378,20 @@ fn source_of(job: &Job) -> Result<&crate::source::SourceSpec, String> {
 }
 
 /// A batch_create run of the same job that began after `run` did and has finished (SPEC
-/// §12 R4): what it sent is newer than what `run` would send now.
+/// §12 R4): what it sent is newer than what `run` would send now. Another shard of the same
+/// N holds other customers (a customer's shard depends on its key and N alone, R19), so it
+/// is no such run: a killed shard resumes after its siblings finished.
 fn newer_finished_run(run: &Reopened) -> Option<PathBuf> {
+    let disjoint = |other: &run_dir::Manifest| match (&run.manifest.shard, &other.shard) {
+        (Some(a), Some(b)) => a.shard.count == b.shard.count && a.shard.index != b.shard.index,
+        _ => false,
+    };
     runner::runs_of(&run.job.paths.job_root, &run.dir.path)
         .into_iter()
         .filter(|(_, m)| {
-            matches!(m.kind, KindRecord::BatchCreate { .. }) && m.began_at > run.manifest.began_at
+            matches!(m.kind, KindRecord::BatchCreate { .. })
+                && m.began_at > run.manifest.began_at
+                && !disjoint(m)
         })
         .filter(|(d, _)| {
             run_dir::read_versioned::<Summary<ImportDetail>>(&d.join(run_dir::SUMMARY))

@@ -185,6 +185,13 @@ fn a_killed_shard_resumes_with_the_same_command_and_then_says_it_finished() {
     );
     assert_eq!(shards[0]["status"], "interrupted");
     assert_eq!(shards[0]["resumable"], true);
+    // A sibling shard finishes meanwhile (a restarted pod comes back late): it holds other
+    // customers, so it is no "newer run" that would refuse the resume (R4).
+    let sibling = run(cmd(
+        &ws,
+        &["run", "job.yaml", "--shard", "0/3", "--group", "g"],
+    ));
+    assert!(sibling.code <= 1, "{}{}", sibling.stdout, sibling.stderr);
 
     let mut resumed = cmd(&ws, &args);
     resumed.args(["--metrics-file", "m.prom"]);
@@ -218,7 +225,14 @@ fn a_killed_shard_resumes_with_the_same_command_and_then_says_it_finished() {
         "{}",
         text.stdout
     );
-    assert_eq!(status(&ws)["shards"][0]["status"], "finished");
+    let listed = status(&ws);
+    let mine = listed["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["index"] == 2)
+        .unwrap();
+    assert_eq!(mine["status"], "finished");
 
     let requests = sim.requests();
     let again = run(cmd(&ws, &args));
