@@ -62,7 +62,13 @@ pub fn retry(req: &RetryRequest) -> Result<Outcome> {
         ));
     }
     let selection = Selection::read(&req.run_dir, &old, req.rows)?;
-    let job = load_job(&old, &req.vars)?;
+    let mut job = load_job(&old, &req.vars)?;
+    if let Some(shard) = &old.shard {
+        // A shard's rows: what the retry creates goes into that shard's sync state, where
+        // the shard's next run looks (a row that had no match key before and has one now
+        // may belong to another shard by its key: that shard sends it once more).
+        job.paths.sync_dir = shard.sync_dir(&job.paths.sync_dir);
+    }
     let retry_of = RetryOf {
         run_dir: absolute(&req.run_dir),
         run_id: old.run_id.clone(),

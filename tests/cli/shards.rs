@@ -402,4 +402,28 @@ fn with_sync_changed_each_shard_keeps_its_own_state_and_another_n_starts_empty()
     );
     assert_eq!(three["counts"]["unchanged"], 0);
     assert!(ws.path("runs/t/sync/0-of-3").is_dir());
+
+    // A retry of a shard's rows (its rejected ones, given an e-mail by a fixed mapping)
+    // records what it creates in that shard's state, not in a state of the unsharded job.
+    ws.write(
+        "job.yaml",
+        job(&sim.url, 50, 2).replace(
+            "  whats_app_phone:",
+            "  email: \"{{ row.name | replace(' ', '') | lower }}@example.com\"\n  whats_app_phone:",
+        ) + "sync: changed\n",
+    );
+    let out = run(cmd(&ws, &["retry", "runs/t/a-0-of-2", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(doc["counts"]["created"].as_u64().unwrap() > 0, "{doc}");
+    let unsharded: Vec<_> = std::fs::read_dir(ws.path("runs/t/sync"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(
+        unsharded.is_empty(),
+        "a state of the unsharded job: {unsharded:?}"
+    );
 }
