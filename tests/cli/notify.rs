@@ -140,11 +140,16 @@ const SLACK: &str = r#"  url_env: HOOK_URL
 
 /// `cdpjob ARGS…` in `ws` against the simulator, with the webhook's URL in `HOOK_URL`.
 fn run_with_hook(ws: &Workspace, args: &[&str], url: &str) -> crate::common::Exited {
+    run_with_env(ws, args, &[("HOOK_URL", url)])
+}
+
+/// `cdpjob ARGS…` in `ws` against the simulator, with `extra` in the environment.
+fn run_with_env(ws: &Workspace, args: &[&str], extra: &[(&str, &str)]) -> crate::common::Exited {
     let mut env: Vec<(String, String)> = sim_env(None)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    env.push(("HOOK_URL".into(), url.into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     ws.spawn(args, env).wait_within(Duration::from_secs(120))
 }
 
@@ -159,8 +164,15 @@ fn the_run(ws: &Workspace) -> std::path::PathBuf {
 /// The canary is in no output and no file under the workspace's run root.
 #[track_caller]
 fn assert_no_canary(ws: &Workspace, out: &crate::common::Exited) {
-    assert!(!out.stdout.contains(CANARY), "stdout: {}", out.stdout);
-    assert!(!out.stderr.contains(CANARY), "stderr: {}", out.stderr);
+    let files = assert_nowhere(ws, out, CANARY);
+    assert!(files > 5, "the run wrote its files ({files})");
+}
+
+/// `secret` is in no output and no file under the workspace's run root; the files read.
+#[track_caller]
+fn assert_nowhere(ws: &Workspace, out: &crate::common::Exited, secret: &str) -> usize {
+    assert!(!out.stdout.contains(secret), "stdout: {}", out.stdout);
+    assert!(!out.stderr.contains(secret), "stderr: {}", out.stderr);
     let mut files = 0;
     let mut stack = vec![ws.path("runs")];
     while let Some(dir) = stack.pop() {
@@ -172,14 +184,14 @@ fn assert_no_canary(ws: &Workspace, out: &crate::common::Exited) {
                 files += 1;
                 let bytes = std::fs::read(&p).unwrap();
                 assert!(
-                    !String::from_utf8_lossy(&bytes).contains(CANARY),
-                    "{} holds the webhook URL",
+                    !String::from_utf8_lossy(&bytes).contains(secret),
+                    "{} holds a secret",
                     p.display()
                 );
             }
         }
     }
-    assert!(files > 5, "the run wrote its files ({files})");
+    files
 }
 
 /// A finished run (exit 0) posts the rendered template; a run with rejected rows (exit 1)
@@ -374,36 +386,11 @@ const SIGN_SECRET: &str = "SECsigncanary-51d0";
 
 /// `cdpjob run` with the webhook's URL and the signing secret in the environment.
 fn run_signed(ws: &Workspace, url: &str) -> crate::common::Exited {
-    let mut env: Vec<(String, String)> = sim_env(None)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    env.push(("HOOK_URL".into(), url.into()));
-    env.push(("BOT_SECRET".into(), SIGN_SECRET.into()));
-    ws.spawn(&["run", "job.yaml"], env)
-        .wait_within(Duration::from_secs(120))
-}
-
-/// The secret is in no output and no file of the run.
-#[track_caller]
-fn assert_no_secret(ws: &Workspace, out: &crate::common::Exited) {
-    assert!(!out.stdout.contains(SIGN_SECRET) && !out.stderr.contains(SIGN_SECRET));
-    let mut stack = vec![ws.path("runs")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-                assert!(
-                    !text.contains(SIGN_SECRET),
-                    "{} holds the secret",
-                    p.display()
-                );
-            }
-        }
-    }
+    run_with_env(
+        ws,
+        &["run", "job.yaml"],
+        &[("HOOK_URL", url), ("BOT_SECRET", SIGN_SECRET)],
+    )
 }
 
 /// `sign: dingtalk`: the POST's query carries the time and its signature (the signature
@@ -453,7 +440,7 @@ fn a_dingtalk_bot_gets_its_signature_in_the_query() {
         serde_json::from_str::<Value>(&got[0].body).unwrap(),
         serde_json::json!({"msgtype": "text", "text": {"content": "finished"}})
     );
-    assert_no_secret(&ws, &out);
+    assert_nowhere(&ws, &out, SIGN_SECRET);
 }
 
 /// `sign: feishu`: the body gains `timestamp` (seconds) and `sign`; a missing secret is a
@@ -481,7 +468,7 @@ fn a_feishu_bot_gets_its_signature_in_the_body_and_a_missing_secret_only_warns()
         .unwrap();
     let expected: Value = serde_json::from_str(&expected.body).unwrap();
     assert_eq!(body["sign"], expected["sign"]);
-    assert_no_secret(&ws, &out);
+    assert_nowhere(&ws, &out, SIGN_SECRET);
 
     // Without the secret: no POST, one warning that names the variable.
     let hook = Webhook::start(200, Duration::ZERO);
