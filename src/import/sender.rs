@@ -327,15 +327,15 @@ pub fn materialize(
         created: created
             .iter()
             .map(|c| {
-                let mut v = beside_row(c.row, record_of(c.row), c);
+                // The customer's place in the batch, looked up once for all it carries.
+                let at = index_of(c.row);
+                let mut v = beside_row(c.row, at.and_then(|i| unit.records.get(i)), c);
                 // What was sent, as it was sent: `cdpjob verify` compares the stored
                 // customer with it, whatever has become of the source since.
-                if let Some(customer) = index_of(c.row).and_then(|i| unit.customers.get(i)) {
+                if let Some(customer) = at.and_then(|i| unit.customers.get(i)) {
                     v["customer"] = serde_json::to_value(customer).expect("serializes");
                 }
-                let tag = index_of(c.row)
-                    .and_then(|i| unit.tags.get(i))
-                    .and_then(Option::as_ref);
+                let tag = at.and_then(|i| unit.tags.get(i)).and_then(Option::as_ref);
                 // What the sync state records once the run finishes (SPEC §7).
                 if let Some(t) = tag {
                     v["sync_key"] = t.key.clone().into();
