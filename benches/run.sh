@@ -1,37 +1,101 @@
 #!/usr/bin/env bash
 # Benchmark of `cdpjob run` against `cdpjob sim --latency-ms 20` (not run by CI).
 #
-#   benches/run.sh [ROWS]          default 1000000
+#   benches/run.sh [-c CONCURRENCY] [-n TRIALS] [--no-fsync] [--bin PATH] [ROWS]
+#                                              defaults: -c 8, -n 3, ROWS 1000000
 #
-# Prints rows/s as a fraction of the latency limit (concurrency 8 × 100 rows / 20 ms =
-# 40,000 rows/s), the peak RSS of the run, and the cost of the fsyncs (the same run with
-# CDPJOB_UNSAFE_NO_FSYNC=1, a test-only switch).
+# Runs `benches/run-bench.yaml` (the 15-field mapping of `benches/plan-bench.yaml`, batch
+# 100) with `api.concurrency` set to CONCURRENCY, TRIALS times, and prints for each trial
+# and for the median:
+#   - rows/s (created rows over the run's elapsed time) and its share of the latency limit
+#     (CONCURRENCY × 100 rows / 20 ms: 40,000 rows/s at 8, 160,000 at 32);
+#   - the client's CPU seconds (user + system) and CPU-ms per 1,000 rows;
+#   - the simulator's CPU seconds over the run and its CPU per request;
+#   - the peak RSS of `cdpjob run`.
+# The client is pinned to core 0 and the simulator to core 1 (`taskset`), so the figures
+# do not depend on who wins the scheduler: each has one core, as in a one-CPU pod.
+# `--no-fsync` runs with CDPJOB_UNSAFE_NO_FSYNC=1 (a switch for measurement only: it drops
+# every fsync). `--bin` measures another build of cdpjob against the same simulator (the
+# simulator is always this tree's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rows=${1:-1000000}
+conc=8 trials=3 rows=1000000 bin="" extra_env=(X=1)
+while [ $# -gt 0 ]; do
+  case $1 in
+    -c) conc=$2; shift 2 ;;
+    -n) trials=$2; shift 2 ;;
+    --no-fsync) extra_env=(CDPJOB_UNSAFE_NO_FSYNC=1); shift ;;
+    --bin) bin=$2; shift 2 ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) rows=$1; shift ;;
+  esac
+done
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin cdpjob --example gen_leads
-mkdir -p bench-data
+client=${bin:-$target/release/cdpjob}
+sim_bin=$target/release/cdpjob
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
-target/release/examples/gen_leads "$rows" bench-data/leads.csv
+command -v taskset >/dev/null || { echo "needs taskset (apt-get install util-linux)"; exit 2; }
+[ "$(nproc --all)" -ge 2 ] || { echo "needs 2 cores to pin client and simulator apart"; exit 2; }
+mkdir -p bench-data
+[ -f bench-data/leads.csv ] && [ "$(wc -l <bench-data/leads.csv)" -eq $((rows + 1)) ] \
+  || "$target/release/examples/gen_leads" "$rows" bench-data/leads.csv
+# The job, with its concurrency, beside the data (its paths are relative to it).
+sed -e "s/^  concurrency: .*/  concurrency: $conc/" \
+    -e 's|\.\./bench-data/leads\.csv|leads.csv|' -e 's|\.\./bench-data/runs|runs|' \
+    benches/run-bench.yaml >bench-data/run-bench-c$conc.yaml
 export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret
-one_run() {  # $1: label, rest: env
-  local label=$1; shift
+ticks=$(getconf CLK_TCK)
+cpu_of() {  # CPU seconds (user + system) a live process has used
+  awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"
+}
+limit=$((conc * 100 * 50))
+printf '%-7s %9s %9s %6s %10s %12s %10s %12s %9s\n' trial rows rows/s share client_cpu ms/1000rows sim_cpu sim_us/req rss_mb
+: >bench-data/run-trials
+for t in $(seq 1 "$trials"); do
   rm -rf bench-data/runs
   # Write back the generated input and the previous run's deletions now: left to the
   # kernel, that writeback lands in the middle of the measured run and delays its fsyncs.
   sync
-  # As the issue states it: an in-memory simulator (no --state).
-  target/release/cdpjob sim --listen 127.0.0.1:8788 --latency-ms 20 >/dev/null 2>&1 &
-  local sim=$!
-  sleep 1
-  env "$@" /usr/bin/time -v target/release/cdpjob run --json benches/run-bench.yaml >bench-data/summary.json 2>bench-data/time.txt || true
+  # As the issue states it: an in-memory simulator (no --state), on its own core.
+  taskset -c 1 "$sim_bin" sim --listen 127.0.0.1:8788 --latency-ms 20 >/dev/null 2>&1 &
+  sim=$!
+  for _ in $(seq 50); do
+    curl -s -o /dev/null http://127.0.0.1:8788/__sim/stats && break; sleep 0.1
+  done
+  sim_before=$(cpu_of $sim)
+  env "${extra_env[@]}" taskset -c 0 /usr/bin/time -v "$client" run --json \
+    bench-data/run-bench-c$conc.yaml >bench-data/summary.json 2>bench-data/time.txt || true
+  sim_after=$(cpu_of $sim)
+  requests=$(curl -s http://127.0.0.1:8788/__sim/stats \
+    | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["requests"])')
   kill $sim; wait $sim 2>/dev/null || true
-  local secs rss
-  secs=$(python3 -c 'import json,sys; print(json.load(open("bench-data/summary.json"))["elapsed_secs"])')
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' bench-data/time.txt)
-  awk -v l="$label" -v n="$rows" -v s="$secs" -v r="$rss" 'BEGIN { printf "%-10s %9d rows %8.1f s %9.0f rows/s  %.2f of 40000  peak RSS %.1f MB\n", l, n, s, n/s, n/s/40000, r/1024 }'
-  echo "$secs" > "bench-data/secs-$label"
-}
-one_run fsync X=1
-one_run no-fsync CDPJOB_UNSAFE_NO_FSYNC=1
-awk -v a="$(cat bench-data/secs-fsync)" -v b="$(cat bench-data/secs-no-fsync)" 'BEGIN { printf "fsync cost: %.2fx the time of the same run without fsyncs\n", a/b }'
+  python3 - "$t" "$limit" "$sim_before" "$sim_after" "$requests" >>bench-data/run-trials <<'EOF'
+import json, re, sys
+t, limit, s0, s1, req = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+s = json.load(open("bench-data/summary.json"))
+time = open("bench-data/time.txt").read()
+def field(name):
+    return float(re.search(re.escape(name) + r": ([0-9.]+)", time).group(1))
+created = s["counts"]["created"]
+secs = s["elapsed_secs"]
+cpu = field("User time (seconds)") + field("System time (seconds)")
+rss = field("Maximum resident set size (kbytes)") / 1024
+sim = s1 - s0
+print(t, created, created / secs, created / secs / limit, cpu, cpu / created * 1e6,
+      sim, sim / max(req, 1) * 1e6, rss)
+EOF
+  awk '{ printf "%-7s %9d %9.0f %6.3f %10.2f %12.3f %10.2f %12.0f %9.1f\n", $1,$2,$3,$4,$5,$6,$7,$8,$9 }' \
+    <(tail -1 bench-data/run-trials)
+done
+# The median of each column on its own (with 3 trials, the middle value), and the spread.
+python3 - "$conc" <<'EOF'
+import statistics, sys
+rows = [list(map(float, l.split()[1:])) for l in open("bench-data/run-trials")]
+cols = list(zip(*rows))
+med = [statistics.median(c) for c in cols]
+print("%-7s %9d %9.0f %6.3f %10.2f %12.3f %10.2f %12.0f %9.1f" % ("median", *med))
+lo, hi = min(cols[1]), max(cols[1])
+print("concurrency %s: rows/s %.0f..%.0f over %d trials (±%.1f%% of the median)"
+      % (sys.argv[1], lo, hi, len(rows), (hi - lo) / 2 / med[1] * 100))
+EOF
