@@ -315,6 +315,8 @@ impl Client {
             .expect("the semaphore is never closed");
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}{path}{query}", self.cfg.base_url.trim_end_matches('/'));
+        // Shared by every attempt's request: a retry does not copy the body.
+        let body = bytes::Bytes::from(body);
         let attempts = AtomicU64::new(0);
         let last = Mutex::new(String::new());
         let backoff = ExponentialBuilder::default()
@@ -384,7 +386,7 @@ impl Client {
         &self,
         method: &reqwest::Method,
         url: &str,
-        body: &[u8],
+        body: &bytes::Bytes,
     ) -> Result<(i64, Option<String>, Option<T>), AttemptError> {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
@@ -411,7 +413,7 @@ impl Client {
         if !body.is_empty() {
             req = req
                 .header("Content-Type", "application/json")
-                .body(body.to_vec());
+                .body(body.clone());
         }
         let sent_at = now_ms();
         let resp = req
@@ -440,25 +442,24 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| AttemptError::Transport(transport(&e)))?;
-        let envelope: Envelope<serde_json::Value> =
-            serde_json::from_slice(&bytes).map_err(|e| {
-                if status.is_success() {
-                    AttemptError::Transport(format!(
-                        "the answer is not the API's JSON envelope: {e}"
-                    ))
-                } else {
-                    AttemptError::Final(ApiError::Refused {
-                        code: -i64::from(status.as_u16()),
-                        message: format!("HTTP {status}"),
-                        hint: "an HTTP error without the API's envelope: check base_url".into(),
-                    })
-                }
-            })?;
+        // `data` is parsed once, into `T`, not into a JSON value first.
+        let envelope: Envelope<Box<serde_json::value::RawValue>> = serde_json::from_slice(&bytes)
+            .map_err(|e| {
+            if status.is_success() {
+                AttemptError::Transport(format!("the answer is not the API's JSON envelope: {e}"))
+            } else {
+                AttemptError::Final(ApiError::Refused {
+                    code: -i64::from(status.as_u16()),
+                    message: format!("HTTP {status}"),
+                    hint: "an HTTP error without the API's envelope: check base_url".into(),
+                })
+            }
+        })?;
         match envelope.code {
             0 | CODE_AGENT_MISSING => {
                 let data = match envelope.data {
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(v) => Some(serde_json::from_value(v).map_err(|e| {
+                    None => None,
+                    Some(v) => Some(serde_json::from_str(v.get()).map_err(|e| {
                         AttemptError::Transport(format!(
                             "the answer's data has an unexpected shape: {e}"
                         ))

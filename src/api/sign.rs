@@ -57,25 +57,29 @@ pub fn string_to_sign_public(headers: &SignedHeaders<'_>, body: &[u8]) -> Vec<u8
     out
 }
 
-/// The whole string that is hashed: `headersStr + bodyStr + "&accessSecret=" + secret`.
-fn string_to_sign(headers: &SignedHeaders<'_>, body: &[u8], secret: &Secret) -> Vec<u8> {
-    let mut out = string_to_sign_public(headers, body);
-    out.extend_from_slice(b"&accessSecret=");
-    out.extend_from_slice(secret.expose().as_bytes());
-    out
-}
-
-/// Lowercase hex digest of the string to sign.
+/// Lowercase hex digest of the whole string to sign, `headersStr + bodyStr +
+/// "&accessSecret=" + secret`, hashed piece by piece: the body (tens of kilobytes) is
+/// never copied into one string first.
 pub fn sign(
     algorithm: SignAlgorithm,
     headers: &SignedHeaders<'_>,
     body: &[u8],
     secret: &Secret,
 ) -> String {
-    let input = string_to_sign(headers, body, secret);
+    fn digest<D: Digest>(headers: &SignedHeaders<'_>, body: &[u8], secret: &Secret) -> String {
+        let mut d = D::new();
+        d.update(headers.headers_str().as_bytes());
+        if !body.is_empty() {
+            d.update(b"&body=");
+            d.update(body);
+        }
+        d.update(b"&accessSecret=");
+        d.update(secret.expose().as_bytes());
+        hex::encode(d.finalize())
+    }
     match algorithm {
-        SignAlgorithm::Md5 => hex::encode(Md5::digest(&input)),
-        SignAlgorithm::Sha256 => hex::encode(Sha256::digest(&input)),
+        SignAlgorithm::Md5 => digest::<Md5>(headers, body, secret),
+        SignAlgorithm::Sha256 => digest::<Sha256>(headers, body, secret),
     }
 }
 
@@ -97,6 +101,29 @@ mod tests {
 
     fn secret() -> Secret {
         Secret::new("abciiiko2k3")
+    }
+
+    /// The whole string that is hashed, as one string (`sign` hashes it piece by piece).
+    fn string_to_sign(headers: &SignedHeaders<'_>, body: &[u8], secret: &Secret) -> Vec<u8> {
+        let mut out = string_to_sign_public(headers, body);
+        out.extend_from_slice(b"&accessSecret=");
+        out.extend_from_slice(secret.expose().as_bytes());
+        out
+    }
+
+    #[test]
+    fn hashing_piece_by_piece_is_hashing_the_whole_string() {
+        for body in [&b""[..], br#"{"id":1}"#, "牛小信".repeat(5000).as_bytes()] {
+            let whole = string_to_sign(&VECTOR_HEADERS, body, &secret());
+            assert_eq!(
+                sign(SignAlgorithm::Md5, &VECTOR_HEADERS, body, &secret()),
+                hex::encode(Md5::digest(&whole))
+            );
+            assert_eq!(
+                sign(SignAlgorithm::Sha256, &VECTOR_HEADERS, body, &secret()),
+                hex::encode(Sha256::digest(&whole))
+            );
+        }
     }
 
     #[test]

@@ -115,6 +115,87 @@ pub struct BatchCreateRequest<'a> {
     pub customers: &'a [Customer],
 }
 
+/// Customers serialized once, back to back (`c0,c1,…`): the request for any run of them is
+/// the envelope around one slice of these bytes, and a result line carries a customer as
+/// it was sent without serializing it again. The bytes are exactly what serde_json writes
+/// for `BatchCreateRequest::customers`.
+#[derive(Debug, Clone, Default)]
+pub struct SerializedCustomers {
+    json: Vec<u8>,
+    /// Where each customer's JSON starts; it ends at the comma before the next one.
+    starts: Vec<usize>,
+}
+
+impl SerializedCustomers {
+    pub fn push(&mut self, customer: &Customer) {
+        if !self.starts.is_empty() {
+            self.json.push(b',');
+        }
+        self.starts.push(self.json.len());
+        serde_json::to_writer(&mut self.json, customer).expect("a customer serializes");
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Customers `range`, as the inside of a JSON array.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
+        if range.is_empty() {
+            return &[];
+        }
+        let end = self
+            .starts
+            .get(range.end)
+            .map_or(self.json.len(), |next| next - 1);
+        &self.json[self.starts[range.start]..end]
+    }
+
+    /// Customer `i`'s JSON object.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.len()).then(|| self.slice(i..i + 1))
+    }
+}
+
+/// A batch_create body's envelope, serialized once for a run: a body is its prefix, the
+/// customers' JSON, and `]}` — byte for byte what serializing a [`BatchCreateRequest`]
+/// gives.
+#[derive(Debug, Clone)]
+pub struct BatchCreateEnvelope {
+    prefix: Vec<u8>,
+}
+
+impl BatchCreateEnvelope {
+    pub fn new(merge_type: u8, tenant_id: i64, app_key: &str, strict_binding: bool) -> Self {
+        let mut prefix = serde_json::to_vec(&BatchCreateRequest {
+            merge_type,
+            tenant_id,
+            app_key,
+            strict_binding,
+            customers: &[],
+        })
+        .expect("a request serializes");
+        // `customers` is the last field: `…,"customers":[]}` loses its `]}`.
+        assert!(prefix.ends_with(b"[]}"), "customers is the last field");
+        prefix.truncate(prefix.len() - 2);
+        BatchCreateEnvelope { prefix }
+    }
+
+    /// The body of a request for customers `range`.
+    pub fn body(&self, customers: &SerializedCustomers, range: std::ops::Range<usize>) -> Vec<u8> {
+        let inside = customers.slice(range);
+        let mut body = Vec::with_capacity(self.prefix.len() + inside.len() + 2);
+        body.extend_from_slice(&self.prefix);
+        body.extend_from_slice(inside);
+        body.extend_from_slice(b"]}");
+        body
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCreateResult {
@@ -222,5 +303,51 @@ mod tests {
                 .unwrap_err()
                 .contains("custom field")
         );
+    }
+
+    #[test]
+    fn a_body_from_serialized_customers_is_the_serialized_request_byte_for_byte() {
+        use crate::customer::Field;
+        let names = ["Ann", "B\"o\\b", "张三 \u{1F600}", "tab\there", "</script>"];
+        let customers: Vec<Customer> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                Customer::from_rendered([
+                    (Field::FullName, name.to_string()),
+                    (Field::Email, format!("p{i}@example.com")),
+                    (Field::Gender, (i % 2).to_string()),
+                    (
+                        Field::CustomizeField,
+                        r#"{"customize_1_1":"x\"y"}"#.to_string(),
+                    ),
+                ])
+                .unwrap()
+            })
+            .collect();
+        let mut serialized = SerializedCustomers::default();
+        for c in &customers {
+            serialized.push(c);
+        }
+        for (merge_type, strict) in [(1, false), (3, true)] {
+            let envelope = BatchCreateEnvelope::new(merge_type, 123, "k\"ey", strict);
+            for lo in 0..customers.len() {
+                for hi in lo + 1..=customers.len() {
+                    let expected = serde_json::to_vec(&BatchCreateRequest {
+                        merge_type,
+                        tenant_id: 123,
+                        app_key: "k\"ey",
+                        strict_binding: strict,
+                        customers: &customers[lo..hi],
+                    })
+                    .unwrap();
+                    assert_eq!(envelope.body(&serialized, lo..hi), expected, "{lo}..{hi}");
+                }
+            }
+        }
+        for (i, c) in customers.iter().enumerate() {
+            assert_eq!(serialized.get(i).unwrap(), serde_json::to_vec(c).unwrap());
+        }
+        assert_eq!(serialized.get(customers.len()), None);
     }
 }

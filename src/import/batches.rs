@@ -4,7 +4,8 @@
 //! selection, with gaps). The same source and job always give the same units, which is what
 //! lets a resume resend "batch k" with exactly the same rows.
 
-use crate::customer::{Customer, FieldError};
+use crate::api::wire::SerializedCustomers;
+use crate::customer::FieldError;
 use crate::mapping::Outcome;
 use crate::source::Record;
 use crate::sync::SyncTag;
@@ -16,9 +17,10 @@ pub struct BatchUnit {
     pub last_row: u64,
     /// Rows in the unit, counted: a retry's row numbers have gaps.
     pub row_count: u64,
-    /// The valid customers, in order, and the source row of each (kept apart so that a part
-    /// of the batch is a slice of the request body as it is, never a copy).
-    pub customers: Vec<Customer>,
+    /// The valid customers, in order, serialized once as they are sent, and the source row
+    /// of each (kept apart so that a part of the batch is a slice of the request body as
+    /// it is, never a copy).
+    pub customers: SerializedCustomers,
     pub customer_rows: Vec<u64>,
     /// The source record of each customer, for the line of one that fails (SPEC §7).
     pub records: Vec<Record>,
@@ -76,7 +78,7 @@ impl Batcher {
         self.start(row);
         match outcome {
             Outcome::Valid(c) => {
-                self.current.customers.push(c);
+                self.current.customers.push(&c);
                 self.current.customer_rows.push(row);
                 self.current.records.push(record);
                 self.current.tags.push(tag);
@@ -121,7 +123,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::customer::Field;
+    use crate::customer::{Customer, Field};
 
     fn valid() -> Outcome {
         Outcome::Valid(

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use super::checkpoint::{Checkpoint, Counts};
 use crate::run_dir::{self, RunDir, atomic};
 
-/// A batch's lines for the result files.
+/// A batch's lines for the result files, each ending in a newline.
 pub struct Materialized {
     pub seq: u64,
-    pub created: Vec<String>,
-    pub failed: Vec<String>,
-    pub rejected: Vec<String>,
+    pub created: Vec<u8>,
+    pub failed: Vec<u8>,
+    pub rejected: Vec<u8>,
     pub counts: Counts,
 }
 
@@ -79,10 +79,8 @@ impl Results {
             if lines.is_empty() {
                 continue;
             }
-            let mut buf = lines.join("\n");
-            buf.push('\n');
-            file.write_all(buf.as_bytes())?;
-            *len += buf.len() as u64;
+            file.write_all(lines)?;
+            *len += lines.len() as u64;
             *unsynced = true;
         }
         Ok(())

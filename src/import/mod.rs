@@ -10,6 +10,7 @@ mod checkpoint;
 pub mod guard;
 pub mod input;
 mod ledger;
+mod lines;
 mod reader;
 pub mod results;
 mod sender;
@@ -560,7 +561,7 @@ async fn schedule(
                         in_flight.spawn(async move {
                             let n = unit.customers.len() as u32;
                             let (created, failed) = if n == 0 { (Vec::new(), Vec::new()) } else { sender.resolve(&unit, 0, n).await? };
-                            Ok(sender::materialize(&unit, created, failed))
+                            Ok(lines::materialize(&unit, created, failed))
                         });
                     }
                 }

@@ -7,13 +7,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use serde_json::json;
-
 use super::batches::BatchUnit;
-use super::checkpoint::Counts;
-use super::ledger::Materialized;
 use crate::api::client::{CODE_AGENT_MISSING, Client};
-use crate::api::wire::BatchCreateRequest;
+use crate::api::wire::BatchCreateEnvelope;
 use crate::run_dir;
 use crate::run_dir::events::{Answer, CreatedRow, Event, FailedRow, Part, now};
 use crate::run_dir::journal::GroupJournal;
@@ -29,10 +25,8 @@ pub struct Sender {
     intents: HashMap<Part, String>,
     attempts: Mutex<HashMap<Part, u32>>,
     pub client: Arc<Client>,
-    tenant_id: i64,
-    app_key: String,
-    merge_type: u8,
-    strict: bool,
+    /// The run's request envelope (merge type, tenant, app key, strict_binding).
+    envelope: BatchCreateEnvelope,
     pub requests: Arc<AtomicU64>,
     /// Request slots: `concurrency` of them. More batches than that are in progress, so a
     /// batch takes a slot only once its intent is durable, right before it is sent.
@@ -91,10 +85,12 @@ impl Sender {
             intents,
             attempts: Mutex::new(attempts),
             client,
-            tenant_id: job.spec.api.tenant_id,
-            app_key: job.spec.api.app_key.clone(),
-            merge_type: job.spec.merge.wire_type(),
-            strict: job.spec.strict_binding,
+            envelope: BatchCreateEnvelope::new(
+                job.spec.merge.wire_type(),
+                job.spec.api.tenant_id,
+                &job.spec.api.app_key,
+                job.spec.strict_binding,
+            ),
             requests,
             slots: tokio::sync::Semaphore::new(job.spec.api.concurrency.max(1)),
             stopping: AtomicBool::new(false),
@@ -167,14 +163,7 @@ impl Sender {
         }
         let range = part.lo as usize..part.hi as usize;
         let rows = &unit.customer_rows[range.clone()];
-        let request = BatchCreateRequest {
-            merge_type: self.merge_type,
-            tenant_id: self.tenant_id,
-            app_key: &self.app_key,
-            strict_binding: self.strict,
-            customers: &unit.customers[range],
-        };
-        let body = serde_json::to_vec(&request).expect("a request serializes");
+        let body = self.envelope.body(&unit.customers, range);
         let hash = run_dir::sha256_hex(&body);
         if let Some(previous) = self.intents.get(&part)
             && *previous != hash
@@ -276,99 +265,5 @@ impl Sender {
         })
         .await?;
         Ok(answer)
-    }
-}
-
-/// A result line's object: `row`, then `line` — the physical line the record starts on, for
-/// sources that have lines (SPEC §12 R13) —, then the fields of `rest`.
-fn beside_row(
-    row: u64,
-    record: Option<&crate::source::Record>,
-    rest: impl serde::Serialize,
-) -> serde_json::Value {
-    let mut v = json!({ "row": row });
-    if let Some(line) = record.and_then(crate::source::Record::line_number) {
-        v["line"] = line.into();
-    }
-    if let serde_json::Value::Object(fields) = serde_json::to_value(rest).expect("serializes") {
-        for (k, value) in fields {
-            if k != "row" {
-                v[k.as_str()] = value;
-            }
-        }
-    }
-    v
-}
-
-/// A batch's lines for the result files.
-pub fn materialize(
-    unit: &BatchUnit,
-    created: Vec<CreatedRow>,
-    failed: Vec<FailedRow>,
-) -> Materialized {
-    let line = |v: serde_json::Value| v.to_string();
-    let mut created = created;
-    created.sort_by_key(|c| c.row);
-    let mut failed = failed;
-    failed.sort_by_key(|f| f.row);
-    let counts = Counts {
-        rows: unit.rows(),
-        created: created.len() as u64,
-        failed: failed.len() as u64,
-        rejected: unit.rejected.len() as u64,
-        skipped: unit.skipped,
-        unchanged: unit.unchanged,
-    };
-    // A customer's place in the batch, found by its row (`customer_rows` ascends).
-    let index_of = |row: u64| unit.customer_rows.binary_search(&row).ok();
-    let record_of = |row: u64| index_of(row).and_then(|i| unit.records.get(i));
-    Materialized {
-        seq: unit.seq,
-        created: created
-            .iter()
-            .map(|c| {
-                // The customer's place in the batch, looked up once for all it carries.
-                let at = index_of(c.row);
-                let mut v = beside_row(c.row, at.and_then(|i| unit.records.get(i)), c);
-                // What was sent, as it was sent: `cdpjob verify` compares the stored
-                // customer with it, whatever has become of the source since.
-                if let Some(customer) = at.and_then(|i| unit.customers.get(i)) {
-                    v["customer"] = serde_json::to_value(customer).expect("serializes");
-                }
-                let tag = at.and_then(|i| unit.tags.get(i)).and_then(Option::as_ref);
-                // What the sync state records once the run finishes (SPEC §7).
-                if let Some(t) = tag {
-                    v["sync_key"] = t.key.clone().into();
-                    v["sync_hash"] = hex::encode(t.hash).into();
-                }
-                line(v)
-            })
-            .collect(),
-        failed: failed
-            .iter()
-            .map(|f| {
-                let record = record_of(f.row);
-                let mut v = beside_row(f.row, record, f);
-                if let Some(record) = record {
-                    record.attach_to(&mut v);
-                }
-                line(v)
-            })
-            .collect(),
-        rejected: unit
-            .rejected
-            .iter()
-            .map(|r| {
-                let mut v = beside_row(r.row, Some(&r.record), json!({}));
-                v["errors"] = r
-                    .errors
-                    .iter()
-                    .map(|e| json!({"field": e.field, "rule": e.rule, "message": e.message}))
-                    .collect();
-                r.record.attach_to(&mut v);
-                line(v)
-            })
-            .collect(),
-        counts,
     }
 }
