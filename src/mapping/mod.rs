@@ -374,7 +374,7 @@ impl MapperSession<'_> {
         for mapped in &self.mapper.fields {
             let (field, result) = match mapped {
                 Mapped::Scalar(f, i) => (*f, text(*i)),
-                Mapped::List(f, ids) => (*f, list(ids, &mut text).map(|v| v.join(","))),
+                Mapped::List(f, ids) => (*f, joined(ids, &mut text)),
                 Mapped::Map(f, entries) => (*f, map_json(entries, &mut text)),
             };
             match result {
@@ -401,47 +401,90 @@ impl MapperSession<'_> {
     }
 }
 
+/// Each of the slots' texts, trimmed, the empty ones dropped, passed to `each` in order.
+fn for_items(
+    ids: &[usize],
+    text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
+    mut each: impl FnMut(&str),
+) -> Result<(), minijinja::Error> {
+    for &i in ids {
+        let s = text(i)?;
+        let s = s.trim();
+        if !s.is_empty() {
+            each(s);
+        }
+    }
+    Ok(())
+}
+
 fn list(
     ids: &[usize],
     text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
 ) -> Result<Vec<String>, minijinja::Error> {
     let mut out = Vec::with_capacity(ids.len());
-    for &i in ids {
-        let s = text(i)?;
-        let s = s.trim();
-        if !s.is_empty() {
-            out.push(s.to_string());
-        }
-    }
+    for_items(ids, text, |s| out.push(s.to_string()))?;
     Ok(out)
 }
 
+/// A list field's value: the items joined with commas (what `list(…).join(",")` gives,
+/// without a string per item).
+fn joined(
+    ids: &[usize],
+    text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
+) -> Result<String, minijinja::Error> {
+    let mut out = String::new();
+    for_items(ids, text, |s| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(s);
+    })?;
+    Ok(out)
+}
+
+/// A map field's value as JSON text, written as it goes: the same text as building a
+/// `serde_json` object of the non-empty entries and printing it (the keys are unique, those
+/// of a JSON object in the job), without the object. Empty when every entry is.
 fn map_json(
     entries: &[(String, MapSlot)],
     text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
 ) -> Result<String, minijinja::Error> {
-    let mut obj = serde_json::Map::new();
+    fn json_str(out: &mut Vec<u8>, s: &str) {
+        serde_json::to_writer(out, s).expect("writing to memory does not fail");
+    }
+    let mut out: Vec<u8> = Vec::new();
+    let key_of = |out: &mut Vec<u8>, key: &str| {
+        out.push(if out.is_empty() { b'{' } else { b',' });
+        json_str(out, key);
+        out.push(b':');
+    };
     for (key, entry) in entries {
         match entry {
             MapSlot::One(i) => {
                 let s = text(*i)?;
                 if !s.is_empty() {
-                    obj.insert(key.clone(), Json::String(s));
+                    key_of(&mut out, key);
+                    json_str(&mut out, &s);
                 }
             }
             MapSlot::Many(ids) => {
-                let items = list(ids, text)?;
+                let mut items: Vec<u8> = Vec::new();
+                for_items(ids, text, |s| {
+                    items.push(if items.is_empty() { b'[' } else { b',' });
+                    json_str(&mut items, s);
+                })?;
                 if !items.is_empty() {
-                    obj.insert(key.clone(), Json::from(items));
+                    key_of(&mut out, key);
+                    out.extend_from_slice(&items);
+                    out.push(b']');
                 }
             }
         }
     }
-    Ok(if obj.is_empty() {
-        String::new()
-    } else {
-        Json::Object(obj).to_string()
-    })
+    if !out.is_empty() {
+        out.push(b'}');
+    }
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
 #[cfg(test)]
@@ -557,6 +600,70 @@ mod tests {
             summary(&out),
             "{\"full_name\":\"A\u{1f}B\",\"email\":\"x@y\"}".replace("\u{1f}", "\\u001f")
         );
+    }
+
+    /// `map_json` and `joined` write as they go; they must give what building the
+    /// `serde_json` object (or the list of items) and printing it gave.
+    #[test]
+    fn map_and_list_fields_print_as_serde_json_objects_do() {
+        let texts = [
+            "plain", "", "  ", " padded ", "quote \" and \\ back", "tab\tnew\nline\u{1}",
+            "中文 ✓", "a,b", "{\"json\": 1}",
+        ];
+        let n = texts.len();
+        let entries: Vec<(String, MapSlot)> = vec![
+            ("k1".into(), MapSlot::One(0)),
+            ("key \"two\"".into(), MapSlot::Many(vec![1, 2, 3, 4])),
+            ("empty".into(), MapSlot::One(1)),
+            ("empties".into(), MapSlot::Many(vec![1, 2])),
+            ("键".into(), MapSlot::Many((0..n).collect())),
+            ("last".into(), MapSlot::One(5)),
+        ];
+        for skip in 0..=entries.len() {
+            // Every prefix left out: the first entry written is never the same one.
+            let entries = &entries[skip..];
+            let mut text = |i: usize| Ok::<_, minijinja::Error>(texts[i].to_string());
+            let mut obj = serde_json::Map::new();
+            for (key, entry) in entries {
+                match entry {
+                    MapSlot::One(i) if !texts[*i].is_empty() => {
+                        obj.insert(key.clone(), Json::from(texts[*i]));
+                    }
+                    MapSlot::Many(ids) => {
+                        let items = list(ids, &mut text).unwrap();
+                        if !items.is_empty() {
+                            obj.insert(key.clone(), Json::from(items));
+                        }
+                    }
+                    MapSlot::One(_) => {}
+                }
+            }
+            let expected = if obj.is_empty() {
+                String::new()
+            } else {
+                Json::Object(obj).to_string()
+            };
+            assert_eq!(map_json(entries, &mut text).unwrap(), expected, "from {skip}");
+        }
+        let mut text = |i: usize| Ok::<_, minijinja::Error>(texts[i].to_string());
+        for ids in [vec![], vec![1, 2], vec![0, 1, 3], (0..n).collect::<Vec<_>>()] {
+            assert_eq!(
+                joined(&ids, &mut text).unwrap(),
+                list(&ids, &mut text).unwrap().join(","),
+                "{ids:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_benchmark_gender_table_agrees_with_minijinja() {
+        let native = serde_json::json!({"full_name": "{{ row.name }}", "email": "x@y", "gender": "{{ {'M': 1, 'F': 0}[row.kind] | default('') }}"});
+        let jinja = serde_json::json!({"full_name": "{{ row.name }}", "email": "x@y", "gender": "{{ ({'M': 1, 'F': 0}[row.kind] | default('')) ~ '' }}"});
+        let csv = "name,kind,phone\nAnn,M,1\nBob,F,2\nCid,,3\nDan,X,4\nEve, M,5\n";
+        let a = run(&mapper(native, None), csv_records(csv));
+        assert_eq!(a, run(&mapper(jinja, None), csv_records(csv)));
+        assert_eq!(a[0], r#"{"full_name":"Ann","email":"x@y","gender":1}"#);
+        assert_eq!(a[2], r#"{"full_name":"Cid","email":"x@y"}"#);
     }
 
     #[test]

@@ -164,9 +164,12 @@ impl Header {
 
     pub fn position(&self, name: &str) -> Option<usize> {
         // Called for every `row.X` of every row: for the usual few dozen columns a scan
-        // comparing lengths first beats hashing the name.
+        // comparing lengths and first bytes before the text beats hashing the name.
         if self.names.len() <= 32 {
-            self.names.iter().position(|n| n == name)
+            let (len, first) = (name.len(), name.as_bytes().first());
+            self.names
+                .iter()
+                .position(|n| n.len() == len && n.as_bytes().first() == first && n == name)
         } else {
             self.index.get(name).copied()
         }
