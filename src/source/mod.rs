@@ -126,6 +126,8 @@ pub enum RowData {
 #[derive(Debug)]
 pub struct Header {
     names: Vec<String>,
+    /// Each name's length and first 8 bytes, for [`Header::position`]'s scan.
+    keys: Vec<(usize, u64)>,
     index: HashMap<String, usize>,
     /// The rows are a sheet's: a record's `line` is the row number the spreadsheet shows.
     sheet: bool,
@@ -140,6 +142,7 @@ impl Header {
             index.entry(n.clone()).or_insert(i);
         }
         Header {
+            keys: names.iter().map(|n| name_key(n)).collect(),
             names,
             index,
             sheet: false,
@@ -164,16 +167,27 @@ impl Header {
 
     pub fn position(&self, name: &str) -> Option<usize> {
         // Called for every `row.X` of every row: for the usual few dozen columns a scan
-        // comparing lengths and first bytes before the text beats hashing the name.
+        // of lengths and first 8 bytes beats hashing the name; a name of up to 8 bytes is
+        // told by those alone, a longer one compared in full.
         if self.names.len() <= 32 {
-            let (len, first) = (name.len(), name.as_bytes().first());
-            self.names
+            let key = name_key(name);
+            self.keys
                 .iter()
-                .position(|n| n.len() == len && n.as_bytes().first() == first && n == name)
+                .enumerate()
+                .position(|(i, k)| *k == key && (key.0 <= 8 || self.names[i] == name))
         } else {
             self.index.get(name).copied()
         }
     }
+}
+
+/// A name's length and its first 8 bytes (zero-padded): equal for two names of at most 8
+/// bytes only when they are the same.
+fn name_key(name: &str) -> (usize, u64) {
+    let mut prefix = [0u8; 8];
+    let n = name.len().min(8);
+    prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+    (name.len(), u64::from_le_bytes(prefix))
 }
 
 /// One CSV record: all field text in one string, with the end offset of each field.
@@ -317,6 +331,18 @@ pub fn open_counted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_found_by_their_whole_text() {
+        let names = ["email", "e", "email2", "emai", "contact_email", "contact_emails", "", "é"];
+        let header = Header::new(names.iter().map(|n| n.to_string()).collect());
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(header.position(n), Some(i), "{n:?}");
+        }
+        for missing in ["emaiL", "email\0", "contact_emailz", "contact_", "x", "ée"] {
+            assert_eq!(header.position(missing), None, "{missing:?}");
+        }
+    }
 
     #[test]
     fn a_name_twice_is_the_first_column_at_every_width() {

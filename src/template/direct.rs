@@ -284,7 +284,8 @@ impl Direct {
             // The usual template, one value: its text is the output, borrowed or not.
             return Some(expr(base, filters, row, row_number)?.into_owned());
         }
-        let mut out = String::new();
+        // Names, most often: room for them without growing.
+        let mut out = String::with_capacity(32);
         for seg in &self.segments {
             match seg {
                 Segment::Text(t) => out.push_str(t),

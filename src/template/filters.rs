@@ -161,7 +161,19 @@ fn fixed_width_date(raw: &str, format: &str) -> Option<jiff::civil::Date> {
 
 /// `yyyy-MM-dd`, as `strftime("%Y-%m-%d")` writes a date of a year 0 to 9999.
 fn iso_date(date: jiff::civil::Date) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+    fn digits(out: &mut String, n: i16, width: u32) {
+        for p in (0..width).rev() {
+            let digit = (n / 10i16.pow(p) % 10) as u8;
+            out.push(char::from(b'0' + digit));
+        }
+    }
+    let mut out = String::with_capacity(10);
+    digits(&mut out, date.year(), 4);
+    out.push('-');
+    digits(&mut out, i16::from(date.month()), 2);
+    out.push('-');
+    digits(&mut out, i16::from(date.day()), 2);
+    out
 }
 
 /// `datetime` / `datetime(input_format)`: → `yyyy-MM-dd HH:mm:ss`.
