@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
@@ -126,9 +127,9 @@ pub enum RowData {
 #[derive(Debug)]
 pub struct Header {
     names: Vec<String>,
-    /// Each name's length and first 8 bytes, for [`Header::position`]'s scan.
-    keys: Vec<(usize, u64)>,
     index: HashMap<String, usize>,
+    /// No name is there twice: a name found at a position is the column of that name.
+    unique: bool,
     /// The rows are a sheet's: a record's `line` is the row number the spreadsheet shows.
     sheet: bool,
 }
@@ -142,7 +143,7 @@ impl Header {
             index.entry(n.clone()).or_insert(i);
         }
         Header {
-            keys: names.iter().map(|n| name_key(n)).collect(),
+            unique: index.len() == names.len(),
             names,
             index,
             sheet: false,
@@ -166,28 +167,31 @@ impl Header {
     }
 
     pub fn position(&self, name: &str) -> Option<usize> {
-        // Called for every `row.X` of every row: for the usual few dozen columns a scan
-        // of lengths and first 8 bytes beats hashing the name; a name of up to 8 bytes is
-        // told by those alone, a longer one compared in full.
+        // For the usual few dozen columns a scan comparing lengths and first bytes before
+        // the text beats hashing the name.
         if self.names.len() <= 32 {
-            let key = name_key(name);
-            self.keys
+            let (len, first) = (name.len(), name.as_bytes().first());
+            self.names
                 .iter()
-                .enumerate()
-                .position(|(i, k)| *k == key && (key.0 <= 8 || self.names[i] == name))
+                .position(|n| n.len() == len && n.as_bytes().first() == first && n == name)
         } else {
             self.index.get(name).copied()
         }
     }
-}
 
-/// A name's length and its first 8 bytes (zero-padded): equal for two names of at most 8
-/// bytes only when they are the same.
-fn name_key(name: &str) -> (usize, u64) {
-    let mut prefix = [0u8; 8];
-    let n = name.len().min(8);
-    prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
-    (name.len(), u64::from_le_bytes(prefix))
+    /// [`Header::position`], trying `hint` first: where the same name was found last time
+    /// (for a template's `row.X`, the same for every row of a source). One comparison
+    /// instead of a search; `hint` is updated when it was wrong. A header with a name twice
+    /// always searches, so that the first of them is the one found.
+    pub fn position_hinted(&self, name: &str, hint: &AtomicUsize) -> Option<usize> {
+        let h = hint.load(Ordering::Relaxed);
+        if self.unique && self.names.get(h).is_some_and(|n| n == name) {
+            return Some(h);
+        }
+        let found = self.position(name)?;
+        hint.store(found, Ordering::Relaxed);
+        Some(found)
+    }
 }
 
 /// One CSV record: all field text in one string, with the end offset of each field.
@@ -200,9 +204,19 @@ pub struct CsvRow {
 
 impl CsvRow {
     pub fn get(&self, name: &str) -> Option<&str> {
-        let i = self.header.position(name)?;
+        self.header.position(name).map(|i| self.field(i))
+    }
+
+    /// [`CsvRow::get`] through [`Header::position_hinted`].
+    pub fn get_hinted(&self, name: &str, hint: &AtomicUsize) -> Option<&str> {
+        self.header
+            .position_hinted(name, hint)
+            .map(|i| self.field(i))
+    }
+
+    fn field(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..self.ends[i]])
+        &self.text[start..self.ends[i]]
     }
 }
 
@@ -342,6 +356,23 @@ mod tests {
         for missing in ["emaiL", "email\0", "contact_emailz", "contact_", "x", "ée"] {
             assert_eq!(header.position(missing), None, "{missing:?}");
         }
+    }
+
+    #[test]
+    fn a_hint_is_only_a_shortcut() {
+        let hint = AtomicUsize::new(0);
+        let header = Header::new(vec!["a".into(), "b".into(), "c".into()]);
+        assert_eq!(header.position_hinted("c", &hint), Some(2));
+        assert_eq!(hint.load(Ordering::Relaxed), 2);
+        assert_eq!(header.position_hinted("c", &hint), Some(2));
+        assert_eq!(header.position_hinted("a", &hint), Some(0), "a wrong hint");
+        assert_eq!(header.position_hinted("zz", &hint), None);
+        // Another header with the name twice: the first, whatever the hint says.
+        let twice = Header::new(vec!["x".into(), "c".into(), "c".into()]);
+        hint.store(2, Ordering::Relaxed);
+        assert_eq!(twice.position_hinted("c", &hint), Some(1));
+        hint.store(7, Ordering::Relaxed);
+        assert_eq!(header.position_hinted("b", &hint), Some(1), "a hint past the end");
     }
 
     #[test]

@@ -13,12 +13,15 @@
 //! to the same output.
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicUsize;
 
 use minijinja::Value;
 use serde_json::Value as Json;
 
 use super::filters;
 use crate::source::RowData;
+#[cfg(doc)]
+use crate::source::Header;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Direct {
@@ -31,16 +34,45 @@ enum Segment {
     Expr { base: Base, filters: Vec<Filter> },
 }
 
+/// `row.NAME`, with where its column was found last (see [`Header::position_hinted`]).
+#[derive(Debug)]
+struct Column {
+    name: String,
+    hint: AtomicUsize,
+}
+
+impl Column {
+    fn new(name: &str) -> Column {
+        Column {
+            name: name.to_string(),
+            hint: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Clone for Column {
+    fn clone(&self) -> Column {
+        Column::new(&self.name)
+    }
+}
+
+/// The hint is a cache, not part of what the template means.
+impl PartialEq for Column {
+    fn eq(&self, other: &Column) -> bool {
+        self.name == other.name
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Base {
-    Column(String),
+    Column(Column),
     /// `vars.NAME` never changes within a run: rendered up front.
     Constant(String),
     RowNumber,
     /// `{'M': 1, 'F': 0}[row.sex]`: the entry of the column's text, undefined when the
     /// table has none. Values are kept as minijinja prints them.
     Lookup {
-        column: String,
+        column: Column,
         table: Vec<(String, String)>,
     },
 }
@@ -195,7 +227,7 @@ fn lookup(s: &str) -> Option<(Base, bool)> {
     let path = rest.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
     let column = path.strip_prefix("row.").filter(|c| is_ident(c))?;
     let base = Base::Lookup {
-        column: column.to_string(),
+        column: Column::new(column),
         table,
     };
     Some((base, numbers))
@@ -208,7 +240,7 @@ fn expression(s: &str, vars: &serde_json::Map<String, Json>) -> Option<Segment> 
     let base = if path == "row_number" {
         Base::RowNumber
     } else if let Some(col) = path.strip_prefix("row.") {
-        is_ident(col).then(|| Base::Column(col.to_string()))?
+        is_ident(col).then(|| Base::Column(Column::new(col)))?
     } else if let Some(name) = path.strip_prefix("vars.") {
         Base::Constant(is_ident(name).then(|| var_text(vars, name)).flatten()?)
     } else if path.starts_with('{') {
@@ -230,10 +262,10 @@ fn expression(s: &str, vars: &serde_json::Map<String, Json>) -> Option<Segment> 
 
 /// A row's value for `row.NAME`: `Some(None)` when it is undefined (no such column or
 /// key), `None` when it is not text (minijinja's business).
-fn column<'r>(row: &'r RowData, col: &str) -> Option<Option<&'r str>> {
+fn column<'r>(row: &'r RowData, col: &Column) -> Option<Option<&'r str>> {
     match row {
-        RowData::Csv(r) => Some(r.get(col)),
-        RowData::Json(m) => match m.get(col) {
+        RowData::Csv(r) => Some(r.get_hinted(&col.name, &col.hint)),
+        RowData::Json(m) => match m.get(&col.name) {
             None => Some(None),
             Some(v) => Some(Some(v.as_str()?)),
         },
