@@ -349,7 +349,12 @@ impl MapperSession<'_> {
     /// (`texts[i]`) keeps that text — the very text minijinja gives (the differential
     /// tests hold them to it) — and a filter the native condition passed is not rendered
     /// again.
-    fn map_mixed(&self, ctx: &Value, mut texts: Vec<Option<String>>, filter_passed: bool) -> Outcome {
+    fn map_mixed(
+        &self,
+        ctx: &Value,
+        mut texts: Vec<Option<String>>,
+        filter_passed: bool,
+    ) -> Outcome {
         if !filter_passed && let Some(skipped_or_failed) = self.jinja_filter(ctx) {
             return skipped_or_failed;
         }
@@ -636,8 +641,15 @@ mod tests {
     #[test]
     fn map_and_list_fields_print_as_serde_json_objects_do() {
         let texts = [
-            "plain", "", "  ", " padded ", "quote \" and \\ back", "tab\tnew\nline\u{1}",
-            "中文 ✓", "a,b", "{\"json\": 1}",
+            "plain",
+            "",
+            "  ",
+            " padded ",
+            "quote \" and \\ back",
+            "tab\tnew\nline\u{1}",
+            "中文 ✓",
+            "a,b",
+            "{\"json\": 1}",
         ];
         let n = texts.len();
         let entries: Vec<(String, MapSlot)> = vec![
@@ -672,10 +684,19 @@ mod tests {
             } else {
                 Json::Object(obj).to_string()
             };
-            assert_eq!(map_json(entries, &mut text).unwrap(), expected, "from {skip}");
+            assert_eq!(
+                map_json(entries, &mut text).unwrap(),
+                expected,
+                "from {skip}"
+            );
         }
         let mut text = |i: usize| Ok::<_, minijinja::Error>(texts[i].to_string());
-        for ids in [vec![], vec![1, 2], vec![0, 1, 3], (0..n).collect::<Vec<_>>()] {
+        for ids in [
+            vec![],
+            vec![1, 2],
+            vec![0, 1, 3],
+            (0..n).collect::<Vec<_>>(),
+        ] {
             assert_eq!(
                 joined(&ids, &mut text).unwrap(),
                 list(&ids, &mut text).unwrap().join(","),
@@ -714,19 +735,28 @@ mod tests {
             serde_json::json!({"name": "Cid", "kind": 1, "dob": "bad", "phone": "139"}),
             serde_json::json!({"name": "Dan", "kind": "b", "dob": "01/02/1990", "phone": "139"}),
         ];
-        for filter in [None, Some("row.kind != 'b'"), Some("{{ row.kind in ['a', 1] }}")] {
+        for filter in [
+            None,
+            Some("row.kind != 'b'"),
+            Some("{{ row.kind in ['a', 1] }}"),
+        ] {
             let m = mapper(mapping.clone(), filter);
             let s = m.session();
             for (i, row) in rows.iter().enumerate() {
                 let record = json_record(i as u64 + 1, row.clone());
-                let Ok(data) = &record.data else { unreachable!() };
+                let Ok(data) = &record.data else {
+                    unreachable!()
+                };
                 let ctx = minijinja::context! {
                     row => row_value(data.clone()),
                     vars => m.vars.clone(),
                     row_number => record.row,
                 };
                 let (run, alone) = (s.map(&record), s.map_slot_by_slot(&ctx));
-                assert!(same_outcome(&run, &alone), "{filter:?} {row}: {run:?} vs {alone:?}");
+                assert!(
+                    same_outcome(&run, &alone),
+                    "{filter:?} {row}: {run:?} vs {alone:?}"
+                );
             }
         }
     }

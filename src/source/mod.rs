@@ -348,7 +348,16 @@ mod tests {
 
     #[test]
     fn names_are_found_by_their_whole_text() {
-        let names = ["email", "e", "email2", "emai", "contact_email", "contact_emails", "", "é"];
+        let names = [
+            "email",
+            "e",
+            "email2",
+            "emai",
+            "contact_email",
+            "contact_emails",
+            "",
+            "é",
+        ];
         let header = Header::new(names.iter().map(|n| n.to_string()).collect());
         for (i, n) in names.iter().enumerate() {
             assert_eq!(header.position(n), Some(i), "{n:?}");
@@ -372,7 +381,11 @@ mod tests {
         hint.store(2, Ordering::Relaxed);
         assert_eq!(twice.position_hinted("c", &hint), Some(1));
         hint.store(7, Ordering::Relaxed);
-        assert_eq!(header.position_hinted("b", &hint), Some(1), "a hint past the end");
+        assert_eq!(
+            header.position_hinted("b", &hint),
+            Some(1),
+            "a hint past the end"
+        );
     }
 
     #[test]

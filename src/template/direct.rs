@@ -19,9 +19,9 @@ use minijinja::Value;
 use serde_json::Value as Json;
 
 use super::filters;
-use crate::source::RowData;
 #[cfg(doc)]
 use crate::source::Header;
+use crate::source::RowData;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Direct {
@@ -184,7 +184,10 @@ fn integer_literal(s: &str) -> Option<String> {
         && digits.len() <= 18
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'));
-    plain.then(|| s.parse::<i64>().ok()).flatten().map(|i| i.to_string())
+    plain
+        .then(|| s.parse::<i64>().ok())
+        .flatten()
+        .map(|i| i.to_string())
 }
 
 /// `{'K': V, …}[row.NAME]`, keys text, values text or integers, no key twice. The second
@@ -216,7 +219,10 @@ fn lookup(s: &str) -> Option<(Base, bool)> {
         let after = after.trim_start();
         rest = match after.strip_prefix(',') {
             // A trailing comma is minijinja's to judge.
-            Some(next) => next.trim_start().strip_prefix('}').map_or(Some(next), |_| None)?,
+            Some(next) => next
+                .trim_start()
+                .strip_prefix('}')
+                .map_or(Some(next), |_| None)?,
             None => after,
         }
         .trim_start();
@@ -384,7 +390,13 @@ impl Condition {
         // minijinja compares a number with a text as different (`row_number == '5'` is
         // false): only a column, text whatever its filters, is compared as text, and only
         // with a text.
-        if !matches!(&left, Segment::Expr { base: Base::Column(_), .. }) {
+        if !matches!(
+            &left,
+            Segment::Expr {
+                base: Base::Column(_),
+                ..
+            }
+        ) {
             return None;
         }
         Some(Condition {
@@ -681,7 +693,10 @@ mod tests {
         // A text row steps aside only where minijinja fails.
         let row = RowData::Json(serde_json::from_str(rows[0]).unwrap());
         for t in templates {
-            assert!(Direct::compile(t, &v).unwrap().eval(&row, 1).is_some(), "{t}");
+            assert!(
+                Direct::compile(t, &v).unwrap().eval(&row, 1).is_some(),
+                "{t}"
+            );
         }
     }
 }
