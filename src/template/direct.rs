@@ -19,8 +19,6 @@ use minijinja::Value;
 use serde_json::Value as Json;
 
 use super::filters;
-#[cfg(doc)]
-use crate::source::Header;
 use crate::source::RowData;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +32,8 @@ enum Segment {
     Expr { base: Base, filters: Vec<Filter> },
 }
 
-/// `row.NAME`, with where its column was found last (see [`Header::position_hinted`]).
+/// `row.NAME`, with where its column was found last (see
+/// [`crate::source::Header::position_hinted`]).
 #[derive(Debug)]
 struct Column {
     name: String,
@@ -217,15 +216,12 @@ fn lookup(s: &str) -> Option<(Base, bool)> {
         }
         table.push((key.to_string(), value));
         let after = after.trim_start();
-        rest = match after.strip_prefix(',') {
+        rest = match after.strip_prefix(',').map(str::trim_start) {
             // A trailing comma is minijinja's to judge.
-            Some(next) => next
-                .trim_start()
-                .strip_prefix('}')
-                .map_or(Some(next), |_| None)?,
+            Some(next) if next.starts_with('}') => return None,
+            Some(next) => next,
             None => after,
-        }
-        .trim_start();
+        };
         if !rest.starts_with(['}', '\'', '"']) {
             return None;
         }
