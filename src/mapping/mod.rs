@@ -292,9 +292,10 @@ impl MapperSession<'_> {
         let m = self.mapper;
         // The fast path: native filter and slots first, then one render for the rest.
         let mut natives_ok = true;
+        let mut filter_passed = false;
         if let Some(cond) = &m.native_filter {
             match cond.eval(data, record.row) {
-                Some(true) => {}
+                Some(true) => filter_passed = true,
                 Some(false) => return Outcome::Skipped,
                 None => natives_ok = false,
             }
@@ -317,8 +318,12 @@ impl MapperSession<'_> {
             vars => m.vars.clone(),
             row_number => record.row,
         };
-        if natives_ok
-            && let Some(combined) = &self.combined
+        if !natives_ok {
+            // Some native form stepped aside for this row (a date that does not exist, a
+            // value that is not text): minijinja renders those slots, and only those.
+            return self.map_mixed(&ctx, texts, filter_passed);
+        }
+        if let Some(combined) = &self.combined
             && let Ok(out) = combined.render(&ctx)
         {
             let Some(body) = out.strip_prefix(KEEP) else {
@@ -337,10 +342,39 @@ impl MapperSession<'_> {
                 return self.assemble(|i| Ok(texts[i].take().unwrap_or_default()));
             }
         }
-        self.map_slot_by_slot(&ctx)
+        self.map_mixed(&ctx, texts, filter_passed)
     }
 
+    /// Slot by slot, as [`Self::map_slot_by_slot`], but a slot the native path rendered
+    /// (`texts[i]`) keeps that text — the very text minijinja gives (the differential
+    /// tests hold them to it) — and a filter the native condition passed is not rendered
+    /// again.
+    fn map_mixed(
+        &self,
+        ctx: &Value,
+        mut texts: Vec<Option<String>>,
+        filter_passed: bool,
+    ) -> Outcome {
+        if !filter_passed && let Some(skipped_or_failed) = self.jinja_filter(ctx) {
+            return skipped_or_failed;
+        }
+        self.assemble(|i| match texts[i].take() {
+            Some(text) => Ok(text),
+            None => self.slots[i].render(ctx),
+        })
+    }
+
+    /// The row through minijinja alone, slot by slot: what `explain` compares a run with.
     fn map_slot_by_slot(&self, ctx: &Value) -> Outcome {
+        if let Some(skipped_or_failed) = self.jinja_filter(ctx) {
+            return skipped_or_failed;
+        }
+        self.assemble(|i| self.slots[i].render(ctx))
+    }
+
+    /// The filter rendered by minijinja: `None` when the row is kept (or there is no
+    /// filter), else its outcome, skipped or rejected for the filter's error.
+    fn jinja_filter(&self, ctx: &Value) -> Option<Outcome> {
         if let (Some(filter), Some(mode)) = (&self.filter, &self.mapper.filter) {
             match filter.render(ctx) {
                 Ok(out) => {
@@ -352,19 +386,19 @@ impl MapperSession<'_> {
                         ),
                     };
                     if !keep {
-                        return Outcome::Skipped;
+                        return Some(Outcome::Skipped);
                     }
                 }
                 Err(e) => {
-                    return Outcome::Rejected(vec![FieldError::new(
+                    return Some(Outcome::Rejected(vec![FieldError::new(
                         "filter",
                         Rule::Template,
                         format!("the filter failed: {}", describe_error(&e)),
-                    )]);
+                    )]));
                 }
             }
         }
-        self.assemble(|i| self.slots[i].render(ctx))
+        None
     }
 
     /// Build the customer from slot texts (`text(i)`), collecting every problem.
@@ -452,7 +486,7 @@ fn map_json(
     fn json_str(out: &mut Vec<u8>, s: &str) {
         serde_json::to_writer(out, s).expect("writing to memory does not fail");
     }
-    let mut out: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(64);
     let key_of = |out: &mut Vec<u8>, key: &str| {
         out.push(if out.is_empty() { b'{' } else { b',' });
         json_str(out, key);
@@ -607,8 +641,15 @@ mod tests {
     #[test]
     fn map_and_list_fields_print_as_serde_json_objects_do() {
         let texts = [
-            "plain", "", "  ", " padded ", "quote \" and \\ back", "tab\tnew\nline\u{1}",
-            "中文 ✓", "a,b", "{\"json\": 1}",
+            "plain",
+            "",
+            "  ",
+            " padded ",
+            "quote \" and \\ back",
+            "tab\tnew\nline\u{1}",
+            "中文 ✓",
+            "a,b",
+            "{\"json\": 1}",
         ];
         let n = texts.len();
         let entries: Vec<(String, MapSlot)> = vec![
@@ -643,10 +684,19 @@ mod tests {
             } else {
                 Json::Object(obj).to_string()
             };
-            assert_eq!(map_json(entries, &mut text).unwrap(), expected, "from {skip}");
+            assert_eq!(
+                map_json(entries, &mut text).unwrap(),
+                expected,
+                "from {skip}"
+            );
         }
         let mut text = |i: usize| Ok::<_, minijinja::Error>(texts[i].to_string());
-        for ids in [vec![], vec![1, 2], vec![0, 1, 3], (0..n).collect::<Vec<_>>()] {
+        for ids in [
+            vec![],
+            vec![1, 2],
+            vec![0, 1, 3],
+            (0..n).collect::<Vec<_>>(),
+        ] {
             assert_eq!(
                 joined(&ids, &mut text).unwrap(),
                 list(&ids, &mut text).unwrap().join(","),
@@ -664,6 +714,51 @@ mod tests {
         assert_eq!(a, run(&mapper(jinja, None), csv_records(csv)));
         assert_eq!(a[0], r#"{"full_name":"Ann","email":"x@y","gender":1}"#);
         assert_eq!(a[2], r#"{"full_name":"Cid","email":"x@y"}"#);
+    }
+
+    /// A row where some native form steps aside is rendered partly natively, partly by
+    /// minijinja: its outcome must be minijinja's alone, slot by slot.
+    #[test]
+    fn a_row_rendered_partly_natively_ends_as_minijinja_alone_ends_it() {
+        let mapping = serde_json::json!({
+            "full_name": "{{ row.name }}",
+            "birthday": "{{ row.dob | date('%d/%m/%Y') }}",
+            "sms_phone": "{{ row.phone | phone(vars.cc) }}",
+            "remark": "{{ row.kind ~ '!' }}",
+            "tagStr": ["{{ row.kind }}", "{{ row.name | upper }}"],
+            "customize_field": {"customize_1_1": "{{ row.dob | date('%d/%m/%Y') }}"},
+        });
+        let rows = [
+            serde_json::json!({"name": "Ann", "kind": "a", "dob": "31/02/1990", "phone": "139"}),
+            serde_json::json!({"name": "Bob", "kind": "b", "dob": "01/02/1990", "phone": "n/a"}),
+            serde_json::json!({"name": 7, "kind": "a", "dob": "01/02/1990", "phone": 139}),
+            serde_json::json!({"name": "Cid", "kind": 1, "dob": "bad", "phone": "139"}),
+            serde_json::json!({"name": "Dan", "kind": "b", "dob": "01/02/1990", "phone": "139"}),
+        ];
+        for filter in [
+            None,
+            Some("row.kind != 'b'"),
+            Some("{{ row.kind in ['a', 1] }}"),
+        ] {
+            let m = mapper(mapping.clone(), filter);
+            let s = m.session();
+            for (i, row) in rows.iter().enumerate() {
+                let record = json_record(i as u64 + 1, row.clone());
+                let Ok(data) = &record.data else {
+                    unreachable!()
+                };
+                let ctx = minijinja::context! {
+                    row => row_value(data.clone()),
+                    vars => m.vars.clone(),
+                    row_number => record.row,
+                };
+                let (run, alone) = (s.map(&record), s.map_slot_by_slot(&ctx));
+                assert!(
+                    same_outcome(&run, &alone),
+                    "{filter:?} {row}: {run:?} vs {alone:?}"
+                );
+            }
+        }
     }
 
     #[test]

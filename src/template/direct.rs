@@ -13,6 +13,7 @@
 //! to the same output.
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicUsize;
 
 use minijinja::Value;
 use serde_json::Value as Json;
@@ -31,16 +32,46 @@ enum Segment {
     Expr { base: Base, filters: Vec<Filter> },
 }
 
+/// `row.NAME`, with where its column was found last (see
+/// [`crate::source::Header::position_hinted`]).
+#[derive(Debug)]
+struct Column {
+    name: String,
+    hint: AtomicUsize,
+}
+
+impl Column {
+    fn new(name: &str) -> Column {
+        Column {
+            name: name.to_string(),
+            hint: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Clone for Column {
+    fn clone(&self) -> Column {
+        Column::new(&self.name)
+    }
+}
+
+/// The hint is a cache, not part of what the template means.
+impl PartialEq for Column {
+    fn eq(&self, other: &Column) -> bool {
+        self.name == other.name
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Base {
-    Column(String),
+    Column(Column),
     /// `vars.NAME` never changes within a run: rendered up front.
     Constant(String),
     RowNumber,
     /// `{'M': 1, 'F': 0}[row.sex]`: the entry of the column's text, undefined when the
     /// table has none. Values are kept as minijinja prints them.
     Lookup {
-        column: String,
+        column: Column,
         table: Vec<(String, String)>,
     },
 }
@@ -152,7 +183,10 @@ fn integer_literal(s: &str) -> Option<String> {
         && digits.len() <= 18
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'));
-    plain.then(|| s.parse::<i64>().ok()).flatten().map(|i| i.to_string())
+    plain
+        .then(|| s.parse::<i64>().ok())
+        .flatten()
+        .map(|i| i.to_string())
 }
 
 /// `{'K': V, …}[row.NAME]`, keys text, values text or integers, no key twice. The second
@@ -182,12 +216,12 @@ fn lookup(s: &str) -> Option<(Base, bool)> {
         }
         table.push((key.to_string(), value));
         let after = after.trim_start();
-        rest = match after.strip_prefix(',') {
+        rest = match after.strip_prefix(',').map(str::trim_start) {
             // A trailing comma is minijinja's to judge.
-            Some(next) => next.trim_start().strip_prefix('}').map_or(Some(next), |_| None)?,
+            Some(next) if next.starts_with('}') => return None,
+            Some(next) => next,
             None => after,
-        }
-        .trim_start();
+        };
         if !rest.starts_with(['}', '\'', '"']) {
             return None;
         }
@@ -195,7 +229,7 @@ fn lookup(s: &str) -> Option<(Base, bool)> {
     let path = rest.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
     let column = path.strip_prefix("row.").filter(|c| is_ident(c))?;
     let base = Base::Lookup {
-        column: column.to_string(),
+        column: Column::new(column),
         table,
     };
     Some((base, numbers))
@@ -208,7 +242,7 @@ fn expression(s: &str, vars: &serde_json::Map<String, Json>) -> Option<Segment> 
     let base = if path == "row_number" {
         Base::RowNumber
     } else if let Some(col) = path.strip_prefix("row.") {
-        is_ident(col).then(|| Base::Column(col.to_string()))?
+        is_ident(col).then(|| Base::Column(Column::new(col)))?
     } else if let Some(name) = path.strip_prefix("vars.") {
         Base::Constant(is_ident(name).then(|| var_text(vars, name)).flatten()?)
     } else if path.starts_with('{') {
@@ -230,10 +264,10 @@ fn expression(s: &str, vars: &serde_json::Map<String, Json>) -> Option<Segment> 
 
 /// A row's value for `row.NAME`: `Some(None)` when it is undefined (no such column or
 /// key), `None` when it is not text (minijinja's business).
-fn column<'r>(row: &'r RowData, col: &str) -> Option<Option<&'r str>> {
+fn column<'r>(row: &'r RowData, col: &Column) -> Option<Option<&'r str>> {
     match row {
-        RowData::Csv(r) => Some(r.get(col)),
-        RowData::Json(m) => match m.get(col) {
+        RowData::Csv(r) => Some(r.get_hinted(&col.name, &col.hint)),
+        RowData::Json(m) => match m.get(&col.name) {
             None => Some(None),
             Some(v) => Some(Some(v.as_str()?)),
         },
@@ -284,7 +318,8 @@ impl Direct {
             // The usual template, one value: its text is the output, borrowed or not.
             return Some(expr(base, filters, row, row_number)?.into_owned());
         }
-        let mut out = String::new();
+        // Names, most often: room for them without growing.
+        let mut out = String::with_capacity(32);
         for seg in &self.segments {
             match seg {
                 Segment::Text(t) => out.push_str(t),
@@ -351,7 +386,13 @@ impl Condition {
         // minijinja compares a number with a text as different (`row_number == '5'` is
         // false): only a column, text whatever its filters, is compared as text, and only
         // with a text.
-        if !matches!(&left, Segment::Expr { base: Base::Column(_), .. }) {
+        if !matches!(
+            &left,
+            Segment::Expr {
+                base: Base::Column(_),
+                ..
+            }
+        ) {
             return None;
         }
         Some(Condition {
@@ -648,7 +689,10 @@ mod tests {
         // A text row steps aside only where minijinja fails.
         let row = RowData::Json(serde_json::from_str(rows[0]).unwrap());
         for t in templates {
-            assert!(Direct::compile(t, &v).unwrap().eval(&row, 1).is_some(), "{t}");
+            assert!(
+                Direct::compile(t, &v).unwrap().eval(&row, 1).is_some(),
+                "{t}"
+            );
         }
     }
 }

@@ -161,7 +161,19 @@ fn fixed_width_date(raw: &str, format: &str) -> Option<jiff::civil::Date> {
 
 /// `yyyy-MM-dd`, as `strftime("%Y-%m-%d")` writes a date of a year 0 to 9999.
 fn iso_date(date: jiff::civil::Date) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+    fn digits(out: &mut String, n: i16, width: u32) {
+        for p in (0..width).rev() {
+            let digit = (n / 10i16.pow(p) % 10) as u8;
+            out.push(char::from(b'0' + digit));
+        }
+    }
+    let mut out = String::with_capacity(10);
+    digits(&mut out, date.year(), 4);
+    out.push('-');
+    digits(&mut out, i16::from(date.month()), 2);
+    out.push('-');
+    digits(&mut out, i16::from(date.day()), 2);
+    out
 }
 
 /// `datetime` / `datetime(input_format)`: → `yyyy-MM-dd HH:mm:ss`.
@@ -256,7 +268,11 @@ mod tests {
         assert_eq!(p("01012345678"), "861012345678", "national trunk 0 dropped");
         assert_eq!(p("00"), "", "00 and nothing after it");
         assert_eq!(p("0"), "86", "a lone trunk 0");
-        assert_eq!(p("８６ 139 1234 5678"), "8613912345678", "full-width digits are not digits");
+        assert_eq!(
+            p("８６ 139 1234 5678"),
+            "8613912345678",
+            "full-width digits are not digits"
+        );
         assert_eq!(
             phone(&v("139 1234 5678"), &v("+86")).unwrap(),
             "8613912345678",
@@ -301,11 +317,32 @@ mod tests {
             Ok(format!("{cc}{national}"))
         }
         for raw in [
-            "", " ", "n/a", "0", "00", "000", "+", "+0", "0086 139", "86139", "8", "139 1234 5678",
-            " +44 (0)20 7946 0000 ", "0044", "00 86", "٣٩ 12", "８６ 139", "0139", "1-800-FLOWERS",
+            "",
+            " ",
+            "n/a",
+            "0",
+            "00",
+            "000",
+            "+",
+            "+0",
+            "0086 139",
+            "86139",
+            "8",
+            "139 1234 5678",
+            " +44 (0)20 7946 0000 ",
+            "0044",
+            "00 86",
+            "٣٩ 12",
+            "８６ 139",
+            "0139",
+            "1-800-FLOWERS",
         ] {
             for cc in ["86", "+86", "1", "0", "00", "", "x", " 8 6 ", "８６"] {
-                assert_eq!(phone_str(raw, cc), first_version(raw, cc), "{raw:?} with {cc:?}");
+                assert_eq!(
+                    phone_str(raw, cc),
+                    first_version(raw, cc),
+                    "{raw:?} with {cc:?}"
+                );
             }
         }
     }
@@ -343,16 +380,53 @@ mod tests {
                 .map(|d| d.strftime("%Y-%m-%d").to_string())
         };
         let formats = [
-            "%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%Y%m%d", "%d-%m-%Y",
-            "%Y年%m月%d日", "%d/%m/%y", "%d %m %Y", "%e/%m/%Y", "%d/%m/%Y%%", "%d/%d/%Y",
-            "%d/%m", "",
+            "%d/%m/%Y",
+            "%m/%d/%Y",
+            "%Y-%m-%d",
+            "%Y/%m/%d",
+            "%d.%m.%Y",
+            "%Y%m%d",
+            "%d-%m-%Y",
+            "%Y年%m月%d日",
+            "%d/%m/%y",
+            "%d %m %Y",
+            "%e/%m/%Y",
+            "%d/%m/%Y%%",
+            "%d/%d/%Y",
+            "%d/%m",
+            "",
         ];
         let inputs = [
-            "07/03/1994", "29/02/2024", "29/02/2023", "31/04/2024", "00/01/2000", "01/00/2000",
-            "01/13/2000", "12/31/1999", "7/3/1994", "07/03/94", "07/03/19940", "07-03-1994",
-            "1994-03-07", "1994/03/07", "19940307", "07.03.1994", "01/01/0000", "01/01/0001",
-            "31/12/0999", "31/12/9999", "+7/03/1994", "07/+3/1994", "07/03/-994", "07 03 1994",
-            "1994年03月07日", "07/03/1994%", "07/03", "", "x", "٠٧/٠٣/١٩٩٤",
+            "07/03/1994",
+            "29/02/2024",
+            "29/02/2023",
+            "31/04/2024",
+            "00/01/2000",
+            "01/00/2000",
+            "01/13/2000",
+            "12/31/1999",
+            "7/3/1994",
+            "07/03/94",
+            "07/03/19940",
+            "07-03-1994",
+            "1994-03-07",
+            "1994/03/07",
+            "19940307",
+            "07.03.1994",
+            "01/01/0000",
+            "01/01/0001",
+            "31/12/0999",
+            "31/12/9999",
+            "+7/03/1994",
+            "07/+3/1994",
+            "07/03/-994",
+            "07 03 1994",
+            "1994年03月07日",
+            "07/03/1994%",
+            "07/03",
+            "",
+            "x",
+            "٠٧/٠٣/١٩٩٤",
         ];
         for fmt in formats {
             for raw in inputs {
