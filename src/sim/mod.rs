@@ -9,6 +9,7 @@
 //! credentials so the quickstart needs none.
 
 pub mod faults;
+mod fields;
 pub mod order;
 mod routes;
 pub mod seed;

@@ -327,7 +327,7 @@ fn handle_batch_create(app: &App, body: &[u8]) -> Answer {
 }
 
 fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
-    let body = parse_body(body)?;
+    let mut body = parse_body(body)?;
     check_tenant(app, &body)?;
     let mode = match body.get("type").and_then(Value::as_i64) {
         Some(0) => MergeMode::Replace,
@@ -340,9 +340,11 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         Some(Value::Bool(b)) => *b,
         _ => return Err(Answer::err(1002, "strict_binding must be a boolean")),
     };
-    let Some(customers) = body.get("customers").and_then(Value::as_array) else {
+    // Taken out of the body: each record moves into the store, not a copy of it.
+    let Some(Value::Array(customers)) = body.remove("customers") else {
         return Err(Answer::err(1002, "customers must be an array"));
     };
+    let total = customers.len();
     if customers.is_empty() || customers.len() > 100 {
         return Err(Answer::err(
             1002,
@@ -354,12 +356,12 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
     }
     let mut fail_items = Vec::new();
     let mut accepted: Vec<(usize, Incoming)> = Vec::new();
-    for (index, c) in customers.iter().enumerate() {
-        let Some(obj) = c.as_object() else {
+    for (index, c) in customers.into_iter().enumerate() {
+        let Value::Object(mut fields) = c else {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": "a customer must be an object"}));
             continue;
         };
-        if let Err(errors) = Customer::from_json(obj) {
+        if let Err(errors) = Customer::from_json(&fields) {
             let msg = errors
                 .iter()
                 .map(|e| e.message.clone())
@@ -368,7 +370,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": msg}));
             continue;
         }
-        if let Some(agent) = obj.get("belong_seat_user").and_then(Value::as_str)
+        if let Some(agent) = fields.get("belong_seat_user").and_then(Value::as_str)
             && !app.cfg.agents.iter().any(|a| a == agent)
         {
             let msg = format!("归属坐席 {agent} 不存在 (agent {agent} does not exist)");
@@ -379,7 +381,6 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             // Not strict: one such record fails the whole request; nothing is created.
             return Err(Answer::err(12148, msg));
         }
-        let mut fields = obj.clone();
         fields.retain(|_, v| !v.is_null());
         let tags = match fields.remove("tagStr") {
             Some(Value::String(s)) => s
@@ -412,7 +413,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         .map(|((index, phone), id)| json!({"index": index, "customerId": id, "whatsAppPhone": phone}))
         .collect();
     Ok(Answer::ok(json!({
-        "totalCount": customers.len(),
+        "totalCount": total,
         "successCount": success_items.len(),
         "failCount": fail_items.len(),
         "failItems": fail_items,
