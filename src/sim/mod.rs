@@ -11,6 +11,7 @@
 pub mod faults;
 mod fields;
 pub mod order;
+mod records;
 mod routes;
 pub mod seed;
 pub mod store;
