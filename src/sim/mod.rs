@@ -9,7 +9,9 @@
 //! credentials so the quickstart needs none.
 
 pub mod faults;
+mod fields;
 pub mod order;
+mod records;
 mod routes;
 pub mod seed;
 pub mod store;

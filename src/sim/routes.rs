@@ -12,10 +12,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::SimConfig;
 use super::faults::{Fault, Faults};
+use super::records::{self, Record, Records};
 use super::store::{Incoming, MergeMode, QuerySpec, Store};
 use crate::api::sign::{self, ACTION, BIZ_TYPE, SignAlgorithm, SignedHeaders};
 use crate::api::wire::{BATCH_CREATE_PATH, FIELDS_PATH, QUERY_PATH, is_api_datetime};
@@ -129,28 +131,39 @@ async fn sim_stats(State(app): State<Arc<App>>) -> Response {
     axum::Json(stats).into_response()
 }
 
-fn envelope(code: i64, message: &str, data: Value) -> Value {
-    json!({
-        "code": code,
-        "message": if code == 0 { Value::Null } else { Value::from(message) },
-        "traceId": format!("{:016x}", fastrand::u64(..)),
-        "data": data,
-    })
+/// The envelope of every answer, serialized as it is declared (no `Value` built first).
+#[derive(Serialize)]
+struct Envelope<'a> {
+    code: i64,
+    message: Option<&'a str>,
+    #[serde(rename = "traceId")]
+    trace_id: String,
+    data: &'a RawValue,
+}
+
+fn envelope(answer: &Answer) -> Envelope<'_> {
+    Envelope {
+        code: answer.code,
+        message: (answer.code != 0).then_some(answer.message.as_str()),
+        trace_id: format!("{:016x}", fastrand::u64(..)),
+        data: &answer.data,
+    }
 }
 
 /// The API's answer: always HTTP 200 with an envelope (the vendor documents no statuses).
 struct Answer {
     code: i64,
     message: String,
-    data: Value,
+    /// Serialized when the answer is made.
+    data: Box<RawValue>,
 }
 
 impl Answer {
-    fn ok(data: Value) -> Answer {
+    fn ok(data: impl Serialize) -> Answer {
         Answer {
             code: 0,
             message: String::new(),
-            data,
+            data: serde_json::value::to_raw_value(&data).expect("an answer serializes"),
         }
     }
 
@@ -158,9 +171,28 @@ impl Answer {
         Answer {
             code,
             message: message.into(),
-            data: Value::Null,
+            data: RawValue::NULL.to_owned(),
         }
     }
+}
+
+/// batch_create's data, in the order the API documents its keys.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    total_count: usize,
+    success_count: usize,
+    fail_count: usize,
+    fail_items: Vec<Value>,
+    success_items: Vec<Success>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Success {
+    index: usize,
+    customer_id: i64,
+    whats_app_phone: Value,
 }
 
 async fn gate(
@@ -233,8 +265,7 @@ async fn gate(
             .body(Body::from_stream(broken))
             .expect("a response builds");
     }
-    let mut response =
-        axum::Json(envelope(answer.code, &answer.message, answer.data)).into_response();
+    let mut response = axum::Json(envelope(&answer)).into_response();
     if app.cfg.clock_skew_ms != 0 {
         // hyper stamps the real time; a skewed simulator states its own.
         let now = jiff::Timestamp::from_millisecond(now_ms(&app))
@@ -327,7 +358,13 @@ fn handle_batch_create(app: &App, body: &[u8]) -> Answer {
 }
 
 fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
-    let body = parse_body(body)?;
+    let Some(records::Body {
+        rest: body,
+        customers,
+    }) = records::Body::parse(body)
+    else {
+        return Err(Answer::err(1002, "the body must be a JSON object"));
+    };
     check_tenant(app, &body)?;
     let mode = match body.get("type").and_then(Value::as_i64) {
         Some(0) => MergeMode::Replace,
@@ -340,9 +377,11 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         Some(Value::Bool(b)) => *b,
         _ => return Err(Answer::err(1002, "strict_binding must be a boolean")),
     };
-    let Some(customers) = body.get("customers").and_then(Value::as_array) else {
+    // Each record moves into the store, not a copy of it.
+    let Some(Records::Array(customers)) = customers else {
         return Err(Answer::err(1002, "customers must be an array"));
     };
+    let total = customers.len();
     if customers.is_empty() || customers.len() > 100 {
         return Err(Answer::err(
             1002,
@@ -354,12 +393,12 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
     }
     let mut fail_items = Vec::new();
     let mut accepted: Vec<(usize, Incoming)> = Vec::new();
-    for (index, c) in customers.iter().enumerate() {
-        let Some(obj) = c.as_object() else {
+    for (index, c) in customers.into_iter().enumerate() {
+        let Record::Object(mut fields) = c else {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": "a customer must be an object"}));
             continue;
         };
-        if let Err(errors) = Customer::from_json(obj) {
+        if let Err(errors) = Customer::from_json(&fields) {
             let msg = errors
                 .iter()
                 .map(|e| e.message.clone())
@@ -368,7 +407,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": msg}));
             continue;
         }
-        if let Some(agent) = obj.get("belong_seat_user").and_then(Value::as_str)
+        if let Some(agent) = fields.get("belong_seat_user").and_then(Value::as_str)
             && !app.cfg.agents.iter().any(|a| a == agent)
         {
             let msg = format!("归属坐席 {agent} 不存在 (agent {agent} does not exist)");
@@ -379,7 +418,6 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             // Not strict: one such record fails the whole request; nothing is created.
             return Err(Answer::err(12148, msg));
         }
-        let mut fields = obj.clone();
         fields.retain(|_, v| !v.is_null());
         let tags = match fields.remove("tagStr") {
             Some(Value::String(s)) => s
@@ -406,18 +444,22 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         .upsert(app.cfg.tenant_id, mode, records)
         .map_err(|e| Answer::err(1002, format!("storage error: {e}")))?;
     app.stats.lock().expect("stats lock").customers_written += ids.len() as u64;
-    let success_items: Vec<Value> = answered
+    let success_items: Vec<Success> = answered
         .into_iter()
         .zip(&ids)
-        .map(|((index, phone), id)| json!({"index": index, "customerId": id, "whatsAppPhone": phone}))
+        .map(|((index, whats_app_phone), id)| Success {
+            index,
+            customer_id: *id,
+            whats_app_phone,
+        })
         .collect();
-    Ok(Answer::ok(json!({
-        "totalCount": customers.len(),
-        "successCount": success_items.len(),
-        "failCount": fail_items.len(),
-        "failItems": fail_items,
-        "successItems": success_items,
-    })))
+    Ok(Answer::ok(Created {
+        total_count: total,
+        success_count: success_items.len(),
+        fail_count: fail_items.len(),
+        fail_items,
+        success_items,
+    }))
 }
 
 fn handle_query(app: &App, body: &[u8]) -> Answer {
