@@ -31,7 +31,7 @@ pub fn write(customer: &Customer, out: &mut Vec<u8>) {
 /// between escapes are copied whole: every customer with custom fields has a JSON object
 /// in a string (`customize_field`), full of quotes, and a byte-wise loop over it was a
 /// third of the time of writing the JSON.
-fn write_str(s: &str, out: &mut Vec<u8>) {
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let mut rest = s.as_bytes();
     while let Some(at) = first_escape(rest) {

@@ -119,7 +119,7 @@ fn write_created_line(
     out.extend_from_slice(n.format(c.customer_id).as_bytes());
     if let Some(phone) = &c.whats_app_phone {
         out.extend_from_slice(b",\"whats_app_phone\":");
-        serde_json::to_writer(&mut *out, phone).expect("a string serializes");
+        crate::customer_json::write_str(phone, out);
     }
     if let Some(customer) = customer {
         out.extend_from_slice(b",\"customer\":");
@@ -127,7 +127,7 @@ fn write_created_line(
     }
     if let Some(t) = tag {
         out.extend_from_slice(b",\"sync_key\":");
-        serde_json::to_writer(&mut *out, &t.key).expect("a string serializes");
+        crate::customer_json::write_str(&t.key, out);
         out.extend_from_slice(b",\"sync_hash\":\"");
         let mut hex = [0u8; 64];
         hex::encode_to_slice(t.hash, &mut hex).expect("64 hex digits for 32 bytes");
