@@ -409,11 +409,9 @@ impl MapperSession<'_> {
             let (field, result, origin) = match mapped {
                 Mapped::Scalar(f, i) => (*f, text(*i), Origin::Rendered),
                 Mapped::List(f, ids) => (*f, joined(ids, &mut text), Origin::Rendered),
-                Mapped::Map(f, entries) => (
-                    *f,
-                    map_json(entries, &mut text),
-                    Origin::WrittenJsonObject,
-                ),
+                Mapped::Map(f, entries) => {
+                    (*f, map_json(entries, &mut text), Origin::WrittenJsonObject)
+                }
             };
             match result {
                 Ok(s) => rendered.push((field, s, origin)),
