@@ -17,7 +17,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, Template};
 use serde_json::Value as Json;
 
-use crate::customer::{Customer, Field, FieldError, Rule};
+use crate::customer::{Customer, Field, FieldError, Origin, Rule};
 use crate::pointer;
 use crate::source::Record;
 use crate::template::direct::{Condition, Direct};
@@ -406,13 +406,15 @@ impl MapperSession<'_> {
         let mut rendered = Vec::with_capacity(self.mapper.fields.len());
         let mut errors = Vec::new();
         for mapped in &self.mapper.fields {
-            let (field, result) = match mapped {
-                Mapped::Scalar(f, i) => (*f, text(*i)),
-                Mapped::List(f, ids) => (*f, joined(ids, &mut text)),
-                Mapped::Map(f, entries) => (*f, map_json(entries, &mut text)),
+            let (field, result, origin) = match mapped {
+                Mapped::Scalar(f, i) => (*f, text(*i), Origin::Rendered),
+                Mapped::List(f, ids) => (*f, joined(ids, &mut text), Origin::Rendered),
+                Mapped::Map(f, entries) => {
+                    (*f, map_json(entries, &mut text), Origin::WrittenJsonObject)
+                }
             };
             match result {
-                Ok(s) => rendered.push((field, s)),
+                Ok(s) => rendered.push((field, s, origin)),
                 Err(e) => errors.push(FieldError::new(
                     field.name(),
                     Rule::Template,
@@ -420,7 +422,7 @@ impl MapperSession<'_> {
                 )),
             }
         }
-        match Customer::from_rendered(rendered) {
+        match Customer::from_values(rendered) {
             Ok(c) if errors.is_empty() => Outcome::Valid(c),
             Ok(_) => Outcome::Rejected(errors),
             Err(rule_errors) => {
@@ -703,6 +705,55 @@ mod tests {
                 "{ids:?}"
             );
         }
+    }
+
+    /// The map form's `customize_field` skips the JSON object check (the mapping wrote it);
+    /// a template of the user's own for the whole field does not.
+    #[test]
+    fn only_the_map_form_of_customize_field_skips_the_json_check() {
+        let rows = [
+            serde_json::json!({"name": "Ann", "v": "quote \" back \\ tab\t\u{1} 中文 {\"json\": 1}"}),
+            serde_json::json!({"name": "Bob", "v": ""}),
+            serde_json::json!({"name": "Cid", "v": "{"}),
+        ];
+        let map_form = mapper(
+            serde_json::json!({"full_name": "{{ row.name }}", "email": "x@y",
+                "customize_field": {"customize_1_1": "{{ row.v }}", "k \"2\"": ["{{ row.v }}", "{{ row.name }}"]}}),
+            None,
+        );
+        let own = mapper(
+            serde_json::json!({"full_name": "{{ row.name }}", "email": "x@y",
+                "customize_field": "{{ row.v }}"}),
+            None,
+        );
+        let s = map_form.session();
+        for (i, row) in rows.iter().enumerate() {
+            let out = s.map(&json_record(i as u64 + 1, row.clone()));
+            let Outcome::Valid(c) = &out else {
+                panic!("{}", summary(&out))
+            };
+            // What the skipped check would have said of the text: valid.
+            let text = c.text(Field::CustomizeField).unwrap().to_string();
+            assert!(
+                Customer::from_rendered([
+                    (Field::FullName, "A".to_string()),
+                    (Field::Email, "x@y".to_string()),
+                    (Field::CustomizeField, text.clone()),
+                ])
+                .is_ok(),
+                "{text}"
+            );
+        }
+        let own = run(
+            &own,
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| json_record(i as u64 + 1, r.clone()))
+                .collect(),
+        );
+        assert_eq!(own[0], r#"rejected [("customize_field", "json_object")]"#);
+        assert_eq!(own[1], r#"{"full_name":"Bob","email":"x@y"}"#);
+        assert_eq!(own[2], r#"rejected [("customize_field", "json_object")]"#);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::job::model::SourceKind;
-use crate::source::{CsvRow, Header, Record, RowData};
+use crate::source::{CsvRow, Ends, Header, Record, RowData};
 
 /// The record of `row` for a source of `kind`. `read` are the columns the templates read
 /// (`row.X`, each once): a text source has every column in every row, so one the case leaves out is
@@ -37,7 +37,7 @@ pub fn record(kind: SourceKind, row: &Map<String, Value>, read: &[String]) -> Re
             let mut names: Vec<String> = row.keys().cloned().collect();
             names.extend(read.iter().filter(|c| !row.contains_key(*c)).cloned());
             let mut cells = String::new();
-            let mut ends = Vec::with_capacity(names.len());
+            let mut ends = Ends::with_capacity(names.len());
             for name in &names {
                 if let Some(v) = row.get(name) {
                     cells.push_str(&text(v));

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use csv_core::ReadRecordResult;
 
-use super::{CsvRow, Header, OpenError, Record, RecordSource, RowData, SourceSpec, Unreadable};
+use super::{
+    CsvRow, Ends, Header, OpenError, Record, RecordSource, RowData, SourceSpec, Unreadable,
+};
 
 /// A record inside quotes may span at most this many lines or bytes before we decide its
 /// opening quote was never closed.
@@ -372,7 +374,7 @@ fn to_row(
     Ok(RowData::Csv(CsvRow {
         header: Arc::clone(header),
         text: text.to_string(),
-        ends: ends.to_vec(),
+        ends: Ends::from_slice(ends),
     }))
 }
 

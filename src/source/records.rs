@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CsvRow, Header, Record, RecordSource, RowData};
+use super::{CsvRow, Ends, Header, Record, RecordSource, RowData};
 
 /// One line of the copy.
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,7 +61,7 @@ impl CopiedRow {
 /// A CSV row of `header`'s columns from a record (a column it lacks is empty).
 fn csv_row(header: &Arc<Header>, record: &serde_json::Map<String, serde_json::Value>) -> CsvRow {
     let mut text = String::new();
-    let mut ends = Vec::with_capacity(header.names().len());
+    let mut ends = Ends::with_capacity(header.names().len());
     for name in header.names() {
         match record.get(name) {
             Some(serde_json::Value::String(s)) => text.push_str(s),

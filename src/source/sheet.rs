@@ -23,7 +23,9 @@ use calamine::{Data, Ods, Reader, Sheets, Xls, Xlsb, Xlsx};
 
 use super::cell::{DateShape, cell_text, cell_text_as};
 use super::spec::{SheetRef, SourceSpec};
-use super::{CountingReader, CsvRow, Header, OpenError, Record, RecordSource, RowData, Unreadable};
+use super::{
+    CountingReader, CsvRow, Ends, Header, OpenError, Record, RecordSource, RowData, Unreadable,
+};
 
 /// Why a sheet cannot be read, and the `source` key to fix (`path`, `sheet`, `header_row`),
 /// so that `validate` points at it.
@@ -198,7 +200,7 @@ impl RecordSource for SheetSource {
                 });
             }
             let mut text = String::new();
-            let mut ends = Vec::with_capacity(columns.len());
+            let mut ends = Ends::with_capacity(columns.len());
             for &c in &columns {
                 text.push_str(cells.get(c).map_or("", String::as_str));
                 ends.push(text.len());

@@ -445,7 +445,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::source::{CsvRow, Header};
+    use crate::source::{CsvRow, Ends, Header};
     use crate::template::{environment, row_value};
 
     fn vars() -> serde_json::Map<String, Json> {
@@ -457,7 +457,7 @@ mod tests {
             cols.iter().map(|(k, _)| k.to_string()).collect(),
         ));
         let mut text = String::new();
-        let mut ends = Vec::new();
+        let mut ends = Ends::new();
         for (_, v) in cols {
             text.push_str(v);
             ends.push(text.len());
