@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `cdpjob run` against `cdpjob sim --latency-ms 20` (not run by CI).
 #
-#   benches/run.sh [-c CONCURRENCY] [-n TRIALS] [--no-fsync] [--bin PATH] [ROWS]
-#                                              defaults: -c 8, -n 3, ROWS 1000000
+#   benches/run.sh [-c CONCURRENCY] [-n TRIALS] [--no-fsync] [--bin PATH] [--port P] [ROWS]
+#                                              defaults: -c 8, -n 3, --port 8788, ROWS 1000000
 #
 # Runs `benches/run-bench.yaml` (the 15-field mapping of `benches/plan-bench.yaml`, batch
 # 100) with `api.concurrency` set to CONCURRENCY, TRIALS times, and prints for each trial
@@ -19,13 +19,14 @@
 # simulator is always this tree's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-conc=8 trials=3 rows=1000000 bin="" extra_env=(X=1)
+conc=8 trials=3 rows=1000000 bin="" port=8788 extra_env=(X=1)
 while [ $# -gt 0 ]; do
   case $1 in
     -c) conc=$2; shift 2 ;;
     -n) trials=$2; shift 2 ;;
     --no-fsync) extra_env=(CDPJOB_UNSAFE_NO_FSYNC=1); shift ;;
     --bin) bin=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) rows=$1; shift ;;
   esac
@@ -41,7 +42,7 @@ mkdir -p bench-data
 [ -f bench-data/leads.csv ] && [ "$(wc -l <bench-data/leads.csv)" -eq $((rows + 1)) ] \
   || "$target/release/examples/gen_leads" "$rows" bench-data/leads.csv
 # The job, with its concurrency, beside the data (its paths are relative to it).
-sed -e "s/^  concurrency: .*/  concurrency: $conc/" \
+sed -e "s/^  concurrency: .*/  concurrency: $conc/" -e "s/127.0.0.1:8788/127.0.0.1:$port/" \
     -e 's|\.\./bench-data/leads\.csv|leads.csv|' -e 's|\.\./bench-data/runs|runs|' \
     benches/run-bench.yaml >bench-data/run-bench-c$conc.yaml
 export NXCLOUD_ACCESS_KEY=cdpjob-sim NXCLOUD_ACCESS_SECRET=cdpjob-sim-secret
@@ -58,16 +59,16 @@ for t in $(seq 1 "$trials"); do
   # kernel, that writeback lands in the middle of the measured run and delays its fsyncs.
   sync
   # As the issue states it: an in-memory simulator (no --state), on its own core.
-  taskset -c 1 "$sim_bin" sim --listen 127.0.0.1:8788 --latency-ms 20 >/dev/null 2>&1 &
+  taskset -c 1 "$sim_bin" sim --listen 127.0.0.1:$port --latency-ms 20 >/dev/null 2>&1 &
   sim=$!
   for _ in $(seq 50); do
-    curl -s -o /dev/null http://127.0.0.1:8788/__sim/stats && break; sleep 0.1
+    curl -s -o /dev/null http://127.0.0.1:$port/__sim/stats && break; sleep 0.1
   done
   sim_before=$(cpu_of $sim)
   env "${extra_env[@]}" taskset -c 0 /usr/bin/time -v "$client" run --json \
     bench-data/run-bench-c$conc.yaml >bench-data/summary.json 2>bench-data/time.txt || true
   sim_after=$(cpu_of $sim)
-  requests=$(curl -s http://127.0.0.1:8788/__sim/stats \
+  requests=$(curl -s http://127.0.0.1:$port/__sim/stats \
     | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["requests"])')
   kill $sim; wait $sim 2>/dev/null || true
   python3 - "$t" "$limit" "$sim_before" "$sim_after" "$requests" >>bench-data/run-trials <<'EOF'

@@ -253,7 +253,8 @@ impl Customer {
     pub fn from_rendered(
         rendered: impl IntoIterator<Item = (Field, String)>,
     ) -> Result<Customer, Vec<FieldError>> {
-        let mut values = Vec::new();
+        let rendered = rendered.into_iter();
+        let mut values = Vec::with_capacity(rendered.size_hint().0);
         let mut errors = Vec::new();
         for (field, text) in rendered {
             if text.is_empty() {
@@ -368,6 +369,8 @@ fn check(field: Field, text: String) -> Result<FieldValue, FieldError> {
     let name = field.name();
     match field.constraint() {
         Constraint::Free => Ok(FieldValue::Text(text)),
+        // No more bytes than the limit is no more characters: most values need no count.
+        Constraint::Text { max } if text.len() <= max => Ok(FieldValue::Text(text)),
         Constraint::Text { max } => {
             let n = text.chars().count();
             if n > max {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod connection;
 pub mod customer;
+pub mod customer_json;
 pub mod diagnostic;
 pub mod error;
 pub mod explain;

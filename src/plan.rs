@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -314,11 +315,19 @@ pub fn count_records(
     let mut groups: BTreeMap<(String, &'static str), ReasonGroup> = BTreeMap::new();
     let (classifier, mut sync) = SyncPlan::load(job).unzip();
     let mut seen = Seen::default();
+    // Once the preview is full no later row can join it: a valid customer is then counted
+    // and dropped on the mapping thread that made it (`None`), not carried to this one and
+    // freed here. Rows mapped before the flag is seen still carry theirs: harmless.
+    let preview_full = AtomicBool::new(limit == 0);
     // As a run does: the verdict on the mapping threads, then duplicates in row order.
     let classify = |record: source::Record, outcome: Outcome| {
         let verdict = match (&classifier, &outcome) {
             (Some(c), Outcome::Valid(customer)) => Some(c.classify(customer)),
             _ => None,
+        };
+        let outcome = match outcome {
+            Outcome::Valid(_) if preview_full.load(Ordering::Relaxed) => None,
+            other => Some(other),
         };
         (outcome, verdict, record.line_number())
     };
@@ -328,13 +337,13 @@ pub fn count_records(
         source,
         &mapper,
         pipeline::default_workers(),
-        &std::sync::atomic::AtomicBool::new(false),
+        &AtomicBool::new(false),
         &classify,
         |row, (outcome, verdict, line)| {
             counts.rows += 1;
             last_line = line;
             let outcome = match verdict.map(|v| Classifier::settle(&mut seen, v, row)) {
-                Some(Err(duplicate)) => Outcome::Rejected(vec![duplicate]),
+                Some(Err(duplicate)) => Some(Outcome::Rejected(vec![duplicate])),
                 Some(Ok(Verdict::Unchanged)) => {
                     counts.unchanged += 1;
                     return true;
@@ -342,14 +351,18 @@ pub fn count_records(
                 Some(Ok(Verdict::Send(_))) | None => outcome,
             };
             match outcome {
-                Outcome::Valid(customer) => {
+                None => counts.valid += 1,
+                Some(Outcome::Valid(customer)) => {
                     counts.valid += 1;
                     if preview.len() < limit {
                         preview.push(PreviewCustomer { row, customer });
+                        if preview.len() == limit {
+                            preview_full.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
-                Outcome::Skipped => counts.skipped += 1,
-                Outcome::Rejected(errors) => {
+                Some(Outcome::Skipped) => counts.skipped += 1,
+                Some(Outcome::Rejected(errors)) => {
                     counts.rejected += 1;
                     for e in errors {
                         let g = groups

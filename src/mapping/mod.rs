@@ -292,9 +292,10 @@ impl MapperSession<'_> {
         let m = self.mapper;
         // The fast path: native filter and slots first, then one render for the rest.
         let mut natives_ok = true;
+        let mut filter_passed = false;
         if let Some(cond) = &m.native_filter {
             match cond.eval(data, record.row) {
-                Some(true) => {}
+                Some(true) => filter_passed = true,
                 Some(false) => return Outcome::Skipped,
                 None => natives_ok = false,
             }
@@ -317,8 +318,12 @@ impl MapperSession<'_> {
             vars => m.vars.clone(),
             row_number => record.row,
         };
-        if natives_ok
-            && let Some(combined) = &self.combined
+        if !natives_ok {
+            // Some native form stepped aside for this row (a date that does not exist, a
+            // value that is not text): minijinja renders those slots, and only those.
+            return self.map_mixed(&ctx, texts, filter_passed);
+        }
+        if let Some(combined) = &self.combined
             && let Ok(out) = combined.render(&ctx)
         {
             let Some(body) = out.strip_prefix(KEEP) else {
@@ -337,10 +342,39 @@ impl MapperSession<'_> {
                 return self.assemble(|i| Ok(texts[i].take().unwrap_or_default()));
             }
         }
-        self.map_slot_by_slot(&ctx)
+        self.map_mixed(&ctx, texts, filter_passed)
     }
 
+    /// Slot by slot, as [`Self::map_slot_by_slot`], but a slot the native path rendered
+    /// (`texts[i]`) keeps that text — the very text minijinja gives (the differential
+    /// tests hold them to it) — and a filter the native condition passed is not rendered
+    /// again.
+    fn map_mixed(
+        &self,
+        ctx: &Value,
+        mut texts: Vec<Option<String>>,
+        filter_passed: bool,
+    ) -> Outcome {
+        if !filter_passed && let Some(skipped_or_failed) = self.jinja_filter(ctx) {
+            return skipped_or_failed;
+        }
+        self.assemble(|i| match texts[i].take() {
+            Some(text) => Ok(text),
+            None => self.slots[i].render(ctx),
+        })
+    }
+
+    /// The row through minijinja alone, slot by slot: what `explain` compares a run with.
     fn map_slot_by_slot(&self, ctx: &Value) -> Outcome {
+        if let Some(skipped_or_failed) = self.jinja_filter(ctx) {
+            return skipped_or_failed;
+        }
+        self.assemble(|i| self.slots[i].render(ctx))
+    }
+
+    /// The filter rendered by minijinja: `None` when the row is kept (or there is no
+    /// filter), else its outcome, skipped or rejected for the filter's error.
+    fn jinja_filter(&self, ctx: &Value) -> Option<Outcome> {
         if let (Some(filter), Some(mode)) = (&self.filter, &self.mapper.filter) {
             match filter.render(ctx) {
                 Ok(out) => {
@@ -352,19 +386,19 @@ impl MapperSession<'_> {
                         ),
                     };
                     if !keep {
-                        return Outcome::Skipped;
+                        return Some(Outcome::Skipped);
                     }
                 }
                 Err(e) => {
-                    return Outcome::Rejected(vec![FieldError::new(
+                    return Some(Outcome::Rejected(vec![FieldError::new(
                         "filter",
                         Rule::Template,
                         format!("the filter failed: {}", describe_error(&e)),
-                    )]);
+                    )]));
                 }
             }
         }
-        self.assemble(|i| self.slots[i].render(ctx))
+        None
     }
 
     /// Build the customer from slot texts (`text(i)`), collecting every problem.
@@ -374,7 +408,7 @@ impl MapperSession<'_> {
         for mapped in &self.mapper.fields {
             let (field, result) = match mapped {
                 Mapped::Scalar(f, i) => (*f, text(*i)),
-                Mapped::List(f, ids) => (*f, list(ids, &mut text).map(|v| v.join(","))),
+                Mapped::List(f, ids) => (*f, joined(ids, &mut text)),
                 Mapped::Map(f, entries) => (*f, map_json(entries, &mut text)),
             };
             match result {
@@ -401,47 +435,90 @@ impl MapperSession<'_> {
     }
 }
 
+/// Each of the slots' texts, trimmed, the empty ones dropped, passed to `each` in order.
+fn for_items(
+    ids: &[usize],
+    text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
+    mut each: impl FnMut(&str),
+) -> Result<(), minijinja::Error> {
+    for &i in ids {
+        let s = text(i)?;
+        let s = s.trim();
+        if !s.is_empty() {
+            each(s);
+        }
+    }
+    Ok(())
+}
+
 fn list(
     ids: &[usize],
     text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
 ) -> Result<Vec<String>, minijinja::Error> {
     let mut out = Vec::with_capacity(ids.len());
-    for &i in ids {
-        let s = text(i)?;
-        let s = s.trim();
-        if !s.is_empty() {
-            out.push(s.to_string());
-        }
-    }
+    for_items(ids, text, |s| out.push(s.to_string()))?;
     Ok(out)
 }
 
+/// A list field's value: the items joined with commas (what `list(…).join(",")` gives,
+/// without a string per item).
+fn joined(
+    ids: &[usize],
+    text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
+) -> Result<String, minijinja::Error> {
+    let mut out = String::new();
+    for_items(ids, text, |s| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(s);
+    })?;
+    Ok(out)
+}
+
+/// A map field's value as JSON text, written as it goes: the same text as building a
+/// `serde_json` object of the non-empty entries and printing it (the keys are unique, those
+/// of a JSON object in the job), without the object. Empty when every entry is.
 fn map_json(
     entries: &[(String, MapSlot)],
     text: &mut impl FnMut(usize) -> Result<String, minijinja::Error>,
 ) -> Result<String, minijinja::Error> {
-    let mut obj = serde_json::Map::new();
+    fn json_str(out: &mut Vec<u8>, s: &str) {
+        serde_json::to_writer(out, s).expect("writing to memory does not fail");
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(64);
+    let key_of = |out: &mut Vec<u8>, key: &str| {
+        out.push(if out.is_empty() { b'{' } else { b',' });
+        json_str(out, key);
+        out.push(b':');
+    };
     for (key, entry) in entries {
         match entry {
             MapSlot::One(i) => {
                 let s = text(*i)?;
                 if !s.is_empty() {
-                    obj.insert(key.clone(), Json::String(s));
+                    key_of(&mut out, key);
+                    json_str(&mut out, &s);
                 }
             }
             MapSlot::Many(ids) => {
-                let items = list(ids, text)?;
+                let mut items: Vec<u8> = Vec::new();
+                for_items(ids, text, |s| {
+                    items.push(if items.is_empty() { b'[' } else { b',' });
+                    json_str(&mut items, s);
+                })?;
                 if !items.is_empty() {
-                    obj.insert(key.clone(), Json::from(items));
+                    key_of(&mut out, key);
+                    out.extend_from_slice(&items);
+                    out.push(b']');
                 }
             }
         }
     }
-    Ok(if obj.is_empty() {
-        String::new()
-    } else {
-        Json::Object(obj).to_string()
-    })
+    if !out.is_empty() {
+        out.push(b'}');
+    }
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
 #[cfg(test)]
@@ -557,6 +634,131 @@ mod tests {
             summary(&out),
             "{\"full_name\":\"A\u{1f}B\",\"email\":\"x@y\"}".replace("\u{1f}", "\\u001f")
         );
+    }
+
+    /// `map_json` and `joined` write as they go; they must give what building the
+    /// `serde_json` object (or the list of items) and printing it gave.
+    #[test]
+    fn map_and_list_fields_print_as_serde_json_objects_do() {
+        let texts = [
+            "plain",
+            "",
+            "  ",
+            " padded ",
+            "quote \" and \\ back",
+            "tab\tnew\nline\u{1}",
+            "中文 ✓",
+            "a,b",
+            "{\"json\": 1}",
+        ];
+        let n = texts.len();
+        let entries: Vec<(String, MapSlot)> = vec![
+            ("k1".into(), MapSlot::One(0)),
+            ("key \"two\"".into(), MapSlot::Many(vec![1, 2, 3, 4])),
+            ("empty".into(), MapSlot::One(1)),
+            ("empties".into(), MapSlot::Many(vec![1, 2])),
+            ("键".into(), MapSlot::Many((0..n).collect())),
+            ("last".into(), MapSlot::One(5)),
+        ];
+        for skip in 0..=entries.len() {
+            // Every prefix left out: the first entry written is never the same one.
+            let entries = &entries[skip..];
+            let mut text = |i: usize| Ok::<_, minijinja::Error>(texts[i].to_string());
+            let mut obj = serde_json::Map::new();
+            for (key, entry) in entries {
+                match entry {
+                    MapSlot::One(i) if !texts[*i].is_empty() => {
+                        obj.insert(key.clone(), Json::from(texts[*i]));
+                    }
+                    MapSlot::Many(ids) => {
+                        let items = list(ids, &mut text).unwrap();
+                        if !items.is_empty() {
+                            obj.insert(key.clone(), Json::from(items));
+                        }
+                    }
+                    MapSlot::One(_) => {}
+                }
+            }
+            let expected = if obj.is_empty() {
+                String::new()
+            } else {
+                Json::Object(obj).to_string()
+            };
+            assert_eq!(
+                map_json(entries, &mut text).unwrap(),
+                expected,
+                "from {skip}"
+            );
+        }
+        let mut text = |i: usize| Ok::<_, minijinja::Error>(texts[i].to_string());
+        for ids in [
+            vec![],
+            vec![1, 2],
+            vec![0, 1, 3],
+            (0..n).collect::<Vec<_>>(),
+        ] {
+            assert_eq!(
+                joined(&ids, &mut text).unwrap(),
+                list(&ids, &mut text).unwrap().join(","),
+                "{ids:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_benchmark_gender_table_agrees_with_minijinja() {
+        let native = serde_json::json!({"full_name": "{{ row.name }}", "email": "x@y", "gender": "{{ {'M': 1, 'F': 0}[row.kind] | default('') }}"});
+        let jinja = serde_json::json!({"full_name": "{{ row.name }}", "email": "x@y", "gender": "{{ ({'M': 1, 'F': 0}[row.kind] | default('')) ~ '' }}"});
+        let csv = "name,kind,phone\nAnn,M,1\nBob,F,2\nCid,,3\nDan,X,4\nEve, M,5\n";
+        let a = run(&mapper(native, None), csv_records(csv));
+        assert_eq!(a, run(&mapper(jinja, None), csv_records(csv)));
+        assert_eq!(a[0], r#"{"full_name":"Ann","email":"x@y","gender":1}"#);
+        assert_eq!(a[2], r#"{"full_name":"Cid","email":"x@y"}"#);
+    }
+
+    /// A row where some native form steps aside is rendered partly natively, partly by
+    /// minijinja: its outcome must be minijinja's alone, slot by slot.
+    #[test]
+    fn a_row_rendered_partly_natively_ends_as_minijinja_alone_ends_it() {
+        let mapping = serde_json::json!({
+            "full_name": "{{ row.name }}",
+            "birthday": "{{ row.dob | date('%d/%m/%Y') }}",
+            "sms_phone": "{{ row.phone | phone(vars.cc) }}",
+            "remark": "{{ row.kind ~ '!' }}",
+            "tagStr": ["{{ row.kind }}", "{{ row.name | upper }}"],
+            "customize_field": {"customize_1_1": "{{ row.dob | date('%d/%m/%Y') }}"},
+        });
+        let rows = [
+            serde_json::json!({"name": "Ann", "kind": "a", "dob": "31/02/1990", "phone": "139"}),
+            serde_json::json!({"name": "Bob", "kind": "b", "dob": "01/02/1990", "phone": "n/a"}),
+            serde_json::json!({"name": 7, "kind": "a", "dob": "01/02/1990", "phone": 139}),
+            serde_json::json!({"name": "Cid", "kind": 1, "dob": "bad", "phone": "139"}),
+            serde_json::json!({"name": "Dan", "kind": "b", "dob": "01/02/1990", "phone": "139"}),
+        ];
+        for filter in [
+            None,
+            Some("row.kind != 'b'"),
+            Some("{{ row.kind in ['a', 1] }}"),
+        ] {
+            let m = mapper(mapping.clone(), filter);
+            let s = m.session();
+            for (i, row) in rows.iter().enumerate() {
+                let record = json_record(i as u64 + 1, row.clone());
+                let Ok(data) = &record.data else {
+                    unreachable!()
+                };
+                let ctx = minijinja::context! {
+                    row => row_value(data.clone()),
+                    vars => m.vars.clone(),
+                    row_number => record.row,
+                };
+                let (run, alone) = (s.map(&record), s.map_slot_by_slot(&ctx));
+                assert!(
+                    same_outcome(&run, &alone),
+                    "{filter:?} {row}: {run:?} vs {alone:?}"
+                );
+            }
+        }
     }
 
     #[test]

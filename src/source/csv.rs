@@ -76,8 +76,16 @@ struct RecordSplitter {
     /// The physical lines of the last record split, kept (moved, not copied) so that a
     /// record found bad afterwards can still be given with its text.
     record_lines: Vec<(u64, Vec<u8>)>,
+    /// Line buffers of records already handed on, read into again: a line costs no
+    /// allocation (nor the regrowth of a fresh buffer up to the line's length).
+    spare: Vec<Vec<u8>>,
     encoding: &'static str,
 }
+
+/// How many line buffers, of at most how many bytes, are kept for reuse: one line is the
+/// usual record; a long multi-line one is not worth holding on to.
+const SPARE_LINES: usize = 4;
+const SPARE_LINE_BYTES: usize = 64 << 10;
 
 /// What the splitter found.
 enum Split {
@@ -104,6 +112,7 @@ impl RecordSplitter {
             ends: vec![0; 64],
             ends_len: 0,
             record_lines: Vec::new(),
+            spare: Vec::new(),
             encoding: opts.encoding,
         }
     }
@@ -112,8 +121,10 @@ impl RecordSplitter {
         if let Some(l) = self.pending.pop_front() {
             return Ok(Some(l));
         }
-        let mut buf = Vec::new();
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
         if self.input.read_until(b'\n', &mut buf)? == 0 {
+            self.spare.push(buf);
             return Ok(None);
         }
         if self.at_start {
@@ -161,7 +172,11 @@ impl RecordSplitter {
     /// The next record, with `expected` fields if known (to catch runaway quotes).
     fn next(&mut self, expected: Option<usize>) -> io::Result<Option<Split>> {
         let mut lines = std::mem::take(&mut self.record_lines);
-        lines.clear();
+        for (_, buf) in lines.drain(..) {
+            if self.spare.len() < SPARE_LINES && buf.capacity() <= SPARE_LINE_BYTES {
+                self.spare.push(buf);
+            }
+        }
         let mut bytes = 0usize;
         self.core.reset();
         self.out_len = 0;
@@ -175,6 +190,9 @@ impl RecordSplitter {
                 return Ok(Some(self.broken(lines)));
             };
             if lines.is_empty() && line.iter().all(|b| *b == b'\n' || *b == b'\r') {
+                if self.spare.len() < SPARE_LINES {
+                    self.spare.push(line);
+                }
                 continue; // blank lines between records are not records
             }
             bytes += line.len();

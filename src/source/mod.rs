@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
@@ -127,6 +128,8 @@ pub enum RowData {
 pub struct Header {
     names: Vec<String>,
     index: HashMap<String, usize>,
+    /// No name is there twice: a name found at a position is the column of that name.
+    unique: bool,
     /// The rows are a sheet's: a record's `line` is the row number the spreadsheet shows.
     sheet: bool,
 }
@@ -140,6 +143,7 @@ impl Header {
             index.entry(n.clone()).or_insert(i);
         }
         Header {
+            unique: index.len() == names.len(),
             names,
             index,
             sheet: false,
@@ -163,13 +167,30 @@ impl Header {
     }
 
     pub fn position(&self, name: &str) -> Option<usize> {
-        // Called for every `row.X` of every row: for the usual few dozen columns a scan
-        // comparing lengths first beats hashing the name.
+        // For the usual few dozen columns a scan comparing lengths and first bytes before
+        // the text beats hashing the name.
         if self.names.len() <= 32 {
-            self.names.iter().position(|n| n == name)
+            let (len, first) = (name.len(), name.as_bytes().first());
+            self.names
+                .iter()
+                .position(|n| n.len() == len && n.as_bytes().first() == first && n == name)
         } else {
             self.index.get(name).copied()
         }
+    }
+
+    /// [`Header::position`], trying `hint` first: where the same name was found last time
+    /// (for a template's `row.X`, the same for every row of a source). One comparison
+    /// instead of a search; `hint` is updated when it was wrong. A header with a name twice
+    /// always searches, so that the first of them is the one found.
+    pub fn position_hinted(&self, name: &str, hint: &AtomicUsize) -> Option<usize> {
+        let h = hint.load(Ordering::Relaxed);
+        if self.unique && self.names.get(h).is_some_and(|n| n == name) {
+            return Some(h);
+        }
+        let found = self.position(name)?;
+        hint.store(found, Ordering::Relaxed);
+        Some(found)
     }
 }
 
@@ -183,9 +204,19 @@ pub struct CsvRow {
 
 impl CsvRow {
     pub fn get(&self, name: &str) -> Option<&str> {
-        let i = self.header.position(name)?;
+        self.header.position(name).map(|i| self.field(i))
+    }
+
+    /// [`CsvRow::get`] through [`Header::position_hinted`].
+    pub fn get_hinted(&self, name: &str, hint: &AtomicUsize) -> Option<&str> {
+        self.header
+            .position_hinted(name, hint)
+            .map(|i| self.field(i))
+    }
+
+    fn field(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..self.ends[i]])
+        &self.text[start..self.ends[i]]
     }
 }
 
@@ -314,6 +345,48 @@ pub fn open_counted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_found_by_their_whole_text() {
+        let names = [
+            "email",
+            "e",
+            "email2",
+            "emai",
+            "contact_email",
+            "contact_emails",
+            "",
+            "é",
+        ];
+        let header = Header::new(names.iter().map(|n| n.to_string()).collect());
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(header.position(n), Some(i), "{n:?}");
+        }
+        for missing in ["emaiL", "email\0", "contact_emailz", "contact_", "x", "ée"] {
+            assert_eq!(header.position(missing), None, "{missing:?}");
+        }
+    }
+
+    #[test]
+    fn a_hint_is_only_a_shortcut() {
+        let hint = AtomicUsize::new(0);
+        let header = Header::new(vec!["a".into(), "b".into(), "c".into()]);
+        assert_eq!(header.position_hinted("c", &hint), Some(2));
+        assert_eq!(hint.load(Ordering::Relaxed), 2);
+        assert_eq!(header.position_hinted("c", &hint), Some(2));
+        assert_eq!(header.position_hinted("a", &hint), Some(0), "a wrong hint");
+        assert_eq!(header.position_hinted("zz", &hint), None);
+        // Another header with the name twice: the first, whatever the hint says.
+        let twice = Header::new(vec!["x".into(), "c".into(), "c".into()]);
+        hint.store(2, Ordering::Relaxed);
+        assert_eq!(twice.position_hinted("c", &hint), Some(1));
+        hint.store(7, Ordering::Relaxed);
+        assert_eq!(
+            header.position_hinted("b", &hint),
+            Some(1),
+            "a hint past the end"
+        );
+    }
 
     #[test]
     fn a_name_twice_is_the_first_column_at_every_width() {
