@@ -1133,6 +1133,56 @@ mod tests {
         assert!(index.0.is_empty());
     }
 
+    /// Every field filter of a query, now that the fields are held as text: the match keys
+    /// from beside it, the others parsed back.
+    #[test]
+    fn each_field_filter_finds_its_customer() {
+        let store = Store::open(None).unwrap();
+        let a = put(
+            &store,
+            1,
+            MergeMode::Update,
+            rec(&[
+                ("full_name", "Ann Lee"),
+                ("first_name", "Ann"),
+                ("last_name", "Lee"),
+                ("whats_app_phone", "111"),
+                ("sms_phone", "211"),
+                ("email", "ann@x.io"),
+                ("viber_phone", "311"),
+            ]),
+        );
+        let b = put(
+            &store,
+            1,
+            MergeMode::Update,
+            rec(&[("full_name", "Bo Lee"), ("email", "bo@x.io")]),
+        );
+        let found = |f: fn(&mut QuerySpec)| query(&store, f).0;
+        assert_eq!(found(|q| q.whats_app_phone = Some("111".into())), [a]);
+        assert_eq!(found(|q| q.sms_phone = Some("211".into())), [a]);
+        assert_eq!(found(|q| q.email = Some("bo@x.io".into())), [b]);
+        assert_eq!(found(|q| q.viber_phone = Some("311".into())), [a]);
+        assert!(found(|q| q.viber_phone = Some("111".into())).is_empty());
+        assert_eq!(found(|q| q.name = Some("lee".into())), [a, b]);
+        assert_eq!(found(|q| q.name = Some("Ann".into())), [a]);
+        assert_eq!(found(|q| q.name = Some("Lee".into())), [a, b]);
+        assert_eq!(
+            found(|q| {
+                q.name = Some("lee".into());
+                q.email = Some("ann@x.io".into());
+            }),
+            [a]
+        );
+        assert!(
+            found(|q| {
+                q.viber_phone = Some("311".into());
+                q.sms_phone = Some("999".into());
+            })
+            .is_empty()
+        );
+    }
+
     #[test]
     fn a_reopened_state_file_holds_customers_tags_and_merges() {
         let dir = tempfile::tempdir().unwrap();
