@@ -213,7 +213,7 @@ impl Field {
 /// One rendered, non-empty value checked against its field's rule alone: the check
 /// [`Customer::from_rendered`] makes of each field, for showing verdicts one by one.
 pub fn check_value(field: Field, text: &str) -> Result<(), FieldError> {
-    check(field, text.to_string(), Origin::Rendered).map(|_| ())
+    verdict(field, text, Origin::Rendered).map(|_| ())
 }
 
 /// Why a row did not become a valid customer: the field, the rule (for grouping and
@@ -278,23 +278,7 @@ impl Customer {
             }
         }
         values.sort_by_key(|(f, _)| *f);
-        let has = |f: Field| values.iter().any(|(g, _)| *g == f);
-        let broke = |errors: &[FieldError], f: Field| errors.iter().any(|e| e.field == f.name());
-        if !has(Field::FullName) && !broke(&errors, Field::FullName) {
-            errors.push(FieldError::new(
-                "full_name",
-                Rule::Required,
-                "full_name is required and rendered empty",
-            ));
-        }
-        let any_channel_broken = Field::CONTACT_CHANNELS.iter().any(|f| broke(&errors, *f));
-        if !any_channel_broken && !Field::CONTACT_CHANNELS.iter().any(|f| has(*f)) {
-            errors.push(FieldError::new(
-                "contact",
-                Rule::ContactChannel,
-                "no contact channel: sms_phone, whats_app_phone, email, viber_phone, messenger, instagram, line and zalo are all empty",
-            ));
-        }
+        whole_customer_rules(|f| values.iter().any(|(g, _)| *g == f), &mut errors);
         if errors.is_empty() {
             Ok(Customer { values })
         } else {
@@ -307,40 +291,46 @@ impl Customer {
     pub fn from_json(
         obj: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Customer, Vec<FieldError>> {
-        use serde_json::Value;
-        let mut rendered = Vec::new();
         let mut errors = Vec::new();
-        for (key, value) in obj {
-            let Some(field) = Field::from_name(key) else {
-                errors.push(FieldError::new(
-                    key.clone(),
-                    Rule::UnknownField,
-                    format!("{key} is not a customer field"),
-                ));
-                continue;
-            };
-            let integer = matches!(field.constraint(), Constraint::Integer { .. });
-            match (value, integer) {
-                (Value::Null, _) => {}
-                (Value::String(s), false) => rendered.push((field, s.clone())),
-                (Value::Number(n), true) if n.is_i64() => rendered.push((field, n.to_string())),
-                _ => errors.push(FieldError::new(
-                    key.clone(),
-                    Rule::Type,
-                    format!(
-                        "{key} must be {}",
-                        if integer { "an integer" } else { "a string" }
-                    ),
-                )),
-            }
-        }
-        match Customer::from_rendered(rendered) {
+        let rendered = typed(
+            obj.iter().map(|(k, v)| (k.as_str(), JsonField::from(v))),
+            &mut errors,
+        );
+        match Customer::from_rendered(rendered.into_iter().map(|(f, t)| (f, t.into_owned()))) {
             Ok(c) if errors.is_empty() => Ok(c),
             Ok(_) => Err(errors),
             Err(more) => {
                 errors.extend(more);
                 Err(errors)
             }
+        }
+    }
+
+    /// [`Customer::from_json`]'s verdict on a customer object, the same errors in the same
+    /// order, without building the customer (the simulator checks every record it is sent
+    /// and keeps only its text).
+    pub fn check_json<'a>(
+        obj: impl IntoIterator<Item = (&'a str, JsonField<'a>)>,
+    ) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let rendered = typed(obj, &mut errors);
+        let mut rule_errors = Vec::new();
+        let mut present = Vec::with_capacity(rendered.len());
+        for (field, text) in &rendered {
+            if text.is_empty() {
+                continue;
+            }
+            match verdict(*field, text, Origin::Rendered) {
+                Ok(_) => present.push(*field),
+                Err(e) => rule_errors.push(e),
+            }
+        }
+        whole_customer_rules(|f| present.contains(&f), &mut rule_errors);
+        errors.extend(rule_errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
     }
 
@@ -388,20 +378,112 @@ pub enum Origin {
     WrittenJsonObject,
 }
 
+/// The rules of a whole customer, beside those of each field: a full name, and a contact
+/// channel (each unless a value of it already broke its own rule, in `errors`).
+fn whole_customer_rules(has: impl Fn(Field) -> bool, errors: &mut Vec<FieldError>) {
+    let broke = |errors: &[FieldError], f: Field| errors.iter().any(|e| e.field == f.name());
+    if !has(Field::FullName) && !broke(errors, Field::FullName) {
+        errors.push(FieldError::new(
+            "full_name",
+            Rule::Required,
+            "full_name is required and rendered empty",
+        ));
+    }
+    let any_channel_broken = Field::CONTACT_CHANNELS.iter().any(|f| broke(errors, *f));
+    if !any_channel_broken && !Field::CONTACT_CHANNELS.iter().any(|f| has(*f)) {
+        errors.push(FieldError::new(
+            "contact",
+            Rule::ContactChannel,
+            "no contact channel: sms_phone, whats_app_phone, email, viber_phone, messenger, instagram, line and zalo are all empty",
+        ));
+    }
+}
+
+/// A value of a customer object, as far as the rules look at its JSON type.
+#[derive(Debug, Clone, Copy)]
+pub enum JsonField<'a> {
+    Null,
+    Text(&'a str),
+    /// A JSON integer that fits an i64.
+    Integer(i64),
+    /// Any other number, a boolean, an array or an object.
+    Other,
+}
+
+impl<'a> From<&'a serde_json::Value> for JsonField<'a> {
+    fn from(v: &'a serde_json::Value) -> JsonField<'a> {
+        use serde_json::Value;
+        match v {
+            Value::Null => JsonField::Null,
+            Value::String(s) => JsonField::Text(s),
+            Value::Number(n) => n.as_i64().map_or(JsonField::Other, JsonField::Integer),
+            _ => JsonField::Other,
+        }
+    }
+}
+
+/// The fields of a customer object with the JSON type their rule wants, as text (an
+/// integer written out); unknown names and wrong types go to `errors`, in the object's order.
+fn typed<'a>(
+    obj: impl IntoIterator<Item = (&'a str, JsonField<'a>)>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(Field, std::borrow::Cow<'a, str>)> {
+    let mut rendered = Vec::new();
+    for (key, value) in obj {
+        let Some(field) = Field::from_name(key) else {
+            errors.push(FieldError::new(
+                key,
+                Rule::UnknownField,
+                format!("{key} is not a customer field"),
+            ));
+            continue;
+        };
+        let integer = matches!(field.constraint(), Constraint::Integer { .. });
+        match (value, integer) {
+            (JsonField::Null, _) => {}
+            (JsonField::Text(s), false) => rendered.push((field, s.into())),
+            (JsonField::Integer(n), true) => rendered.push((field, n.to_string().into())),
+            _ => errors.push(FieldError::new(
+                key,
+                Rule::Type,
+                format!(
+                    "{key} must be {}",
+                    if integer { "an integer" } else { "a string" }
+                ),
+            )),
+        }
+    }
+    rendered
+}
+
+/// What a value that keeps to its field's rule is.
+enum Checked {
+    Text,
+    Int(i64),
+}
+
 fn check(field: Field, text: String, origin: Origin) -> Result<FieldValue, FieldError> {
+    Ok(match verdict(field, &text, origin)? {
+        Checked::Text => FieldValue::Text(text),
+        Checked::Int(i) => FieldValue::Int(i),
+    })
+}
+
+/// One value against its field's rule.
+fn verdict(field: Field, text: &str, origin: Origin) -> Result<Checked, FieldError> {
     let name = field.name();
     match field.constraint() {
-        Constraint::Free => Ok(FieldValue::Text(text)),
+        Constraint::Free => Ok(Checked::Text),
         Constraint::JsonObject if origin == Origin::WrittenJsonObject => {
             // Debug builds (the tests) still parse it: a writer that went wrong shows here.
             debug_assert!(
-                json_object_text(&text),
+                json_object_text(text),
                 "the mapping wrote {text:?} as a JSON object"
             );
-            Ok(FieldValue::Text(text))
+            Ok(Checked::Text)
         }
         // No more bytes than the limit is no more characters: most values need no count.
-        Constraint::Text { max } if text.len() <= max => Ok(FieldValue::Text(text)),
+        Constraint::Text { max } if text.len() <= max => Ok(Checked::Text),
         Constraint::Text { max } => {
             let n = text.chars().count();
             if n > max {
@@ -411,7 +493,7 @@ fn check(field: Field, text: String, origin: Origin) -> Result<FieldValue, Field
                     format!("{name} is {n} characters long; the limit is {max}"),
                 ))
             } else {
-                Ok(FieldValue::Text(text))
+                Ok(Checked::Text)
             }
         }
         Constraint::Digits { max } => {
@@ -432,12 +514,12 @@ fn check(field: Field, text: String, origin: Origin) -> Result<FieldValue, Field
                     format!("{name} has {n} digits; the limit is {max}"),
                 ))
             } else {
-                Ok(FieldValue::Text(text))
+                Ok(Checked::Text)
             }
         }
         Constraint::Date => {
-            if is_real_iso_date(&text) {
-                Ok(FieldValue::Text(text))
+            if is_real_iso_date(text) {
+                Ok(Checked::Text)
             } else {
                 Err(FieldError::new(
                     name,
@@ -449,7 +531,7 @@ fn check(field: Field, text: String, origin: Origin) -> Result<FieldValue, Field
             }
         }
         Constraint::Integer { min, max } => match text.trim().parse::<i64>() {
-            Ok(i) if (min..=max).contains(&i) => Ok(FieldValue::Int(i)),
+            Ok(i) if (min..=max).contains(&i) => Ok(Checked::Int(i)),
             Ok(i) => Err(FieldError::new(
                 name,
                 Rule::Range,
@@ -461,7 +543,7 @@ fn check(field: Field, text: String, origin: Origin) -> Result<FieldValue, Field
                 format!("{name} {text:?} is not an integer between {min} and {max}"),
             )),
         },
-        Constraint::JsonObject if json_object_text(&text) => Ok(FieldValue::Text(text)),
+        Constraint::JsonObject if json_object_text(text) => Ok(Checked::Text),
         Constraint::JsonObject => Err(FieldError::new(
             name,
             Rule::JsonObject,
@@ -729,6 +811,27 @@ mod tests {
             rules(with("{oops")),
             vec![pair("customize_field", "json_object")]
         );
+    }
+
+    #[test]
+    fn checking_a_json_customer_says_what_building_it_says() {
+        for text in [
+            r#"{"full_name":"A","sms_phone":"1","gender":1,"weight":null}"#,
+            r#"{"full_name":"A","sms_phone":1,"gender":"1","nick":"x"}"#,
+            r#"{"full_name":5,"email":"a@b.c"}"#,
+            r#"{"full_name":"","sms_phone":"12a","birthday":"2020-02-30","gender":7}"#,
+            r#"{"full_name":"A","whats_app_phone":[1],"email":{"a":1},"gender":1.5}"#,
+            r#"{"full_name":"A","customize_field":"{oops","email":"x","gender":18446744073709551615}"#,
+            r#"{}"#,
+        ] {
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).unwrap();
+            let built = Customer::from_json(&map).err();
+            let checked =
+                Customer::check_json(map.iter().map(|(k, v)| (k.as_str(), JsonField::from(v))))
+                    .err();
+            assert_eq!(checked, built, "{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::records::Val;
+use crate::customer_json;
+
 /// The keys an incoming record is matched by, in priority order.
 pub const MATCH_KEYS: [&str; 3] = ["whats_app_phone", "sms_phone", "email"];
 
@@ -31,6 +34,48 @@ impl Fields {
         Fields {
             text: text.into_boxed_str(),
             keys: MATCH_KEYS.map(|k| map.get(k).and_then(Value::as_str).map(Box::from)),
+        }
+    }
+
+    /// The fields of an incoming record, its nulls left out, written straight from the
+    /// parsed body (`scratch` is reused from record to record): the same text and keys as
+    /// [`Fields::new`] of the map of those entries.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a Val<'a>)>,
+        scratch: &mut Vec<u8>,
+    ) -> Fields {
+        scratch.clear();
+        scratch.push(b'{');
+        let mut keys: [Option<Box<str>>; 3] = Default::default();
+        for (key, value) in entries {
+            if matches!(value, Val::Null) {
+                continue;
+            }
+            if scratch.len() > 1 {
+                scratch.push(b',');
+            }
+            customer_json::write_str(key, scratch);
+            scratch.push(b':');
+            match value {
+                Val::Null => unreachable!("skipped above"),
+                Val::Text(s) => {
+                    customer_json::write_str(s, scratch);
+                    if let Some(i) = MATCH_KEYS.iter().position(|k| *k == key) {
+                        keys[i] = Some(Box::from(s.as_ref()));
+                    }
+                }
+                Val::Integer(n) => {
+                    scratch.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
+                }
+                Val::Other(v) => {
+                    serde_json::to_writer(&mut *scratch, v).expect("a JSON value serializes")
+                }
+            }
+        }
+        scratch.push(b'}');
+        Fields {
+            text: Box::from(std::str::from_utf8(scratch).expect("JSON is UTF-8")),
+            keys,
         }
     }
 
@@ -83,5 +128,34 @@ mod tests {
         assert_eq!(fields.match_key(0), Some("86139"));
         assert_eq!(fields.match_key(1), None);
         assert_eq!(fields.match_key(2), Some("a@b.c"));
+    }
+
+    #[test]
+    fn fields_written_from_a_parsed_record_are_those_of_its_map() {
+        use crate::sim::records::{Body, Record, Records};
+        let body = r#"{"customers": [{"full_name": "牛 \"q\"\n", "email": "a@b.c", "sms_phone": 5,
+            "whats_app_phone": "861\u00e9", "nil": null, "gender": -3, "big": 18446744073709551615,
+            "f": 1.5, "t": true, "o": {"x": [1, null, "y"]}, "k\\ey": "v", "email": "z@b.c"}]}"#;
+        let Some(Body {
+            customers: Some(Records::Array(records)),
+            ..
+        }) = Body::parse(body.as_bytes())
+        else {
+            panic!("parses")
+        };
+        let Record::Object(object) = &records[0] else {
+            panic!("an object")
+        };
+        let map: Map<String, Value> = object
+            .iter()
+            .filter(|(_, v)| !matches!(v, Val::Null))
+            .map(|(k, v)| (k.to_string(), v.to_value()))
+            .collect();
+        let mut scratch = b"left over".to_vec();
+        let written = Fields::from_entries(object.iter(), &mut scratch);
+        assert_eq!(written, Fields::new(&map));
+        assert_eq!(written.match_key(0), Some("861é"));
+        assert_eq!(written.match_key(1), None);
+        assert_eq!(written.match_key(2), Some("z@b.c"));
     }
 }

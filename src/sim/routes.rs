@@ -17,7 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::SimConfig;
 use super::faults::{Fault, Faults};
-use super::records::{self, Record, Records};
+use super::fields::Fields;
+use super::records::{self, Record, Records, Val};
 use super::store::{Incoming, MergeMode, QuerySpec, Store};
 use crate::api::sign::{self, ACTION, BIZ_TYPE, SignAlgorithm, SignedHeaders};
 use crate::api::wire::{BATCH_CREATE_PATH, FIELDS_PATH, QUERY_PATH, is_api_datetime};
@@ -393,12 +394,15 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
     }
     let mut fail_items = Vec::new();
     let mut accepted: Vec<(usize, Incoming)> = Vec::new();
+    // What the answer needs of each record, taken before the records move into the store.
+    let mut answered: Vec<(usize, Value)> = Vec::new();
+    let mut scratch = Vec::with_capacity(1024);
     for (index, c) in customers.into_iter().enumerate() {
-        let Record::Object(mut fields) = c else {
+        let Record::Object(fields) = c else {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": "a customer must be an object"}));
             continue;
         };
-        if let Err(errors) = Customer::from_json(&fields) {
+        if let Err(errors) = Customer::check_json(fields.iter().map(|(k, v)| (k, v.as_field()))) {
             let msg = errors
                 .iter()
                 .map(|e| e.message.clone())
@@ -407,7 +411,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": msg}));
             continue;
         }
-        if let Some(agent) = fields.get("belong_seat_user").and_then(Value::as_str)
+        if let Some(agent) = fields.get("belong_seat_user").and_then(Val::as_str)
             && !app.cfg.agents.iter().any(|a| a == agent)
         {
             let msg = format!("归属坐席 {agent} 不存在 (agent {agent} does not exist)");
@@ -418,9 +422,8 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             // Not strict: one such record fails the whole request; nothing is created.
             return Err(Answer::err(12148, msg));
         }
-        fields.retain(|_, v| !v.is_null());
-        let tags = match fields.remove("tagStr") {
-            Some(Value::String(s)) => s
+        let tags = match fields.get("tagStr") {
+            Some(Val::Text(s)) => s
                 .split(',')
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
@@ -428,16 +431,20 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
                 .collect(),
             _ => Vec::new(),
         };
-        accepted.push((index, Incoming { fields, tags }));
+        let phone = fields
+            .get("whats_app_phone")
+            .map_or(Value::Null, Val::to_value);
+        answered.push((index, phone));
+        let stored =
+            Fields::from_entries(fields.iter().filter(|(k, _)| *k != "tagStr"), &mut scratch);
+        accepted.push((
+            index,
+            Incoming {
+                fields: stored,
+                tags,
+            },
+        ));
     }
-    // What the answer needs of each record, taken before the records move into the store.
-    let answered: Vec<(usize, Value)> = accepted
-        .iter()
-        .map(|(index, rec)| {
-            let phone = rec.fields.get("whats_app_phone").cloned();
-            (*index, phone.unwrap_or(Value::Null))
-        })
-        .collect();
     let records: Vec<Incoming> = accepted.into_iter().map(|(_, r)| r).collect();
     let ids = app
         .store
