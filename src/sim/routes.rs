@@ -393,11 +393,12 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         ));
     }
     let mut fail_items = Vec::new();
-    let mut accepted: Vec<(usize, Incoming)> = Vec::new();
-    // What the answer needs of each record, taken before the records move into the store.
-    let mut answered: Vec<(usize, Value)> = Vec::new();
+    // What the store takes of each record (its text, and tag names borrowed from the
+    // body), and what the answer needs of it.
+    let mut records: Vec<Incoming> = Vec::with_capacity(customers.len());
+    let mut answered: Vec<(usize, Value)> = Vec::with_capacity(customers.len());
     let mut scratch = Vec::with_capacity(1024);
-    for (index, c) in customers.into_iter().enumerate() {
+    for (index, c) in customers.iter().enumerate() {
         let Record::Object(fields) = c else {
             fail_items.push(json!({"index": index, "errorCode": 1002, "errorMessage": "a customer must be an object"}));
             continue;
@@ -427,7 +428,6 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
                 .split(',')
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .map(str::to_string)
                 .collect(),
             _ => Vec::new(),
         };
@@ -437,15 +437,11 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         answered.push((index, phone));
         let stored =
             Fields::from_entries(fields.iter().filter(|(k, _)| *k != "tagStr"), &mut scratch);
-        accepted.push((
-            index,
-            Incoming {
-                fields: stored,
-                tags,
-            },
-        ));
+        records.push(Incoming {
+            fields: stored,
+            tags,
+        });
     }
-    let records: Vec<Incoming> = accepted.into_iter().map(|(_, r)| r).collect();
     let ids = app
         .store
         .upsert(app.cfg.tenant_id, mode, records)

@@ -33,9 +33,9 @@ impl std::fmt::Debug for Store {
 /// A record accepted for writing: its fields (batch_create names, `tagStr` and nulls
 /// excluded) as they are stored, and its tag names.
 #[derive(Debug, Clone)]
-pub struct Incoming {
+pub struct Incoming<'a> {
     pub fields: Fields,
-    pub tags: Vec<String>,
+    pub tags: Vec<&'a str>,
 }
 
 /// How batch_create merges into an existing customer (the body's `type`).
@@ -126,10 +126,10 @@ struct Inner {
     /// By id: ids are unique across tenants, and asc and desc paging walk them in order.
     customers: BTreeMap<i64, Stored>,
     /// Per tenant and match key: who holds each value. A record matches the lowest id.
-    keys: HashMap<i64, [KeyIndex; 3]>,
+    keys: foldhash::HashMap<i64, [KeyIndex; 3]>,
     /// Per tenant: tag name → id; and id → name.
-    tag_ids: HashMap<i64, HashMap<String, i64>>,
-    tag_names: HashMap<i64, String>,
+    tag_ids: foldhash::HashMap<i64, foldhash::HashMap<String, i64>>,
+    tag_names: foldhash::HashMap<i64, String>,
     last_tag: i64,
     last_id: i64,
     sequential: bool,
@@ -369,7 +369,7 @@ impl Store {
         &self,
         tenant_id: i64,
         mode: MergeMode,
-        records: Vec<Incoming>,
+        records: Vec<Incoming<'_>>,
     ) -> io::Result<Vec<i64>> {
         let mut inner = self.inner.lock().expect("store lock");
         if let Some(log) = &inner.log {
@@ -590,13 +590,12 @@ impl Store {
         for (key, value) in patch {
             match (key.as_str(), value) {
                 ("tagStr", v) => {
-                    let names: Vec<String> = v
+                    let names: Vec<&str> = v
                         .as_str()
                         .unwrap_or_default()
                         .split(',')
                         .map(str::trim)
                         .filter(|t| !t.is_empty())
-                        .map(str::to_string)
                         .collect();
                     c.tags = inner.tag_ids_for(tenant_id, &names, &mut new_tags);
                 }
@@ -833,20 +832,20 @@ impl Inner {
     fn tag_ids_for(
         &mut self,
         tenant: i64,
-        names: &[String],
+        names: &[&str],
         created: &mut Vec<(i64, String)>,
     ) -> Vec<i64> {
         let mut ids = Vec::with_capacity(names.len());
         for name in names {
             let by_name = self.tag_ids.entry(tenant).or_default();
-            let id = match by_name.get(name) {
+            let id = match by_name.get(*name) {
                 Some(id) => *id,
                 None => {
                     self.last_tag += 1;
                     let id = self.last_tag;
-                    by_name.insert(name.clone(), id);
-                    self.tag_names.insert(id, name.clone());
-                    created.push((id, name.clone()));
+                    by_name.insert(name.to_string(), id);
+                    self.tag_names.insert(id, name.to_string());
+                    created.push((id, name.to_string()));
                     id
                 }
             };
@@ -1095,7 +1094,7 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn rec(pairs: &[(&str, &str)]) -> Incoming {
+    fn rec(pairs: &[(&str, &str)]) -> Incoming<'static> {
         Incoming {
             fields: Fields::new(
                 &pairs
@@ -1107,14 +1106,14 @@ mod tests {
         }
     }
 
-    fn tagged(name: &str, phone: &str, tags: &[&str]) -> Incoming {
+    fn tagged(name: &str, phone: &str, tags: &[&'static str]) -> Incoming<'static> {
         let mut r = rec(&[("full_name", name), ("whats_app_phone", phone)]);
-        r.tags = tags.iter().map(|t| t.to_string()).collect();
+        r.tags = tags.to_vec();
         r
     }
 
     /// Write one record; its customer's id.
-    fn put(store: &Store, tenant: i64, mode: MergeMode, record: Incoming) -> i64 {
+    fn put(store: &Store, tenant: i64, mode: MergeMode, record: Incoming<'_>) -> i64 {
         store.upsert(tenant, mode, vec![record]).unwrap()[0]
     }
 
@@ -1245,7 +1244,7 @@ mod tests {
                 ("whats_app_phone", "111"),
                 ("email", "a@x.io"),
             ]);
-            r.tags = vec!["late".to_string()];
+            r.tags = vec!["late"];
             r
         });
         assert_eq!(again, 10);
@@ -1630,7 +1629,7 @@ mod tests {
             ("whats_app_phone", "111"),
             ("customize_field", r#"{"a":"1","b":"2"}"#),
         ]);
-        first.tags = vec!["vip".to_string()];
+        first.tags = vec!["vip"];
         let id = put(&store, 1, MergeMode::Update, first);
         let second = rec(&[
             ("full_name", "A"),
