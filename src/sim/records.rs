@@ -54,7 +54,8 @@ pub struct Object<'a>(Vec<(Cow<'a, str>, Val<'a>)>, u64);
 fn key_bit(key: &str) -> u64 {
     let b = key.as_bytes();
     let (first, last) = (b.first().copied(), b.last().copied());
-    let mix = b.len() ^ (usize::from(first.unwrap_or(0)) * 7) ^ (usize::from(last.unwrap_or(0)) * 13);
+    let mix =
+        b.len() ^ (usize::from(first.unwrap_or(0)) * 7) ^ (usize::from(last.unwrap_or(0)) * 13);
     1 << (mix % 64)
 }
 
