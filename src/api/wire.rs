@@ -135,6 +135,15 @@ impl SerializedCustomers {
         crate::customer_json::write(customer, &mut self.json);
     }
 
+    /// A customer written already (by [`crate::customer_json::write`]).
+    pub fn push_json(&mut self, json: &[u8]) {
+        if !self.starts.is_empty() {
+            self.json.push(b',');
+        }
+        self.starts.push(self.json.len());
+        self.json.extend_from_slice(json);
+    }
+
     pub fn len(&self) -> usize {
         self.starts.len()
     }

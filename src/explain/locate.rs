@@ -7,7 +7,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::customer::FieldError;
-use crate::import::batches::{BatchUnit, Batcher};
+use crate::import::batches::{BatchUnit, Batcher, Row};
 use crate::mapping::{Mapper, Outcome};
 use crate::pipeline;
 use crate::source::{Record, RecordSource};
@@ -152,7 +152,7 @@ pub fn locate(
                     batcher.push_unchanged(row);
                     None
                 }
-                Settled::Mapped(outcome) => batcher.push(row, outcome, record),
+                Settled::Mapped(outcome) => batcher.push(row, Row::of(outcome), record),
             };
             // The first batch completed once the row is in is the row's.
             match unit {

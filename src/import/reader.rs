@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use super::batches::{BatchUnit, Batcher};
+use super::batches::{BatchUnit, Batcher, Row};
 use super::input::Input;
 use crate::job::Job;
 use crate::mapping::{Mapper, Outcome};
@@ -22,7 +22,7 @@ use crate::sync::{Classified, Classifier, Seen, Verdict};
 /// What the mapping threads hand on for one row: its outcome, its record, with change
 /// detection what was decided about a valid customer, and whether it is in this run's
 /// shard (always, unsharded).
-type Sorted = (Outcome, Record, Option<Classified>, bool);
+type Sorted = (Row, Record, Option<Classified>, bool);
 
 pub struct Reader {
     pub units: mpsc::Receiver<BatchUnit>,
@@ -149,13 +149,18 @@ impl Reader {
                             .map(|(f, v)| (f.name(), v)),
                     )
                 {
-                    return (outcome, record, None, false);
+                    // Another shard's row: never batched.
+                    return (Row::Skipped, record, None, false);
                 }
-                let verdict = match (&classifier, customer) {
-                    (Some(c), Some(customer)) => Some(c.classify(customer)),
-                    _ => None,
+                let Some(customer) = customer else {
+                    return (Row::of(outcome), record, None, true);
                 };
-                (outcome, record, verdict, true)
+                // Written once, here: for the request, and for the sync state's hash.
+                let json = Row::json(customer);
+                let verdict = classifier
+                    .as_ref()
+                    .map(|c| c.classify_written(customer, &json));
+                (Row::Valid(json), record, verdict, true)
             };
             let read = pipeline::map_then_in_order(
                 source,
@@ -172,7 +177,7 @@ impl Reader {
                     let unit = match verdict {
                         None => batcher.push(row, outcome, record),
                         Some(verdict) => match Classifier::settle(&mut seen, verdict, row) {
-                            Err(dup) => batcher.push(row, Outcome::Rejected(vec![dup]), record),
+                            Err(dup) => batcher.push(row, Row::Rejected(vec![dup]), record),
                             Ok(Verdict::Unchanged) => {
                                 batcher.push_unchanged(row);
                                 None

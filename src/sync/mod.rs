@@ -103,7 +103,21 @@ impl Classifier {
     /// The verdict on a valid customer, with its match key. Parallel: it reads the
     /// snapshot only.
     pub fn classify(&self, customer: &Customer) -> Classified {
-        let Some(probe) = tag::probe(customer, self.merge_type, self.strict_binding) else {
+        self.classify_probe(tag::probe(customer, self.merge_type, self.strict_binding))
+    }
+
+    /// [`Classifier::classify`], given the customer's JSON written already.
+    pub fn classify_written(&self, customer: &Customer, json: &[u8]) -> Classified {
+        self.classify_probe(tag::probe_written(
+            customer,
+            json,
+            self.merge_type,
+            self.strict_binding,
+        ))
+    }
+
+    fn classify_probe(&self, probe: Option<tag::Probe<'_>>) -> Classified {
+        let Some(probe) = probe else {
             return Classified {
                 verdict: Verdict::Send(None),
                 key: None,

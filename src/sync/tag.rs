@@ -67,6 +67,23 @@ pub fn probe(customer: &Customer, merge_type: u8, strict_binding: bool) -> Optio
     })
 }
 
+/// [`probe`], given the customer's JSON as [`crate::customer_json::write`] wrote it (a run
+/// has it already for its request: it is not written a second time for the hash).
+pub fn probe_written<'a>(
+    customer: &'a Customer,
+    json: &[u8],
+    merge_type: u8,
+    strict_binding: bool,
+) -> Option<Probe<'a>> {
+    let (field, value) = match_key(customer)?;
+    Some(Probe {
+        field,
+        value,
+        key_digest: digest_of(&[field.name().as_bytes(), b":", value.as_bytes()]),
+        hash: hash_of_json(json, merge_type, strict_binding),
+    })
+}
+
 /// The digest lookups use for a stored key (`<field>:<value>`): its 128-bit XXH3. Not a
 /// cryptographic hash, and it need not be one: the key comes from the job's own source, and
 /// a collision (at 2^-128 a pair) would only make two customers one in a lookup. What was
@@ -108,12 +125,16 @@ pub fn content_hash(customer: &Customer, merge_type: u8, strict_binding: bool) -
     JSON.with_borrow_mut(|json| {
         json.clear();
         crate::customer_json::write(customer, json);
-        Sha256::new()
-            .chain_update([merge_type, u8::from(strict_binding)])
-            .chain_update(&json[..])
-            .finalize()
-            .into()
+        hash_of_json(json, merge_type, strict_binding)
     })
+}
+
+fn hash_of_json(json: &[u8], merge_type: u8, strict_binding: bool) -> [u8; 32] {
+    Sha256::new()
+        .chain_update([merge_type, u8::from(strict_binding)])
+        .chain_update(json)
+        .finalize()
+        .into()
 }
 
 /// The part of a content hash a snapshot keeps (a collision of 128 bits is not a concern).
