@@ -190,6 +190,7 @@ impl Sender {
         })
         .await?;
         crate::failpoint!("after_intent");
+        let body = self.client.sign_ahead(body);
         let slot = self.slots.acquire().await.expect("never closed");
         if self.stopping.load(Ordering::SeqCst) {
             // Journaled, never sent: not in doubt.
@@ -199,7 +200,7 @@ impl Sender {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let reply = self
             .client
-            .call::<crate::api::wire::BatchCreateResult>(
+            .call_signed::<crate::api::wire::BatchCreateResult>(
                 reqwest::Method::POST,
                 crate::api::wire::BATCH_CREATE_PATH,
                 "",
