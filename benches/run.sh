@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `cdpjob run` against `cdpjob sim --latency-ms 20` (not run by CI).
 #
-#   benches/run.sh [-c CONCURRENCY] [-n TRIALS] [--no-fsync] [--bin PATH] [--port P] [ROWS]
+#   benches/run.sh [-c CONCURRENCY] [-n TRIALS] [--no-fsync] [--bin PATH] [--sim-bin PATH]
+#                  [--port P] [ROWS]
 #                                              defaults: -c 8, -n 3, --port 8788, ROWS 1000000
 #
 # Runs `benches/run-bench.yaml` (the 15-field mapping of `benches/plan-bench.yaml`, batch
@@ -15,17 +16,18 @@
 # The client is pinned to core 0 and the simulator to core 1 (`taskset`), so the figures
 # do not depend on who wins the scheduler: each has one core, as in a one-CPU pod.
 # `--no-fsync` runs with CDPJOB_UNSAFE_NO_FSYNC=1 (a switch for measurement only: it drops
-# every fsync). `--bin` measures another build of cdpjob against the same simulator (the
-# simulator is always this tree's release build).
+# every fsync). `--bin` measures another build of cdpjob against the same simulator, and
+# `--sim-bin` runs another build's simulator (both default to this tree's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-conc=8 trials=3 rows=1000000 bin="" port=8788 extra_env=(X=1)
+conc=8 trials=3 rows=1000000 bin="" sim_bin="" port=8788 extra_env=(X=1)
 while [ $# -gt 0 ]; do
   case $1 in
     -c) conc=$2; shift 2 ;;
     -n) trials=$2; shift 2 ;;
     --no-fsync) extra_env=(CDPJOB_UNSAFE_NO_FSYNC=1); shift ;;
     --bin) bin=$2; shift 2 ;;
+    --sim-bin) sim_bin=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) rows=$1; shift ;;
@@ -34,7 +36,7 @@ done
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin cdpjob --example gen_leads
 client=${bin:-$target/release/cdpjob}
-sim_bin=$target/release/cdpjob
+sim_bin=${sim_bin:-$target/release/cdpjob}
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 command -v taskset >/dev/null || { echo "needs taskset (apt-get install util-linux)"; exit 2; }
 [ "$(nproc --all)" -ge 2 ] || { echo "needs 2 cores to pin client and simulator apart"; exit 2; }
