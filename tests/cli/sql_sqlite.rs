@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
-use crate::common::{Workspace, crash_at, run, run_dirs};
+#[cfg(feature = "failpoints")]
+use crate::common::crash_at;
+use crate::common::{Workspace, run, run_dirs};
 use crate::sql::{self, CHANGE_LEADS, Db, LEAD_MAPPING, cmd, job};
 
 struct Sqlite;
@@ -53,6 +55,7 @@ fn sqlite_kill_and_resume_after_the_table_changed_sends_the_spooled_rows() {
     sql::kill_and_resume_after_the_table_changed(&Sqlite, leads, CHANGE_LEADS);
 }
 
+#[cfg(feature = "failpoints")]
 fn leads_job(ws: &Workspace) {
     ws.write(
         "job.yaml",
@@ -67,6 +70,7 @@ fn leads_job(ws: &Workspace) {
 
 /// SPEC §12 R12: a crash while spooling leaves a run that has not started; its resume runs
 /// the query again, from scratch, and sends what the table holds then.
+#[cfg(feature = "failpoints")]
 #[test]
 fn a_crash_while_spooling_is_resumed_by_querying_again() {
     let ws = Workspace::new();
@@ -91,6 +95,7 @@ fn a_crash_while_spooling_is_resumed_by_querying_again() {
 
 /// Once the spool is complete nothing re-queries: a damaged or missing spool stops the
 /// resume with exit 2, `--force` included.
+#[cfg(feature = "failpoints")]
 #[test]
 fn a_damaged_or_missing_spool_is_exit_2_even_forced() {
     let ws = Workspace::new();
