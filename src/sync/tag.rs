@@ -58,12 +58,12 @@ pub fn match_key(customer: &Customer) -> Option<(Field, &str)> {
 
 /// The digests of `customer`'s tag; `None` when it has no match key.
 pub fn probe(customer: &Customer, merge_type: u8, strict_binding: bool) -> Option<Probe<'_>> {
-    let (field, value) = match_key(customer)?;
-    Some(Probe {
-        field,
-        value,
-        key_digest: digest_of(&[field.name().as_bytes(), b":", value.as_bytes()]),
-        hash: content_hash(customer, merge_type, strict_binding),
+    // A customer without a match key is not written out at all.
+    match_key(customer)?;
+    JSON.with_borrow_mut(|json| {
+        json.clear();
+        crate::customer_json::write(customer, json);
+        probe_written(customer, json, merge_type, strict_binding)
     })
 }
 
@@ -80,7 +80,7 @@ pub fn probe_written<'a>(
         field,
         value,
         key_digest: digest_of(&[field.name().as_bytes(), b":", value.as_bytes()]),
-        hash: hash_of_json(json, merge_type, strict_binding),
+        hash: content_hash(json, merge_type, strict_binding),
     })
 }
 
@@ -121,15 +121,7 @@ thread_local! {
 
 /// SHA-256 over the merge type, strict_binding and the customer's JSON as the request body
 /// carries it (fields in the API's order: the serialization is canonical).
-pub fn content_hash(customer: &Customer, merge_type: u8, strict_binding: bool) -> [u8; 32] {
-    JSON.with_borrow_mut(|json| {
-        json.clear();
-        crate::customer_json::write(customer, json);
-        hash_of_json(json, merge_type, strict_binding)
-    })
-}
-
-fn hash_of_json(json: &[u8], merge_type: u8, strict_binding: bool) -> [u8; 32] {
+pub fn content_hash(json: &[u8], merge_type: u8, strict_binding: bool) -> [u8; 32] {
     Sha256::new()
         .chain_update([merge_type, u8::from(strict_binding)])
         .chain_update(json)
@@ -148,6 +140,29 @@ mod tests {
 
     fn customer(fields: &[(Field, &str)]) -> Customer {
         Customer::from_rendered(fields.iter().map(|(f, v)| (*f, v.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn a_probe_of_the_json_a_run_wrote_is_the_probe_of_the_customer() {
+        let c = customer(&[
+            (Field::FullName, "牛 \"A\""),
+            (Field::Email, "a@x.io"),
+            (Field::Gender, "1"),
+        ]);
+        let json = serde_json::to_vec(&c).unwrap();
+        for (merge_type, strict) in [(0, false), (1, true)] {
+            let whole = probe(&c, merge_type, strict).unwrap();
+            let written = probe_written(&c, &json, merge_type, strict).unwrap();
+            assert_eq!(written.hash, whole.hash);
+            assert_eq!(written.key_digest, whole.key_digest);
+            assert_eq!((written.field, written.value), (whole.field, whole.value));
+        }
+        assert_ne!(
+            probe(&c, 0, false).unwrap().hash,
+            probe(&c, 1, false).unwrap().hash
+        );
+        let no_key = customer(&[(Field::FullName, "A"), (Field::Line, "l")]);
+        assert!(probe(&no_key, 0, false).is_none());
     }
 
     #[test]
