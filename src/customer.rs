@@ -296,7 +296,11 @@ impl Customer {
             obj.iter().map(|(k, v)| (k.as_str(), JsonField::from(v))),
             &mut errors,
         );
-        match Customer::from_rendered(rendered.into_iter().map(|(f, t)| (f, t.into_owned()))) {
+        let mut buf = itoa::Buffer::new();
+        let rendered = rendered
+            .iter()
+            .map(|(f, t)| (*f, t.text(&mut buf).to_string()));
+        match Customer::from_rendered(rendered.collect::<Vec<_>>()) {
             Ok(c) if errors.is_empty() => Ok(c),
             Ok(_) => Err(errors),
             Err(more) => {
@@ -316,7 +320,9 @@ impl Customer {
         let rendered = typed(obj, &mut errors);
         let mut rule_errors = Vec::new();
         let mut present = Vec::with_capacity(rendered.len());
-        for (field, text) in &rendered {
+        let mut buf = itoa::Buffer::new();
+        for (field, value) in &rendered {
+            let text = value.text(&mut buf);
             if text.is_empty() {
                 continue;
             }
@@ -422,12 +428,12 @@ impl<'a> From<&'a serde_json::Value> for JsonField<'a> {
     }
 }
 
-/// The fields of a customer object with the JSON type their rule wants, as text (an
-/// integer written out); unknown names and wrong types go to `errors`, in the object's order.
+/// The fields of a customer object with the JSON type their rule wants; unknown names and
+/// wrong types go to `errors`, in the object's order.
 fn typed<'a>(
     obj: impl IntoIterator<Item = (&'a str, JsonField<'a>)>,
     errors: &mut Vec<FieldError>,
-) -> Vec<(Field, std::borrow::Cow<'a, str>)> {
+) -> Vec<(Field, Typed<'a>)> {
     let mut rendered = Vec::new();
     for (key, value) in obj {
         let Some(field) = Field::from_name(key) else {
@@ -441,8 +447,8 @@ fn typed<'a>(
         let integer = matches!(field.constraint(), Constraint::Integer { .. });
         match (value, integer) {
             (JsonField::Null, _) => {}
-            (JsonField::Text(s), false) => rendered.push((field, s.into())),
-            (JsonField::Integer(n), true) => rendered.push((field, n.to_string().into())),
+            (JsonField::Text(s), false) => rendered.push((field, Typed::Text(s))),
+            (JsonField::Integer(n), true) => rendered.push((field, Typed::Integer(n))),
             _ => errors.push(FieldError::new(
                 key,
                 Rule::Type,
@@ -454,6 +460,23 @@ fn typed<'a>(
         }
     }
     rendered
+}
+
+/// A value of the JSON type its field's rule wants: the rule then reads an integer's text,
+/// as it reads a rendered value's.
+enum Typed<'a> {
+    Text(&'a str),
+    Integer(i64),
+}
+
+impl Typed<'_> {
+    /// The text the rule reads (`buf` holds an integer's).
+    fn text<'b>(&'b self, buf: &'b mut itoa::Buffer) -> &'b str {
+        match self {
+            Typed::Text(s) => s,
+            Typed::Integer(n) => buf.format(*n),
+        }
+    }
 }
 
 /// What a value that keeps to its field's rule is.
