@@ -117,12 +117,19 @@ impl ApiError {
 /// ±60 s window for `ts`.
 pub const SIGNED_AHEAD_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A request body, and the `ts` and signature of its first attempt when it was signed
-/// ahead.
+/// A request body, and the signature of its first attempt when it was signed ahead.
 #[derive(Debug, Clone)]
 pub struct Signed {
     body: bytes::Bytes,
-    first: Option<(String, String, std::time::Instant)>,
+    first: Option<SignedAhead>,
+}
+
+/// The `ts` and `sign` headers of a first attempt, and when they were made.
+#[derive(Debug, Clone)]
+struct SignedAhead {
+    ts: String,
+    signature: String,
+    made: std::time::Instant,
 }
 
 /// A successful exchange: the envelope's code (0, or a business code such as 12148), its
@@ -333,12 +340,8 @@ impl Client {
     /// frees the slot and the next request.
     pub fn sign_ahead(&self, body: Vec<u8>) -> Signed {
         let body = bytes::Bytes::from(body);
-        let ts = self.ts();
-        let signature = self.signature(&ts, &body);
-        Signed {
-            body,
-            first: Some((ts, signature, std::time::Instant::now())),
-        }
+        let first = Some(self.sign_now(&body));
+        Signed { body, first }
     }
 
     /// [`Client::call`] of a body signed ahead ([`Client::sign_ahead`]): its first attempt
@@ -352,7 +355,7 @@ impl Client {
         signed: Signed,
     ) -> Result<Reply<T>, ApiError> {
         let Signed { body, first } = signed;
-        let first = first.filter(|(_, _, made)| made.elapsed() < SIGNED_AHEAD_FOR);
+        let first = first.filter(|f| f.made.elapsed() < SIGNED_AHEAD_FOR);
         let _permit = self
             .in_flight
             .acquire()
@@ -426,19 +429,22 @@ impl Client {
         }
     }
 
-    /// The `ts` header of a request signed now (the server's clock, as far as it is known).
-    fn ts(&self) -> String {
-        (now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)).to_string()
-    }
-
-    fn signature(&self, ts: &str, body: &[u8]) -> String {
+    /// The `ts` (the server's clock, as far as it is known) and `sign` headers of `body`
+    /// sent now.
+    fn sign_now(&self, body: &[u8]) -> SignedAhead {
+        let ts = (now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)).to_string();
         let headers = SignedHeaders {
             access_key: &self.cfg.access_key,
             action: ACTION,
             biz_type: BIZ_TYPE,
-            ts,
+            ts: &ts,
         };
-        sign::sign(self.cfg.algorithm, &headers, body, &self.cfg.secret)
+        let signature = sign::sign(self.cfg.algorithm, &headers, body, &self.cfg.secret);
+        SignedAhead {
+            ts,
+            signature,
+            made: std::time::Instant::now(),
+        }
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -446,24 +452,25 @@ impl Client {
         method: &reqwest::Method,
         url: &str,
         body: &bytes::Bytes,
-        signed: Option<&(String, String, std::time::Instant)>,
+        signed: Option<&SignedAhead>,
     ) -> Result<(i64, Option<String>, Option<T>), AttemptError> {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
-        let (ts, signature) = match signed {
-            Some((ts, signature, _)) => (ts.clone(), signature.clone()),
+        let signed_now;
+        let signed = match signed {
+            Some(ahead) => ahead,
             None => {
-                let ts = self.ts();
-                let signature = self.signature(&ts, body);
-                (ts, signature)
+                signed_now = self.sign_now(body);
+                &signed_now
             }
         };
+        let (ts, signature) = (signed.ts.as_str(), signed.signature.as_str());
         let mut req = self
             .http
             .request(method.clone(), url)
             .header("accessKey", &self.cfg.access_key)
-            .header("ts", &ts)
+            .header("ts", ts)
             .header("bizType", BIZ_TYPE)
             .header("action", ACTION)
             .header("sign", signature);
@@ -608,6 +615,60 @@ mod tests {
         let cfg = ClientConfig::new("https://api.example.com", "key", Secret::new("secret"));
         Client::new(cfg).expect("an https client builds");
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+
+    /// The first attempt of a body signed ahead goes with that signature while it is fresh
+    /// (a forged one is refused, 1003), and is signed again once it is not.
+    #[tokio::test]
+    async fn a_body_signed_ahead_goes_with_its_signature_only_while_it_is_fresh() {
+        use crate::sim::{SIM_ACCESS_KEY, SIM_APP_KEY, SIM_SECRET, SIM_TENANT_ID, Sim};
+        let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Default::default(), None)
+            .await
+            .unwrap();
+        let client = Client::new(ClientConfig::new(
+            sim.base_url(),
+            SIM_ACCESS_KEY,
+            Secret::new(SIM_SECRET),
+        ))
+        .unwrap();
+        let body = |phone: &str| {
+            serde_json::to_vec(&serde_json::json!({"type": 0, "tenant_id": SIM_TENANT_ID,
+                "app_key": SIM_APP_KEY, "strict_binding": false,
+                "customers": [{"full_name": "A", "whats_app_phone": phone}]}))
+            .unwrap()
+        };
+        let send = |signed: Signed| {
+            let client = &client;
+            async move {
+                client
+                    .call_signed::<serde_json::Value>(
+                        reqwest::Method::POST,
+                        crate::api::wire::BATCH_CREATE_PATH,
+                        "",
+                        signed,
+                    )
+                    .await
+            }
+        };
+        let ahead = client.sign_ahead(body("8613800000001"));
+        assert_eq!(send(ahead).await.unwrap().code, 0);
+        let forged = |made: std::time::Instant| {
+            let mut signed = client.sign_ahead(body("8613800000002"));
+            let first = signed.first.as_mut().unwrap();
+            first.signature = "0".repeat(32);
+            first.made = made;
+            signed
+        };
+        let fresh = send(forged(std::time::Instant::now())).await;
+        assert!(
+            matches!(fresh, Err(ApiError::Refused { code: 1003, .. })),
+            "{fresh:?}"
+        );
+        let old = std::time::Instant::now()
+            .checked_sub(SIGNED_AHEAD_FOR + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(send(forged(old)).await.unwrap().code, 0);
+        sim.stop().await;
     }
 
     #[test]
