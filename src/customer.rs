@@ -300,7 +300,7 @@ impl Customer {
         let rendered = rendered
             .iter()
             .map(|(f, t)| (*f, t.text(&mut buf).to_string()));
-        match Customer::from_rendered(rendered.collect::<Vec<_>>()) {
+        match Customer::from_rendered(rendered) {
             Ok(c) if errors.is_empty() => Ok(c),
             Ok(_) => Err(errors),
             Err(more) => {

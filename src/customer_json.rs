@@ -26,6 +26,21 @@ pub fn write(customer: &Customer, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
+thread_local! {
+    /// Where [`with_written`] writes: one buffer per thread, reused row after row.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `customer`'s JSON ([`write`]) handed to `use_it`, written into a buffer of the calling
+/// thread's rather than a new allocation each time. Not to be called from `use_it`.
+pub fn with_written<R>(customer: &Customer, use_it: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|json| {
+        json.clear();
+        write(customer, json);
+        use_it(json)
+    })
+}
+
 /// A JSON string as serde_json escapes it: `"` and `\\`, the short forms of \b \t \n \f
 /// \r, `\u00xx` for the other control characters; everything else as it is. The runs
 /// between escapes are copied whole: every customer with custom fields has a JSON object

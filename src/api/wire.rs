@@ -128,20 +128,22 @@ pub struct SerializedCustomers {
 
 impl SerializedCustomers {
     pub fn push(&mut self, customer: &Customer) {
-        if !self.starts.is_empty() {
-            self.json.push(b',');
-        }
-        self.starts.push(self.json.len());
+        self.next();
         crate::customer_json::write(customer, &mut self.json);
     }
 
     /// A customer written already (by [`crate::customer_json::write`]).
     pub fn push_json(&mut self, json: &[u8]) {
+        self.next();
+        self.json.extend_from_slice(json);
+    }
+
+    /// Where the next customer starts: after a comma, unless it is the first.
+    fn next(&mut self) {
         if !self.starts.is_empty() {
             self.json.push(b',');
         }
         self.starts.push(self.json.len());
-        self.json.extend_from_slice(json);
     }
 
     pub fn len(&self) -> usize {

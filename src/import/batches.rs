@@ -44,12 +44,6 @@ pub enum Row {
     Skipped,
 }
 
-thread_local! {
-    /// Where a customer's JSON is written before it is copied out at its size: one buffer
-    /// per mapping thread.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl Row {
     pub fn of(outcome: Outcome) -> Row {
         match outcome {
@@ -61,11 +55,7 @@ impl Row {
 
     /// `customer`'s JSON, allocated at its size.
     pub fn json(customer: &Customer) -> Vec<u8> {
-        SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            crate::customer_json::write(customer, scratch);
-            scratch.to_vec()
-        })
+        crate::customer_json::with_written(customer, <[u8]>::to_vec)
     }
 }
 

@@ -60,9 +60,7 @@ pub fn match_key(customer: &Customer) -> Option<(Field, &str)> {
 pub fn probe(customer: &Customer, merge_type: u8, strict_binding: bool) -> Option<Probe<'_>> {
     // A customer without a match key is not written out at all.
     match_key(customer)?;
-    JSON.with_borrow_mut(|json| {
-        json.clear();
-        crate::customer_json::write(customer, json);
+    crate::customer_json::with_written(customer, |json| {
         probe_written(customer, json, merge_type, strict_binding)
     })
 }
@@ -111,12 +109,6 @@ fn digest_of(parts: &[&[u8]]) -> u128 {
         at += part.len();
     }
     twox_hash::XxHash3_128::oneshot(buf)
-}
-
-thread_local! {
-    /// The JSON of the customer being hashed: one buffer per mapping thread, reused row
-    /// after row instead of a new allocation each.
-    static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// SHA-256 over the merge type, strict_binding and the customer's JSON as the request body
