@@ -80,6 +80,11 @@ impl<'a> Object<'a> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
+    /// The entries with their keys as parsed: a borrowed key had no escape in the body.
+    pub fn entries(&self) -> impl Iterator<Item = (&Cow<'a, str>, &Val<'a>)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
     /// A repeated key keeps its first place and takes the last value (as a map does).
     fn insert(&mut self, key: Cow<'a, str>, value: Val<'a>) {
         let bit = key_bit(&key);

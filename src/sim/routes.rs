@@ -435,8 +435,10 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
             .get("whats_app_phone")
             .map_or(Value::Null, Val::to_value);
         answered.push((index, phone));
-        let stored =
-            Fields::from_entries(fields.iter().filter(|(k, _)| *k != "tagStr"), &mut scratch);
+        let stored = Fields::from_entries(
+            fields.entries().filter(|(k, _)| *k != "tagStr"),
+            &mut scratch,
+        );
         records.push(Incoming {
             fields: stored,
             tags,
