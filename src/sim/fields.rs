@@ -109,6 +109,7 @@ impl<'de> Deserialize<'de> for Fields {
 /// borrows only such strings), so it holds no quote, backslash or control character (the
 /// parser refuses those unescaped) and is written as it stands: what `write_str` would
 /// write, without looking at each byte (that look was a tenth of the simulator's work).
+#[expect(clippy::ptr_arg, reason = "whether it is borrowed is the point")]
 fn write_text(s: &Cow<'_, str>, out: &mut Vec<u8>) {
     match s {
         Cow::Borrowed(raw) => {
