@@ -127,6 +127,18 @@ impl Val<'_> {
     }
 }
 
+/// As JSON: the value the record gave (the answer echoes a record's `whats_app_phone`).
+impl serde::Serialize for Val<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Val::Null => s.serialize_unit(),
+            Val::Text(text) => s.serialize_str(text),
+            Val::Integer(n) => s.serialize_i64(*n),
+            Val::Other(v) => v.serialize(s),
+        }
+    }
+}
+
 impl Body<'_> {
     /// `None` when the bytes are not one JSON object. The body is checked to be UTF-8 once,
     /// as a whole, and parsed as text: parsed as bytes, each of its strings was checked on
@@ -316,6 +328,30 @@ impl<'de> Deserialize<'de> for Val<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_serializes_as_the_json_value_it_was_parsed_from() {
+        let body = r#"{"customers": [{"a": null, "b": "861", "c": "牛 \"q\"\n", "d": -7,
+            "e": 18446744073709551615, "f": 1.5, "g": true, "h": {"x": [1, null]}}]}"#;
+        let Some(Body {
+            customers: Some(Records::Array(records)),
+            ..
+        }) = Body::parse(body.as_bytes())
+        else {
+            panic!("parses")
+        };
+        let Record::Object(object) = &records[0] else {
+            panic!("an object")
+        };
+        assert_eq!(object.iter().count(), 8);
+        for (key, value) in object.iter() {
+            assert_eq!(
+                serde_json::to_string(value).unwrap(),
+                serde_json::to_string(&value.to_value()).unwrap(),
+                "{key}"
+            );
+        }
+    }
 
     /// What parsing the body as one value gives: the same maps, or none.
     fn as_value(bytes: &str) -> Option<(Map<String, Value>, Option<Value>)> {

@@ -180,20 +180,21 @@ impl Answer {
 /// batch_create's data, in the order the API documents its keys.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Created {
+struct Created<'a> {
     total_count: usize,
     success_count: usize,
     fail_count: usize,
     fail_items: Vec<Value>,
-    success_items: Vec<Success>,
+    success_items: Vec<Success<'a>>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Success {
+struct Success<'a> {
     index: usize,
     customer_id: i64,
-    whats_app_phone: Value,
+    /// As the record gave it (null when it gave none), borrowed from the body.
+    whats_app_phone: Option<&'a Val<'a>>,
 }
 
 async fn gate(
@@ -396,7 +397,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
     // What the store takes of each record (its text, and tag names borrowed from the
     // body), and what the answer needs of it.
     let mut records: Vec<Incoming> = Vec::with_capacity(customers.len());
-    let mut answered: Vec<(usize, Value)> = Vec::with_capacity(customers.len());
+    let mut answered: Vec<(usize, Option<&Val>)> = Vec::with_capacity(customers.len());
     let mut scratch = Vec::with_capacity(1024);
     for (index, c) in customers.iter().enumerate() {
         let Record::Object(fields) = c else {
@@ -431,10 +432,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
                 .collect(),
             _ => Vec::new(),
         };
-        let phone = fields
-            .get("whats_app_phone")
-            .map_or(Value::Null, Val::to_value);
-        answered.push((index, phone));
+        answered.push((index, fields.get("whats_app_phone")));
         let stored = Fields::from_entries(
             fields.entries().filter(|(k, _)| *k != "tagStr"),
             &mut scratch,
@@ -449,7 +447,7 @@ fn batch_create_inner(app: &App, body: &[u8]) -> Result<Answer, Answer> {
         .upsert(app.cfg.tenant_id, mode, records)
         .map_err(|e| Answer::err(1002, format!("storage error: {e}")))?;
     app.stats.lock().expect("stats lock").customers_written += ids.len() as u64;
-    let success_items: Vec<Success> = answered
+    let success_items: Vec<Success<'_>> = answered
         .into_iter()
         .zip(&ids)
         .map(|((index, whats_app_phone), id)| Success {
