@@ -150,21 +150,12 @@ mod tests {
 
     #[test]
     fn fields_written_from_a_parsed_record_are_those_of_its_map() {
-        use crate::sim::records::{Body, Record, Records};
+        use crate::sim::records::first_object;
         let body = r#"{"customers": [{"full_name": "牛 \"q\"\n", "email": "a@b.c", "sms_phone": 5,
             "whats_app_phone": "861\u00e9", "nil": null, "gender": -3, "big": 18446744073709551615,
             "f": 1.5, "t": true, "o": {"x": [1, null, "y"]}, "k\\ey": "v", "email": "z@b.c",
             "address": "上海 / <路> '", "": ""}]}"#;
-        let Some(Body {
-            customers: Some(Records::Array(records)),
-            ..
-        }) = Body::parse(body.as_bytes())
-        else {
-            panic!("parses")
-        };
-        let Record::Object(object) = &records[0] else {
-            panic!("an object")
-        };
+        let object = first_object(body);
         let map: Map<String, Value> = object
             .iter()
             .filter(|(_, v)| !matches!(v, Val::Null))

@@ -325,6 +325,21 @@ impl<'de> Deserialize<'de> for Val<'de> {
     }
 }
 
+/// The first record of a body that is an array of objects (for tests).
+#[cfg(test)]
+pub fn first_object(body: &str) -> Object<'_> {
+    match Body::parse(body.as_bytes()) {
+        Some(Body {
+            customers: Some(Records::Array(records)),
+            ..
+        }) => match records.into_iter().next() {
+            Some(Record::Object(object)) => object,
+            _ => panic!("the first record is not an object"),
+        },
+        _ => panic!("not a body with an array of customers"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,16 +348,7 @@ mod tests {
     fn a_value_serializes_as_the_json_value_it_was_parsed_from() {
         let body = r#"{"customers": [{"a": null, "b": "861", "c": "牛 \"q\"\n", "d": -7,
             "e": 18446744073709551615, "f": 1.5, "g": true, "h": {"x": [1, null]}}]}"#;
-        let Some(Body {
-            customers: Some(Records::Array(records)),
-            ..
-        }) = Body::parse(body.as_bytes())
-        else {
-            panic!("parses")
-        };
-        let Record::Object(object) = &records[0] else {
-            panic!("an object")
-        };
+        let object = first_object(body);
         assert_eq!(object.iter().count(), 8);
         for (key, value) in object.iter() {
             assert_eq!(
