@@ -3,7 +3,7 @@
 
 use md5::Md5;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::secret::Secret;
 
@@ -66,20 +66,36 @@ pub fn sign(
     body: &[u8],
     secret: &Secret,
 ) -> String {
-    fn digest<D: Digest>(headers: &SignedHeaders<'_>, body: &[u8], secret: &Secret) -> String {
-        let mut d = D::new();
-        d.update(headers.headers_str().as_bytes());
+    /// The pieces of the string to sign, in order, to `update`.
+    fn pieces(
+        headers: &SignedHeaders<'_>,
+        body: &[u8],
+        secret: &Secret,
+        mut update: impl FnMut(&[u8]),
+    ) {
+        update(headers.headers_str().as_bytes());
         if !body.is_empty() {
-            d.update(b"&body=");
-            d.update(body);
+            update(b"&body=");
+            update(body);
         }
-        d.update(b"&accessSecret=");
-        d.update(secret.expose().as_bytes());
-        hex::encode(d.finalize())
+        update(b"&accessSecret=");
+        update(secret.expose().as_bytes());
     }
+    // Two versions of RustCrypto's `digest` traits: md-5 0.10 (for its assembly
+    // compression function, ~30 % faster than 0.11's portable one here) and sha2 0.11.
     match algorithm {
-        SignAlgorithm::Md5 => digest::<Md5>(headers, body, secret),
-        SignAlgorithm::Sha256 => digest::<Sha256>(headers, body, secret),
+        SignAlgorithm::Md5 => {
+            use md5::Digest;
+            let mut d = Md5::new();
+            pieces(headers, body, secret, |b| d.update(b));
+            hex::encode(d.finalize())
+        }
+        SignAlgorithm::Sha256 => {
+            use sha2::Digest;
+            let mut d = Sha256::new();
+            pieces(headers, body, secret, |b| d.update(b));
+            hex::encode(d.finalize())
+        }
     }
 }
 
@@ -90,6 +106,9 @@ pub fn abbreviate(signature: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use md5::Digest as _;
+    use sha2::Digest as _;
+
     use super::*;
 
     const VECTOR_HEADERS: SignedHeaders<'static> = SignedHeaders {
