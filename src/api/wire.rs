@@ -127,6 +127,20 @@ pub struct SerializedCustomers {
 }
 
 impl SerializedCustomers {
+    /// Room for `customers` customers of `bytes` bytes in all, so that filling a batch
+    /// copies no customer twice.
+    pub fn with_capacity(customers: usize, bytes: usize) -> SerializedCustomers {
+        SerializedCustomers {
+            json: Vec::with_capacity(bytes),
+            starts: Vec::with_capacity(customers),
+        }
+    }
+
+    /// Bytes of JSON held (commas between customers included).
+    pub fn bytes(&self) -> usize {
+        self.json.len()
+    }
+
     pub fn push(&mut self, customer: &Customer) {
         self.next();
         crate::customer_json::write(customer, &mut self.json);

@@ -139,7 +139,19 @@ impl Batcher {
     }
 
     fn take(&mut self) -> BatchUnit {
-        let mut unit = std::mem::take(&mut self.current);
+        // The next batch has room for a whole batch (and a little more JSON than this
+        // one had): its vectors never grow by copying what they hold.
+        let next = BatchUnit {
+            customers: SerializedCustomers::with_capacity(
+                self.size,
+                self.current.customers.bytes() + self.current.customers.bytes() / 8,
+            ),
+            customer_rows: Vec::with_capacity(self.size),
+            records: Vec::with_capacity(self.size),
+            tags: Vec::with_capacity(self.size),
+            ..BatchUnit::default()
+        };
+        let mut unit = std::mem::replace(&mut self.current, next);
         unit.seq = self.next_seq;
         self.next_seq += 1;
         unit
