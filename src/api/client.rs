@@ -509,6 +509,18 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| AttemptError::Transport(transport(&e)))?;
+        // A success, the usual answer, is parsed in one pass straight into `T`. Any other
+        // answer (another code, whose data may have another shape, or not the envelope at
+        // all) is parsed again below with its `data` kept raw until its code says what it is.
+        if let Ok(Envelope {
+            code: code @ (0 | CODE_AGENT_MISSING),
+            message,
+            data,
+            ..
+        }) = serde_json::from_slice::<Envelope<T>>(&bytes)
+        {
+            return Ok((code, message, data));
+        }
         // `data` is parsed once, into `T`, not into a JSON value first.
         let envelope: Envelope<Box<serde_json::value::RawValue>> = serde_json::from_slice(&bytes)
             .map_err(|e| {
@@ -617,9 +629,9 @@ mod tests {
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
     }
 
-    /// The `sign` header of the one request `signed` makes, seen by a bare HTTP listener
-    /// that answers it with an empty success.
-    async fn sign_header_sent(signed: Signed) -> String {
+    /// A bare HTTP listener that reads one request and gives `answer` (with status 200):
+    /// its URL, and its task, which returns the request's head (lowercased).
+    async fn answering_once(answer: String) -> (String, tokio::task::JoinHandle<String>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -635,30 +647,90 @@ mod tests {
                     break String::from_utf8_lossy(&seen[..end]).to_lowercase();
                 }
             };
-            let header = |name: &str| {
-                head.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
-            };
-            let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.parse().unwrap());
             while seen.len() < head.len() + 4 + length {
                 let n = conn.read(&mut buf).await.unwrap();
                 seen.extend_from_slice(&buf[..n]);
             }
-            let answer = r#"{"code":0,"message":null,"traceId":"t","data":null}"#;
             let reply = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
                 answer.len()
             );
             conn.write_all(reply.as_bytes()).await.unwrap();
-            header("sign").unwrap()
+            head
         });
+        (url, server)
+    }
+
+    /// The `sign` header of the one request `signed` makes, answered with an empty success.
+    async fn sign_header_sent(signed: Signed) -> String {
+        let answer = r#"{"code":0,"message":null,"traceId":"t","data":null}"#;
+        let (url, server) = answering_once(answer.to_string()).await;
         let client = Client::new(ClientConfig::new(url, "key", Secret::new("secret"))).unwrap();
         let reply = client
             .call_signed::<serde_json::Value>(reqwest::Method::POST, "/x", "", signed)
             .await
             .unwrap();
         assert_eq!(reply.code, 0);
-        server.await.unwrap()
+        let head = server.await.unwrap();
+        head.lines()
+            .find_map(|l| l.strip_prefix("sign: ").map(str::to_string))
+            .unwrap()
+    }
+
+    /// One attempt's reading of `answer`: a success's data in its type, an error code
+    /// whatever its data holds, and a success whose data has another shape as an answer
+    /// not understood.
+    async fn attempt_answered(
+        answer: &str,
+    ) -> Result<(i64, Option<String>, Option<BatchCreateResult>), AttemptError> {
+        let (url, server) = answering_once(answer.to_string()).await;
+        let client = Client::new(ClientConfig::new(&url, "key", Secret::new("secret"))).unwrap();
+        let body = bytes::Bytes::from_static(b"{}");
+        let read = client
+            .attempt::<BatchCreateResult>(&reqwest::Method::POST, &format!("{url}/x"), &body, None)
+            .await;
+        server.await.unwrap();
+        read
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_by_its_code_then_its_data() {
+        let success = r#"{"code":0,"message":"ok","traceId":"t","data":{"totalCount":1,"successCount":1,"failCount":0,"successItems":[{"index":0,"customerId":7,"whatsAppPhone":"86"}]}}"#;
+        let (code, message, data) = attempt_answered(success).await.unwrap();
+        assert_eq!((code, message.as_deref()), (0, Some("ok")));
+        assert_eq!(data.unwrap().success_items[0].customer_id, 7);
+
+        let agent_missing = format!(
+            r#"{{"code":{CODE_AGENT_MISSING},"message":"no agent","data":{{"totalCount":1,"successCount":0,"failCount":1,"failItems":[{{"index":0,"errorCode":{CODE_AGENT_MISSING}}}]}}}}"#
+        );
+        let (code, _, data) = attempt_answered(&agent_missing).await.unwrap();
+        assert_eq!(code, CODE_AGENT_MISSING);
+        assert_eq!(data.unwrap().fail_items[0].index, 0);
+
+        let no_data = r#"{"code":0,"data":null}"#;
+        assert!(attempt_answered(no_data).await.unwrap().2.is_none());
+
+        // An error code is the error, whatever shape its data has.
+        let refused = r#"{"code":1003,"message":"sign error","data":{"why":["any shape"]}}"#;
+        match attempt_answered(refused).await {
+            Err(AttemptError::Final(e)) => assert!(e.to_string().contains("1003"), "{e}"),
+            other => panic!("1003 is final: {other:?}"),
+        }
+
+        let other_shape = r#"{"code":0,"data":{"totalCount":"one"}}"#;
+        match attempt_answered(other_shape).await {
+            Err(AttemptError::Transport(m)) => assert!(m.contains("unexpected shape"), "{m}"),
+            other => panic!("a success not understood: {other:?}"),
+        }
+
+        match attempt_answered("<html>busy</html>").await {
+            Err(AttemptError::Transport(m)) => assert!(m.contains("not the API's JSON"), "{m}"),
+            other => panic!("not the envelope: {other:?}"),
+        }
     }
 
     /// The first attempt of a body signed ahead goes with that signature while it is fresh,
