@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use self::csv::{CsvOptions, CsvSource, read_csv_header};
 pub use self::json::{JsonArraySource, JsonLinesSource};
@@ -126,10 +126,10 @@ pub enum RowData {
 /// Column names of a CSV source (or a spreadsheet's sheet), shared by all its rows.
 #[derive(Debug)]
 pub struct Header {
+    /// This header among the process's (from 1): what a [`ColumnName`] remembers.
+    id: u64,
     names: Vec<String>,
     index: HashMap<String, usize>,
-    /// No name is there twice: a name found at a position is the column of that name.
-    unique: bool,
     /// The rows are a sheet's: a record's `line` is the row number the spreadsheet shows.
     sheet: bool,
 }
@@ -142,8 +142,9 @@ impl Header {
         for (i, n) in names.iter().enumerate() {
             index.entry(n.clone()).or_insert(i);
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Header {
-            unique: index.len() == names.len(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             names,
             index,
             sheet: false,
@@ -179,18 +180,59 @@ impl Header {
         }
     }
 
-    /// [`Header::position`], trying `hint` first: where the same name was found last time
-    /// (for a template's `row.X`, the same for every row of a source). One comparison
-    /// instead of a search; `hint` is updated when it was wrong. A header with a name twice
-    /// always searches, so that the first of them is the one found.
-    pub fn position_hinted(&self, name: &str, hint: &AtomicUsize) -> Option<usize> {
-        let h = hint.load(Ordering::Relaxed);
-        if self.unique && self.names.get(h).is_some_and(|n| n == name) {
-            return Some(h);
+    /// [`Header::position`] of `column`'s name, remembered in it: every row after the
+    /// first of a source finds its column by one comparison of this header's id.
+    pub fn position_of(&self, column: &ColumnName) -> Option<usize> {
+        let found = column.found.load(Ordering::Relaxed);
+        if found >> POSITION_BITS == self.id {
+            return Some((found & POSITION_MASK) as usize);
         }
-        let found = self.position(name)?;
-        hint.store(found, Ordering::Relaxed);
-        Some(found)
+        let at = self.position(&column.name)?;
+        if (at as u64) <= POSITION_MASK && self.id < 1 << (64 - POSITION_BITS) {
+            column
+                .found
+                .store(self.id << POSITION_BITS | at as u64, Ordering::Relaxed);
+        }
+        Some(at)
+    }
+}
+
+/// A [`ColumnName`]'s memory: a header's id above, the column's position in it below.
+const POSITION_BITS: u32 = 24;
+const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+
+/// A column asked for by name (a template's `row.X`), with where it was found last: the
+/// header and the position, in one word, so that two threads mapping rows never see the
+/// one without the other. (0: nowhere yet; a header's id starts at 1.)
+#[derive(Debug)]
+pub struct ColumnName {
+    name: String,
+    found: AtomicU64,
+}
+
+impl ColumnName {
+    pub fn new(name: &str) -> ColumnName {
+        ColumnName {
+            name: name.to_string(),
+            found: AtomicU64::new(0),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Where it was found is a cache, not part of the name.
+impl Clone for ColumnName {
+    fn clone(&self) -> ColumnName {
+        ColumnName::new(&self.name)
+    }
+}
+
+impl PartialEq for ColumnName {
+    fn eq(&self, other: &ColumnName) -> bool {
+        self.name == other.name
     }
 }
 
@@ -212,11 +254,9 @@ impl CsvRow {
         self.header.position(name).map(|i| self.field(i))
     }
 
-    /// [`CsvRow::get`] through [`Header::position_hinted`].
-    pub fn get_hinted(&self, name: &str, hint: &AtomicUsize) -> Option<&str> {
-        self.header
-            .position_hinted(name, hint)
-            .map(|i| self.field(i))
+    /// [`CsvRow::get`] through [`Header::position_of`].
+    pub fn column(&self, column: &ColumnName) -> Option<&str> {
+        self.header.position_of(column).map(|i| self.field(i))
     }
 
     fn field(&self, i: usize) -> &str {
@@ -373,24 +413,28 @@ mod tests {
     }
 
     #[test]
-    fn a_hint_is_only_a_shortcut() {
-        let hint = AtomicUsize::new(0);
+    fn a_column_remembers_where_it_was_found_in_which_header() {
         let header = Header::new(vec!["a".into(), "b".into(), "c".into()]);
-        assert_eq!(header.position_hinted("c", &hint), Some(2));
-        assert_eq!(hint.load(Ordering::Relaxed), 2);
-        assert_eq!(header.position_hinted("c", &hint), Some(2));
-        assert_eq!(header.position_hinted("a", &hint), Some(0), "a wrong hint");
-        assert_eq!(header.position_hinted("zz", &hint), None);
-        // Another header with the name twice: the first, whatever the hint says.
-        let twice = Header::new(vec!["x".into(), "c".into(), "c".into()]);
-        hint.store(2, Ordering::Relaxed);
-        assert_eq!(twice.position_hinted("c", &hint), Some(1));
-        hint.store(7, Ordering::Relaxed);
+        let c = ColumnName::new("c");
+        assert_eq!(c.found.load(Ordering::Relaxed), 0);
+        assert_eq!(header.position_of(&c), Some(2));
         assert_eq!(
-            header.position_hinted("b", &hint),
-            Some(1),
-            "a hint past the end"
+            c.found.load(Ordering::Relaxed),
+            header.id << POSITION_BITS | 2
         );
+        assert_eq!(header.position_of(&c), Some(2));
+        assert_eq!(header.position_of(&ColumnName::new("zz")), None);
+        // Another header: searched afresh, where the name is elsewhere or not at all.
+        let twice = Header::new(vec!["x".into(), "c".into(), "c".into()]);
+        assert_ne!(twice.id, header.id);
+        assert_eq!(twice.position_of(&c), Some(1), "the first of two");
+        assert_eq!(twice.position_of(&c), Some(1));
+        assert_eq!(header.position_of(&c), Some(2), "the first header again");
+        let without = Header::new(vec!["a".into()]);
+        assert_eq!(without.position_of(&c), None);
+        assert_eq!(header.position_of(&c), Some(2));
+        // A clone is the name, not where it was found.
+        assert_eq!(c.clone().found.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -13,13 +13,12 @@
 //! to the same output.
 
 use std::borrow::Cow;
-use std::sync::atomic::AtomicUsize;
 
 use minijinja::Value;
 use serde_json::Value as Json;
 
 use super::filters;
-use crate::source::RowData;
+use crate::source::{ColumnName as Column, RowData};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Direct {
@@ -30,36 +29,6 @@ pub struct Direct {
 enum Segment {
     Text(String),
     Expr { base: Base, filters: Vec<Filter> },
-}
-
-/// `row.NAME`, with where its column was found last (see
-/// [`crate::source::Header::position_hinted`]).
-#[derive(Debug)]
-struct Column {
-    name: String,
-    hint: AtomicUsize,
-}
-
-impl Column {
-    fn new(name: &str) -> Column {
-        Column {
-            name: name.to_string(),
-            hint: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Clone for Column {
-    fn clone(&self) -> Column {
-        Column::new(&self.name)
-    }
-}
-
-/// The hint is a cache, not part of what the template means.
-impl PartialEq for Column {
-    fn eq(&self, other: &Column) -> bool {
-        self.name == other.name
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,8 +235,8 @@ fn expression(s: &str, vars: &serde_json::Map<String, Json>) -> Option<Segment> 
 /// key), `None` when it is not text (minijinja's business).
 fn column<'r>(row: &'r RowData, col: &Column) -> Option<Option<&'r str>> {
     match row {
-        RowData::Csv(r) => Some(r.get_hinted(&col.name, &col.hint)),
-        RowData::Json(m) => match m.get(&col.name) {
+        RowData::Csv(r) => Some(r.column(col)),
+        RowData::Json(m) => match m.get(col.as_str()) {
             None => Some(None),
             Some(v) => Some(Some(v.as_str()?)),
         },
