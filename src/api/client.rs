@@ -17,6 +17,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
+use super::payload::PayloadHash;
 use super::sign::{self, ACTION, BIZ_TYPE, SignAlgorithm, SignedHeaders};
 use super::wire::{
     BATCH_CREATE_PATH, BatchCreateRequest, BatchCreateResult, Envelope, FIELDS_PATH, FieldDef,
@@ -182,9 +183,9 @@ impl AttemptError {
 #[derive(Debug, Clone)]
 pub struct RetryNotice {
     pub path: &'static str,
-    /// SHA-256 of the body retried (hex; none for a request without one): what ties the
+    /// The hash of the body retried (none for a request without one): what ties the
     /// retry to the journal's intent for the same bytes.
-    pub payload_sha256: Option<String>,
+    pub payload: Option<PayloadHash>,
     pub attempt: u32,
     pub reason: String,
     pub delay: Duration,
@@ -405,10 +406,7 @@ impl Client {
             if let Some(obs) = &observer {
                 obs(&RetryNotice {
                     path,
-                    payload_sha256: (!body.is_empty()).then(|| {
-                        use sha2::Digest;
-                        hex::encode(sha2::Sha256::digest(&body))
-                    }),
+                    payload: (!body.is_empty()).then(|| PayloadHash::of(&body)),
                     attempt: attempts.load(Ordering::Relaxed) as u32,
                     reason: e.describe(),
                     delay,

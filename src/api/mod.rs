@@ -1,7 +1,8 @@
-//! Talking to the CDP API: the signature (`sign`), the wire types (`wire`) and the client
-//! with its one retry policy (`client`).
+//! Talking to the CDP API: the signature (`sign`), the wire types (`wire`), the hash a body
+//! is journaled by (`payload`) and the client with its one retry policy (`client`).
 
 pub mod client;
+pub mod payload;
 pub mod sign;
 pub mod wire;
 

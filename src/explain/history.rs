@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::locate::{BatchPlace, Settled};
+use crate::api::payload::PayloadHash;
 use crate::error::{Error, Result};
 use crate::import::Checkpoint;
 use crate::import::results::{self, RowOutcome};
@@ -151,14 +152,10 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
         }
     };
     // A retry names the body it sent again; the intents of this batch name theirs.
-    let sent: std::collections::HashMap<&str, Part> = events
+    let sent: std::collections::HashMap<&PayloadHash, Part> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Intent {
-                part,
-                payload_sha256,
-                ..
-            } if part.seq == batch.seq => Some((payload_sha256.as_str(), *part)),
+            Event::Intent { part, payload, .. } if part.seq == batch.seq => Some((payload, *part)),
             _ => None,
         })
         .collect();
@@ -168,13 +165,13 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
             let retried;
             let (part, event, summary) = match e {
                 Event::Retry {
-                    payload_sha256: Some(hash),
+                    payload: Some(hash),
                     attempt,
                     reason,
                     delay_ms,
                     ..
                 } => {
-                    retried = *sent.get(hash.as_str())?;
+                    retried = *sent.get(hash)?;
                     (
                         &retried,
                         "retry",
@@ -190,16 +187,17 @@ fn batch_events(events: &[Event], batch: &BatchPlace) -> Vec<BatchEvent> {
                     attempt,
                     first_row,
                     last_row,
-                    payload_sha256,
+                    payload,
                     ..
                 } => (
                     part,
                     "intent",
                     format!(
-                        "{}{}, attempt {attempt}, payload sha256 {}…",
+                        "{}{}, attempt {attempt}, payload {} {}…",
                         customers(part),
                         row_range(*first_row, *last_row),
-                        &payload_sha256[..payload_sha256.len().min(12)]
+                        payload.algorithm(),
+                        &payload.hex()[..payload.hex().len().min(12)]
                     ),
                 ),
                 Event::Outcome {

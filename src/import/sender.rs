@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::batches::BatchUnit;
 use crate::api::client::{CODE_AGENT_MISSING, Client};
+use crate::api::payload::PayloadHash;
 use crate::api::wire::BatchCreateEnvelope;
-use crate::run_dir;
 use crate::run_dir::events::{Answer, CreatedRow, Event, FailedRow, Part, now};
 use crate::run_dir::journal::GroupJournal;
 use crate::runner::Stop;
@@ -22,7 +22,7 @@ pub struct Sender {
     known: Mutex<HashMap<Part, Answer>>,
     /// Payload hashes of journaled intents, to check a resume re-derived the same batch,
     /// and how many times each part was sent.
-    intents: HashMap<Part, String>,
+    intents: HashMap<Part, PayloadHash>,
     attempts: Mutex<HashMap<Part, u32>>,
     pub client: Arc<Client>,
     /// The run's request envelope (merge type, tenant, app key, strict_binding).
@@ -59,12 +59,8 @@ impl Sender {
         let mut attempts: HashMap<Part, u32> = HashMap::new();
         for e in events {
             match e {
-                Event::Intent {
-                    part,
-                    payload_sha256,
-                    ..
-                } => {
-                    intents.insert(part, payload_sha256);
+                Event::Intent { part, payload, .. } => {
+                    intents.insert(part, payload);
                     *attempts.entry(part).or_insert(0) += 1;
                 }
                 Event::Outcome { part, answer, .. } => {
@@ -164,9 +160,8 @@ impl Sender {
         let range = part.lo as usize..part.hi as usize;
         let rows = &unit.customer_rows[range.clone()];
         let body = self.envelope.body(&unit.customers, range);
-        let hash = run_dir::sha256_hex(&body);
         if let Some(previous) = self.intents.get(&part)
-            && *previous != hash
+            && !previous.is_of(&body)
         {
             return Err(Stop::not_resumable(format!(
                 "batch {} is not the batch the journal recorded (its customers differ): the source or the job changed; start a new run",
@@ -185,7 +180,7 @@ impl Sender {
             attempt,
             first_row: rows.first().copied().unwrap_or(0),
             last_row: rows.last().copied().unwrap_or(0),
-            payload_sha256: hash,
+            payload: PayloadHash::of(&body),
             at: now(),
         })
         .await?;

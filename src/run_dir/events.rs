@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use jiff::Timestamp;
 
+use crate::api::payload::PayloadHash;
+
 /// A request's place: batch `seq`, customers `lo..hi` of it (bisection sends halves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Part {
@@ -54,8 +56,8 @@ pub enum Event {
     Resumed {
         at: Timestamp,
     },
-    /// About to send these customers; `payload_sha256` is the hash of the exact body's
-    /// customers, so a resume can tell it re-derived the same batch.
+    /// About to send these customers; `payload` is the hash of the exact body, so a resume
+    /// can tell it re-derived the same batch.
     Intent {
         part: Part,
         /// 1 the first time this part is sent, 2 when a resume sends it again, …
@@ -63,7 +65,8 @@ pub enum Event {
         attempt: u32,
         first_row: u64,
         last_row: u64,
-        payload_sha256: String,
+        #[serde(flatten)]
+        payload: PayloadHash,
         at: Timestamp,
     },
     Outcome {
@@ -79,9 +82,9 @@ pub enum Event {
     },
     Retry {
         path: String,
-        /// The retried body's SHA-256, as its intent has it (older journals lack it).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        payload_sha256: Option<String>,
+        /// The retried body's hash, as its intent has it (the oldest journals lack it).
+        #[serde(flatten)]
+        payload: Option<PayloadHash>,
         attempt: u32,
         reason: String,
         delay_ms: u64,
@@ -151,6 +154,65 @@ impl Event {
             | Event::RunFinished { at }
             | Event::Page { at, .. }
             | Event::ExportFinished { at, .. } => *at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_intent_and_a_retry_read_back_with_their_payload_hash_old_or_new() {
+        let intent = Event::Intent {
+            part: Part {
+                seq: 3,
+                lo: 0,
+                hi: 2,
+            },
+            attempt: 1,
+            first_row: 7,
+            last_row: 9,
+            payload: PayloadHash::of(b"{}"),
+            at: now(),
+        };
+        let line = serde_json::to_string(&intent).unwrap();
+        assert!(line.contains(r#""payload_xxh3":""#), "{line}");
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), intent);
+
+        // As cdpjob 0.1.0 wrote it (tests/fixtures/run-0.1.0/run/events.jsonl).
+        let old = r#"{"event":"intent","part":{"seq":0,"lo":0,"hi":2},"attempt":1,"first_row":1,"last_row":2,"payload_sha256":"a80284a3c3339fcc0a298db759e163fd3cfe0ace285fd16446944db6d420265e","at":"2026-12-01T16:12:38.364118152Z"}"#;
+        match serde_json::from_str::<Event>(old).unwrap() {
+            Event::Intent { payload, .. } => assert_eq!(
+                payload,
+                PayloadHash::Sha256(
+                    "a80284a3c3339fcc0a298db759e163fd3cfe0ace285fd16446944db6d420265e".into()
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
+
+        for payload in [None, Some(PayloadHash::of(b"[]"))] {
+            let retry = Event::Retry {
+                path: "/x".into(),
+                payload,
+                attempt: 2,
+                reason: "HTTP 503".into(),
+                delay_ms: 10,
+                at: now(),
+            };
+            let line = serde_json::to_string(&retry).unwrap();
+            assert_eq!(
+                line.contains("payload"),
+                matches!(
+                    retry,
+                    Event::Retry {
+                        payload: Some(_),
+                        ..
+                    }
+                )
+            );
+            assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), retry);
         }
     }
 }

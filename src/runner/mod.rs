@@ -360,7 +360,7 @@ async fn run_kind<K: RunKind>(
             // A log entry nothing depends on: written in order, not waited for.
             let _ = journal.append_detached(&Event::Retry {
                 path: n.path.to_string(),
-                payload_sha256: n.payload_sha256.clone(),
+                payload: n.payload.clone(),
                 attempt: n.attempt,
                 reason: n.reason.clone(),
                 delay_ms: n.delay.as_millis() as u64,
