@@ -32,7 +32,9 @@ pub fn materialize(
     };
     // A customer's place in the batch, found by its row (`customer_rows` ascends).
     let index_of = |row: u64| unit.customer_rows.binary_search(&row).ok();
-    let mut created_lines = Vec::with_capacity(created.len() * 256);
+    // Each line is its customer's JSON and under a hundred bytes around it: room for them
+    // all at once, so the batch's lines are never copied to a bigger buffer.
+    let mut created_lines = Vec::with_capacity(unit.customers.bytes() + created.len() * 160);
     for c in &created {
         // The customer's place in the batch, looked up once for all it carries.
         let at = index_of(c.row);

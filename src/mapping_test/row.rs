@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::job::model::SourceKind;
-use crate::source::{CsvRow, Ends, Header, Record, RowData};
+use crate::source::{CsvRow, Ends, Header, Record, RowData, end_at};
 
 /// The record of `row` for a source of `kind`. `read` are the columns the templates read
 /// (`row.X`, each once): a text source has every column in every row, so one the case leaves out is
@@ -42,7 +42,7 @@ pub fn record(kind: SourceKind, row: &Map<String, Value>, read: &[String]) -> Re
                 if let Some(v) = row.get(name) {
                     cells.push_str(&text(v));
                 }
-                ends.push(cells.len());
+                ends.push(end_at(cells.len()));
             }
             RowData::Csv(CsvRow {
                 header: Arc::new(Header::new(names)),

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use csv_core::ReadRecordResult;
 
 use super::{
-    CsvRow, Ends, Header, OpenError, Record, RecordSource, RowData, SourceSpec, Unreadable,
+    CsvRow, Header, MAX_ROW_TEXT, OpenError, Record, RecordSource, RowData, SourceSpec, Unreadable,
+    end_at,
 };
 
 /// A record inside quotes may span at most this many lines or bytes before we decide its
@@ -371,10 +372,16 @@ fn to_row(
     if !ends.iter().all(|&e| text.is_char_boundary(e)) {
         return Err(format!("line {line}: a field is not valid {encoding}"));
     }
+    if text.len() > MAX_ROW_TEXT {
+        return Err(format!(
+            "line {line}: the record is {} bytes long, more than the {MAX_ROW_TEXT} a record may have",
+            text.len()
+        ));
+    }
     Ok(RowData::Csv(CsvRow {
         header: Arc::clone(header),
         text: text.to_string(),
-        ends: Ends::from_slice(ends),
+        ends: ends.iter().map(|&e| end_at(e)).collect(),
     }))
 }
 

@@ -86,8 +86,11 @@ impl Record {
             Ok(RowData::Csv(row)) => {
                 let mut map = serde_json::Map::new();
                 for (i, name) in row.header.names().iter().enumerate() {
-                    let start = if i == 0 { 0 } else { row.ends[i - 1] };
-                    let text = row.text.get(start..row.ends[i]).unwrap_or_default();
+                    let start = if i == 0 { 0 } else { row.ends[i - 1] as usize };
+                    let text = row
+                        .text
+                        .get(start..row.ends[i] as usize)
+                        .unwrap_or_default();
                     // A name twice: the first column's, as `row.X` sees it.
                     map.entry(name.clone())
                         .or_insert_with(|| serde_json::Value::from(text));
@@ -238,8 +241,21 @@ impl PartialEq for ColumnName {
 
 /// Where each field of a [`CsvRow`] ends in its text. Held in the row itself up to 16
 /// fields: a row is made on the reader thread and dropped on a mapping thread, and a second
-/// allocation per row was a second cross-thread free (3–5 % of `plan`'s CPU).
-pub type Ends = smallvec::SmallVec<[usize; 16]>;
+/// allocation per row was a second cross-thread free (3–5 % of `plan`'s CPU). As u32: a
+/// record is moved from stage to stage several times, and usize ends were 64 more of its
+/// ~190 bytes.
+pub type Ends = smallvec::SmallVec<[u32; 16]>;
+
+/// The longest text a [`CsvRow`] holds. The CSV reader refuses a longer record as
+/// unreadable; no other source makes one (a sheet's row is at most 16,384 cells of 32,767
+/// characters).
+pub const MAX_ROW_TEXT: usize = u32::MAX as usize;
+
+/// A field's end, as [`Ends`] holds it: `len` is the length of a row's text so far, at most
+/// [`MAX_ROW_TEXT`].
+pub fn end_at(len: usize) -> u32 {
+    u32::try_from(len).expect("a row's text is at most MAX_ROW_TEXT bytes")
+}
 
 /// One CSV record: all field text in one string, with the end offset of each field.
 #[derive(Debug, Clone)]
@@ -260,8 +276,8 @@ impl CsvRow {
     }
 
     fn field(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
     }
 }
 
@@ -450,7 +466,7 @@ mod tests {
             let mut text = String::new();
             for t in &texts {
                 text.push_str(t);
-                ends.push(text.len());
+                ends.push(end_at(text.len()));
             }
             let record = Record {
                 row: 1,
@@ -459,5 +475,15 @@ mod tests {
             };
             assert_eq!(record.as_json().unwrap()["email"], "v1", "{width}");
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// A record is moved from the reader to a mapping thread, into its batch and on: its
+    /// size is CPU on every row (it was 192 bytes with usize ends).
+    #[test]
+    fn a_record_of_up_to_sixteen_fields_is_128_bytes() {
+        assert_eq!(std::mem::size_of::<super::Record>(), 128);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CsvRow, Ends, Header, Record, RecordSource, RowData};
+use super::{CsvRow, Ends, Header, Record, RecordSource, RowData, end_at};
 
 /// One line of the copy.
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ fn csv_row(header: &Arc<Header>, record: &serde_json::Map<String, serde_json::Va
             Some(serde_json::Value::Null) | None => {}
             Some(other) => text.push_str(&other.to_string()),
         }
-        ends.push(text.len());
+        ends.push(end_at(text.len()));
     }
     CsvRow {
         header: Arc::clone(header),

@@ -25,6 +25,7 @@ use super::cell::{DateShape, cell_text, cell_text_as};
 use super::spec::{SheetRef, SourceSpec};
 use super::{
     CountingReader, CsvRow, Ends, Header, OpenError, Record, RecordSource, RowData, Unreadable,
+    end_at,
 };
 
 /// Why a sheet cannot be read, and the `source` key to fix (`path`, `sheet`, `header_row`),
@@ -203,7 +204,7 @@ impl RecordSource for SheetSource {
             let mut ends = Ends::with_capacity(columns.len());
             for &c in &columns {
                 text.push_str(cells.get(c).map_or("", String::as_str));
-                ends.push(text.len());
+                ends.push(end_at(text.len()));
             }
             sink(Record {
                 row,

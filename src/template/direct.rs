@@ -429,7 +429,7 @@ mod tests {
         let mut ends = Ends::new();
         for (_, v) in cols {
             text.push_str(v);
-            ends.push(text.len());
+            ends.push(crate::source::end_at(text.len()));
         }
         RowData::Csv(CsvRow { header, text, ends })
     }
