@@ -124,7 +124,10 @@ enum Line {
 #[derive(Default)]
 struct Inner {
     /// By id: ids are unique across tenants, and asc and desc paging walk them in order.
-    customers: BTreeMap<i64, Stored>,
+    /// Boxed: ids come in ascending, which leaves the tree's nodes little more than half
+    /// full, and a node of 136-byte customers held ~260 bytes for each (a million
+    /// customers' pages zeroed as the store grew were a sixth of the simulator's CPU).
+    customers: BTreeMap<i64, Box<Stored>>,
     /// Per tenant and match key: who holds each value. A record matches the lowest id.
     keys: foldhash::HashMap<i64, [KeyIndex; 3]>,
     /// Per tenant: tag name → id; and id → name.
@@ -161,25 +164,17 @@ enum Sequence {
 /// for ~200 ms (three stalls in a million-customer run); u64 keys through a pass-through
 /// hasher grow in milliseconds. Hashes may collide: the ids under one are checked against
 /// the customers' actual values.
+///
+/// Nearly every hash has one id, held in `one` (16 bytes an entry; an enum of one id or a
+/// `Vec` was 32, and the three indexes of a million customers took ~200 MB). A hash with
+/// more ids is in `many` instead, its ids ascending; never in both.
 #[derive(Default)]
-struct KeyIndex(HashMap<u64, Ids, std::hash::BuildHasherDefault<PassThrough>>);
-
-/// The ids under one hash, ascending: nearly always one, held without an allocation (a
-/// `Vec` each was three allocations and ~100 bytes a customer).
-#[derive(Debug, PartialEq)]
-enum Ids {
-    One(i64),
-    Many(Vec<i64>),
+struct KeyIndex {
+    one: HashMap<u64, i64, PassThroughHasher>,
+    many: HashMap<u64, Vec<i64>, PassThroughHasher>,
 }
 
-impl Ids {
-    fn as_slice(&self) -> &[i64] {
-        match self {
-            Ids::One(id) => std::slice::from_ref(id),
-            Ids::Many(ids) => ids,
-        }
-    }
-}
+type PassThroughHasher = std::hash::BuildHasherDefault<PassThrough>;
 
 /// The hasher of `KeyIndex`, whose keys are hashes already.
 #[derive(Default)]
@@ -209,45 +204,49 @@ fn value_hash(value: &str) -> u64 {
 impl KeyIndex {
     /// The lowest id among those under the value's hash that `holds` the value.
     fn lowest(&self, value: &str, holds: impl Fn(i64) -> bool) -> Option<i64> {
-        self.0
-            .get(&value_hash(value))
-            .and_then(|ids| ids.as_slice().iter().copied().find(|id| holds(*id)))
+        let h = value_hash(value);
+        match self.many.get(&h) {
+            Some(ids) => ids.iter().copied().find(|id| holds(*id)),
+            None => self.one.get(&h).copied().filter(|id| holds(*id)),
+        }
     }
 
     fn add(&mut self, value: &str, id: i64) {
         use std::collections::hash_map::Entry;
-        match self.0.entry(value_hash(value)) {
-            Entry::Vacant(e) => {
-                e.insert(Ids::One(id));
+        let h = value_hash(value);
+        if let Some(ids) = self.many.get_mut(&h) {
+            if let Err(at) = ids.binary_search(&id) {
+                ids.insert(at, id);
             }
-            Entry::Occupied(mut e) => match e.get_mut() {
-                Ids::One(held) if *held == id => {}
-                Ids::One(held) => {
-                    let held = *held;
-                    e.insert(Ids::Many(vec![held.min(id), held.max(id)]));
-                }
-                Ids::Many(ids) => {
-                    if let Err(at) = ids.binary_search(&id) {
-                        ids.insert(at, id);
-                    }
-                }
-            },
+            return;
+        }
+        match self.one.entry(h) {
+            Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            Entry::Occupied(e) if *e.get() == id => {}
+            Entry::Occupied(e) => {
+                let held = e.remove();
+                self.many.insert(h, vec![held.min(id), held.max(id)]);
+            }
         }
     }
 
     fn remove(&mut self, value: &str, id: i64) {
         let h = value_hash(value);
-        let emptied = match self.0.get_mut(&h) {
-            None => false,
-            Some(Ids::One(held)) => *held == id,
-            Some(Ids::Many(ids)) => {
-                ids.retain(|i| *i != id);
-                ids.is_empty()
+        if let Some(ids) = self.many.get_mut(&h) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.many.remove(&h);
             }
-        };
-        if emptied {
-            self.0.remove(&h);
+        } else if self.one.get(&h) == Some(&id) {
+            self.one.remove(&h);
         }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.one.is_empty() && self.many.is_empty()
     }
 }
 
@@ -436,7 +435,10 @@ impl Store {
                 )?;
             }
             for id in &written {
-                push_line(&mut lines, &Line::Customer(inner.customers[id].clone()))?;
+                push_line(
+                    &mut lines,
+                    &Line::Customer(Stored::clone(&inner.customers[id])),
+                )?;
             }
             inner.log.as_mut().expect("checked").append(&lines)?;
         }
@@ -622,7 +624,10 @@ impl Store {
                     },
                 )?;
             }
-            push_line(&mut lines, &Line::Customer(inner.customers[&id].clone()))?;
+            push_line(
+                &mut lines,
+                &Line::Customer(Stored::clone(&inner.customers[&id])),
+            )?;
             inner.log.as_mut().expect("checked").append(&lines)?;
         }
         Ok(Some(inner.shown(&inner.customers[&id])))
@@ -772,7 +777,7 @@ impl Inner {
         out.write_all(&buf)?;
         for c in self.customers.values() {
             buf.clear();
-            push_line(&mut buf, &Line::Customer(c.clone()))?;
+            push_line(&mut buf, &Line::Customer(Stored::clone(c)))?;
             out.write_all(&buf)?;
             lines += 1;
         }
@@ -870,12 +875,12 @@ impl Inner {
         if let Sequence::Shuffled(index) = &mut self.order {
             index.insert(c.id);
         }
-        self.customers.insert(c.id, c);
+        self.customers.insert(c.id, Box::new(c));
     }
 
     /// Take a customer out, and out of the key index (its keys may change).
     fn remove(&mut self, id: i64) -> Stored {
-        let c = self
+        let c = *self
             .customers
             .remove(&id)
             .expect("a matched customer is held");
@@ -963,7 +968,7 @@ impl Inner {
             (Some(lo), Some(hi)) if lo <= hi => self.customers.range(lo..=hi),
             _ => self.customers.range(0..0),
         };
-        range.map(|(_, c)| c)
+        range.map(|(_, c)| &**c)
     }
 
     /// The customers of these ids that fall in the window `lo..=hi`.
@@ -973,7 +978,7 @@ impl Inner {
         ids: impl Iterator<Item = i64> + 'a,
     ) -> impl Iterator<Item = &'a Stored> + 'a {
         ids.filter(move |id| (lo..=hi).contains(id))
-            .filter_map(|id| self.customers.get(&id))
+            .filter_map(|id| self.customers.get(&id).map(|c| &**c))
     }
 
     /// The ids a query's time window allows, `lo..=hi` (creation times ascend with the id;
@@ -1144,7 +1149,7 @@ mod tests {
         index.remove("x", 3);
         assert_eq!(index.lowest("x", |_| true), Some(5));
         index.remove("x", 5);
-        assert!(index.0.is_empty());
+        assert!(index.is_empty());
         // One id, then three (kept ascending), then back down to none.
         index.add("y", 7);
         index.remove("y", 8);
@@ -1152,12 +1157,13 @@ mod tests {
         index.add("y", 9);
         index.add("y", 2);
         index.add("y", 9);
-        assert_eq!(index.0[&value_hash("y")], Ids::Many(vec![2, 7, 9]));
+        assert_eq!(index.many[&value_hash("y")], vec![2, 7, 9]);
+        assert!(!index.one.contains_key(&value_hash("y")));
         assert_eq!(index.lowest("y", |id| id > 2), Some(7));
         for id in [7, 2, 9] {
             index.remove("y", id);
         }
-        assert!(index.0.is_empty());
+        assert!(index.is_empty());
     }
 
     /// Every field filter of a query, now that the fields are held as text: the match keys
