@@ -2,7 +2,7 @@
 //! the checkpoint counts is committed), the customer id or the error — and its batch's
 //! journal: every intent, outcome, bisection and withdrawal of the batch and of the halves
 //! a bisection sent, each marked when it held the row, and every transport retry of their
-//! requests (a retry is tied to its intent by the SHA-256 of the body both name).
+//! requests (a retry is tied to its intent by the hash of the body both name).
 
 use std::path::Path;
 

@@ -32,9 +32,15 @@ pub fn materialize(
     };
     // A customer's place in the batch, found by its row (`customer_rows` ascends).
     let index_of = |row: u64| unit.customer_rows.binary_search(&row).ok();
-    // Each line is its customer's JSON and under a hundred bytes around it: room for them
-    // all at once, so the batch's lines are never copied to a bigger buffer.
-    let mut created_lines = Vec::with_capacity(unit.customers.bytes() + created.len() * 160);
+    // Each line is its customer's JSON and ~110 bytes around it (~230 with change
+    // detection's key and hash): room for them all at once, so the batch's lines are never
+    // copied to a bigger buffer.
+    let around = if unit.tags.iter().any(Option::is_some) {
+        256
+    } else {
+        128
+    };
+    let mut created_lines = Vec::with_capacity(unit.customers.bytes() + created.len() * around);
     for c in &created {
         // The customer's place in the batch, looked up once for all it carries.
         let at = index_of(c.row);

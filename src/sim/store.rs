@@ -166,8 +166,9 @@ enum Sequence {
 /// the customers' actual values.
 ///
 /// Nearly every hash has one id, held in `one` (16 bytes an entry; an enum of one id or a
-/// `Vec` was 32, and the three indexes of a million customers took ~200 MB). A hash with
-/// more ids is in `many` instead, its ids ascending; never in both.
+/// `Vec` was 32, and the three indexes of a million customers took ~200 MB). A hash that
+/// came to have more ids is in `many` instead, its ids ascending (it stays there when
+/// removals leave it one); a hash is never in both.
 #[derive(Default)]
 struct KeyIndex {
     one: HashMap<u64, i64, PassThroughHasher>,
