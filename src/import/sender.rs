@@ -101,7 +101,7 @@ impl Sender {
     /// Append to the journal; returns once the event is durable.
     pub async fn log(&self, event: &Event) -> std::result::Result<(), Stop> {
         self.journal
-            .append(event)
+            .append_line(event.line())
             .await
             .map_err(|e| io_stop("writing the journal", e))
     }

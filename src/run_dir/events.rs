@@ -140,6 +140,59 @@ pub fn now() -> Timestamp {
 }
 
 impl Event {
+    /// The event as one journal line: JSON and a newline. An outcome's created rows (a
+    /// hundred a batch, in every run) are written by hand, byte for byte what serde writes:
+    /// serde_json escaped each row's three key names again, ~1,100 instructions a row,
+    /// 3 % of the client's. Everything else, and every string value, goes through serde.
+    pub fn line(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Event::Outcome {
+                part,
+                answer: Answer::Answered { created, failed },
+                attempts,
+                at,
+            } => {
+                let mut n = itoa::Buffer::new();
+                out.reserve(160 + created.len() * 72);
+                out.extend_from_slice(b"{\"event\":\"outcome\",\"part\":");
+                json_into(&mut out, part);
+                out.extend_from_slice(b",\"answer\":{\"result\":\"answered\",\"created\":[");
+                for (i, c) in created.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"row\":");
+                    out.extend_from_slice(n.format(c.row).as_bytes());
+                    out.extend_from_slice(b",\"customer_id\":");
+                    out.extend_from_slice(n.format(c.customer_id).as_bytes());
+                    if let Some(phone) = &c.whats_app_phone {
+                        out.extend_from_slice(b",\"whats_app_phone\":");
+                        json_into(&mut out, phone);
+                    }
+                    out.push(b'}');
+                }
+                out.extend_from_slice(b"],\"failed\":");
+                json_into(&mut out, failed);
+                out.extend_from_slice(b"},\"attempts\":");
+                out.extend_from_slice(n.format(*attempts).as_bytes());
+                out.extend_from_slice(b",\"at\":");
+                json_into(&mut out, at);
+                out.push(b'}');
+            }
+            other => json_into(&mut out, other),
+        }
+        out.push(b'\n');
+        out
+    }
+}
+
+/// `value` as JSON, appended to `out`.
+fn json_into(out: &mut Vec<u8>, value: &impl Serialize) {
+    serde_json::to_writer(&mut *out, value).expect("an event serializes");
+}
+
+impl Event {
     /// When it happened.
     pub fn at(&self) -> Timestamp {
         match self {
@@ -161,6 +214,85 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Event::line` writes an outcome's created rows by hand: byte for byte serde's line.
+    #[test]
+    fn every_event_s_line_is_serde_s_json_of_it() {
+        let part = Part {
+            seq: 7,
+            lo: 0,
+            hi: 3,
+        };
+        let created = vec![
+            CreatedRow {
+                row: 1,
+                customer_id: 1_214_631_327_620_775_936,
+                whats_app_phone: Some("8613900000001".into()),
+            },
+            CreatedRow {
+                row: 2,
+                customer_id: -1,
+                whats_app_phone: None,
+            },
+            CreatedRow {
+                row: u64::MAX,
+                customer_id: i64::MIN,
+                whats_app_phone: Some("\"牛\\\n\u{1}".into()),
+            },
+        ];
+        let failed = vec![FailedRow {
+            row: 3,
+            error_code: 12148,
+            error_message: "归属坐席 \"agent1\" 不存在".into(),
+        }];
+        let events = [
+            Event::Outcome {
+                part,
+                answer: Answer::Answered {
+                    created: created.clone(),
+                    failed: failed.clone(),
+                },
+                attempts: 2,
+                at: now(),
+            },
+            Event::Outcome {
+                part,
+                answer: Answer::Answered {
+                    created: Vec::new(),
+                    failed: Vec::new(),
+                },
+                attempts: 1,
+                at: now(),
+            },
+            Event::Outcome {
+                part,
+                answer: Answer::Answered {
+                    created,
+                    failed: Vec::new(),
+                },
+                attempts: u32::MAX,
+                at: now(),
+            },
+            Event::Outcome {
+                part,
+                answer: Answer::WholeFailed {
+                    code: 12148,
+                    message: "x".into(),
+                },
+                attempts: 1,
+                at: now(),
+            },
+            Event::Withdrawn { part, at: now() },
+        ];
+        for event in events {
+            let mut serde = serde_json::to_vec(&event).unwrap();
+            serde.push(b'\n');
+            assert_eq!(
+                String::from_utf8(event.line()).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn an_intent_and_a_retry_read_back_with_their_payload_hash_old_or_new() {

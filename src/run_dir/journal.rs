@@ -153,9 +153,16 @@ impl GroupJournal {
     /// Append one record; returns once it is durable (written and fsynced, with the lines
     /// before it).
     pub async fn append<T: Serialize>(&self, record: &T) -> io::Result<()> {
+        self.append_line(line_of(record)?).await
+    }
+
+    /// [`GroupJournal::append`] of a line written already: one JSON document and its
+    /// newline.
+    pub async fn append_line(&self, line: Vec<u8>) -> io::Result<()> {
+        debug_assert!(line.ends_with(b"\n"), "a journal line ends in a newline");
         let (done, durable) = tokio::sync::oneshot::channel();
         self.send(Waiting {
-            line: line_of(record)?,
+            line,
             durable: Some(done),
         })?;
         match durable.await {
