@@ -142,8 +142,9 @@ pub fn now() -> Timestamp {
 impl Event {
     /// The event as one journal line: JSON and a newline. An outcome's created rows (a
     /// hundred a batch, in every run) are written by hand, byte for byte what serde writes:
-    /// serde_json escaped each row's three key names again, ~1,100 instructions a row,
-    /// 3 % of the client's. Everything else, and every string value, goes through serde.
+    /// through serde the line cost ~1,100 instructions a row (serde_json escapes each row's
+    /// three key names again), by hand about half that: 1.4 % of the client's instructions.
+    /// Everything else, and every string value, goes through serde.
     pub fn line(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
@@ -185,14 +186,7 @@ impl Event {
         out.push(b'\n');
         out
     }
-}
 
-/// `value` as JSON, appended to `out`.
-fn json_into(out: &mut Vec<u8>, value: &impl Serialize) {
-    serde_json::to_writer(&mut *out, value).expect("an event serializes");
-}
-
-impl Event {
     /// When it happened.
     pub fn at(&self) -> Timestamp {
         match self {
@@ -209,6 +203,11 @@ impl Event {
             | Event::ExportFinished { at, .. } => *at,
         }
     }
+}
+
+/// `value` as JSON, appended to `out`.
+fn json_into(out: &mut Vec<u8>, value: &impl Serialize) {
+    serde_json::to_writer(&mut *out, value).expect("an event serializes");
 }
 
 #[cfg(test)]
