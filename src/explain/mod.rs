@@ -313,7 +313,8 @@ fn run_input(
         Input::Source { spec, path } => {
             if let KindRecord::BatchCreate { source, .. } = &manifest.kind
                 && !input.is_stdin()
-                && run_dir::fingerprint(path).is_ok_and(|now| now.sha256 != source.sha256)
+                && run_dir::fingerprint_as(path, &source.content)
+                    .is_ok_and(|now| now.content != source.content)
             {
                 warnings.push(format!(
                     "{} changed since the run started: its rows may not be the run's",

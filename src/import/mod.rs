@@ -192,7 +192,7 @@ impl RunKind for Import {
             let source = SourceFingerprint {
                 path: "-".into(),
                 size: 0,
-                sha256: String::new(),
+                content: run_dir::ContentHash::none(),
             };
             (source, None, None)
         } else {
@@ -259,9 +259,9 @@ impl RunKind for Import {
                 _ => Ok(()),
             };
         }
-        let now = run_dir::fingerprint(input.path())
+        let now = run_dir::fingerprint_as(input.path(), &started.content)
             .map_err(|e| Error::io("cannot read the source", e))?;
-        let same = now.size == started.size && now.sha256 == started.sha256;
+        let same = now.size == started.size && now.content == started.content;
         if !same && !opts.force {
             return Err(run.refusal(format!(
                 "the source {} changed since the run started (size or content); resuming would send different rows as the same batches. Start a new run, or pass --force",

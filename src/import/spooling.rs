@@ -30,7 +30,7 @@ pub fn prepare(
         SourceFingerprint {
             path: dir.file(run_dir::SPOOL).display().to_string(),
             size: 0,
-            sha256: String::new(),
+            content: run_dir::ContentHash::none(),
         },
         SpoolRecord {
             complete: false,
@@ -112,13 +112,13 @@ pub fn check_resume(
         return Ok(());
     }
     let path = dir.file(run_dir::SPOOL);
-    let now = run_dir::fingerprint(&path).map_err(|e| {
+    let now = run_dir::fingerprint_as(&path, &started.content).map_err(|e| {
         format!(
             "the spool {} of this run cannot be read ({e}): its rows cannot be read again, and the database may hold others by now. Start a new run",
             path.display()
         )
     })?;
-    if now.size != started.size || now.sha256 != started.sha256 {
+    if now.size != started.size || now.content != started.content {
         return Err(format!(
             "the spool {} is not the one this run wrote (size or content): its rows cannot be trusted. Start a new run",
             path.display()

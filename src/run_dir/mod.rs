@@ -19,8 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use manifest::{
-    ExportRecord, KindRecord, Manifest, RetryOf, RetryRows, SourceFingerprint, SpoolRecord,
-    SubWindow, SyncRecord,
+    ContentHash, ExportRecord, KindRecord, Manifest, RetryOf, RetryRows, SourceFingerprint,
+    SpoolRecord, SubWindow, SyncRecord,
 };
 
 /// The version of every JSON document cdpjob writes for others to read: `--json` output,
@@ -43,23 +43,56 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Size and SHA-256 of a source file, read as a stream.
+/// Size and content hash of a source file, read as a stream, as a new run records them.
 pub fn fingerprint(path: &Path) -> io::Result<SourceFingerprint> {
+    fingerprint_as(path, &ContentHash::none())
+}
+
+/// [`fingerprint`] by the algorithm of `recorded` (a fingerprint to compare with, perhaps
+/// from an older manifest).
+pub fn fingerprint_as(path: &Path, recorded: &ContentHash) -> io::Result<SourceFingerprint> {
     let mut f = fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let size = io::copy(&mut f, &mut HashWriter(&mut h))?;
+    let (size, content) = match recorded {
+        ContentHash::Xxh3(_) => {
+            let mut h = HashWriter(Xxh3Or256::Xxh3(Box::default()));
+            let size = io::copy(&mut f, &mut h)?;
+            (size, h.0.finish())
+        }
+        ContentHash::Sha256(_) => {
+            let mut h = HashWriter(Xxh3Or256::Sha256(Sha256::new()));
+            let size = io::copy(&mut f, &mut h)?;
+            (size, h.0.finish())
+        }
+    };
     Ok(SourceFingerprint {
         path: path.display().to_string(),
         size,
-        sha256: hex::encode(h.finalize()),
+        content,
     })
 }
 
-struct HashWriter<'a>(&'a mut Sha256);
+enum Xxh3Or256 {
+    Xxh3(Box<twox_hash::XxHash3_128>),
+    Sha256(Sha256),
+}
 
-impl io::Write for HashWriter<'_> {
+impl Xxh3Or256 {
+    fn finish(self) -> ContentHash {
+        match self {
+            Xxh3Or256::Xxh3(h) => ContentHash::Xxh3(format!("{:032x}", h.finish_128())),
+            Xxh3Or256::Sha256(h) => ContentHash::Sha256(hex::encode(h.finalize())),
+        }
+    }
+}
+
+struct HashWriter(Xxh3Or256);
+
+impl io::Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
+        match &mut self.0 {
+            Xxh3Or256::Xxh3(h) => h.write(buf),
+            Xxh3Or256::Sha256(h) => h.update(buf),
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {

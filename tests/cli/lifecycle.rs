@@ -58,7 +58,7 @@ fn every_document_a_run_writes_or_prints_carries_format_version() {
     let first_event: Value = serde_json::from_str(first_event.lines().next().unwrap()).unwrap();
     assert!(first_event.get("format_version").is_none());
     let manifest = json_of(&dir.join("manifest.json"));
-    assert!(manifest["kind"]["batch_create"]["source"]["sha256"].is_string());
+    assert!(manifest["kind"]["batch_create"]["source"]["xxh3"].is_string());
     let out = run(cmd(&ws, &["status", dir.to_str().unwrap(), "--json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let status: Value = serde_json::from_str(&out.stdout).unwrap();

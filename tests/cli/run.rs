@@ -424,6 +424,53 @@ fn a_wrong_secret_stops_the_run_resumably_with_advice() {
     assert_eq!(created, expected_valid(30));
 }
 
+/// A manifest written before the source's fingerprint was xxh3 names it `sha256`: a resume
+/// of such a run still checks the source by SHA-256, finding a change that keeps the size.
+#[test]
+fn a_run_whose_manifest_fingerprints_the_source_by_sha256_still_resumes_by_it() {
+    let ws = Workspace::new();
+    let source = leads(20);
+    ws.write("leads.csv", &source);
+    // Nothing listens on port 9: the run stops early, resumable.
+    ws.write(
+        "job.yaml",
+        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 0"),
+    );
+    let out = run(cmd(&ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let dir = the_run_dir(&ws);
+    let d = dir.to_str().unwrap();
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_str(&read(&manifest_path)).unwrap();
+    let recorded = manifest["kind"]["batch_create"]["source"]
+        .as_object_mut()
+        .unwrap();
+    let xxh3 = recorded.remove("xxh3").expect("a new run records xxh3");
+    assert_eq!(xxh3.as_str().unwrap().len(), 32, "{xxh3}");
+    let sha256 = cdpjob::run_dir::sha256_hex(source.as_bytes());
+    recorded.insert("sha256".into(), Value::from(sha256));
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+
+    // The same size, other content: only the hash tells.
+    let changed = source.replacen("Lead 1,", "Lead 9,", 1);
+    assert_ne!(changed, source);
+    assert_eq!(changed.len(), source.len());
+    ws.write("leads.csv", &changed);
+    let out = run(cmd(&ws, &["resume", d]));
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("changed since the run started"),
+        "{}",
+        out.stderr
+    );
+    // The source as it was: the SHA-256 matches, and the resume goes on (and stops again,
+    // as nothing listens).
+    ws.write("leads.csv", &source);
+    let out = run(cmd(&ws, &["resume", d]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("changed since"), "{}", out.stderr);
+}
+
 #[test]
 fn resume_refuses_a_changed_source_or_job_unless_forced() {
     let ws = Workspace::new();
