@@ -52,46 +52,42 @@ pub fn fingerprint(path: &Path) -> io::Result<SourceFingerprint> {
 /// from an older manifest).
 pub fn fingerprint_as(path: &Path, recorded: &ContentHash) -> io::Result<SourceFingerprint> {
     let mut f = fs::File::open(path)?;
-    let (size, content) = match recorded {
-        ContentHash::Xxh3(_) => {
-            let mut h = HashWriter(Xxh3Or256::Xxh3(Box::default()));
-            let size = io::copy(&mut f, &mut h)?;
-            (size, h.0.finish())
-        }
-        ContentHash::Sha256(_) => {
-            let mut h = HashWriter(Xxh3Or256::Sha256(Sha256::new()));
-            let size = io::copy(&mut f, &mut h)?;
-            (size, h.0.finish())
-        }
-    };
+    let mut hashing = Hashing::like(recorded);
+    let size = io::copy(&mut f, &mut hashing)?;
     Ok(SourceFingerprint {
         path: path.display().to_string(),
         size,
-        content,
+        content: hashing.finish(),
     })
 }
 
-enum Xxh3Or256 {
+/// A file's content hash as it is being read, by one of [`ContentHash`]'s algorithms.
+enum Hashing {
     Xxh3(Box<twox_hash::XxHash3_128>),
     Sha256(Sha256),
 }
 
-impl Xxh3Or256 {
+impl Hashing {
+    fn like(recorded: &ContentHash) -> Hashing {
+        match recorded {
+            ContentHash::Xxh3(_) => Hashing::Xxh3(Box::default()),
+            ContentHash::Sha256(_) => Hashing::Sha256(Sha256::new()),
+        }
+    }
+
     fn finish(self) -> ContentHash {
         match self {
-            Xxh3Or256::Xxh3(h) => ContentHash::Xxh3(format!("{:032x}", h.finish_128())),
-            Xxh3Or256::Sha256(h) => ContentHash::Sha256(hex::encode(h.finalize())),
+            Hashing::Xxh3(h) => ContentHash::Xxh3(format!("{:032x}", h.finish_128())),
+            Hashing::Sha256(h) => ContentHash::Sha256(hex::encode(h.finalize())),
         }
     }
 }
 
-struct HashWriter(Xxh3Or256);
-
-impl io::Write for HashWriter {
+impl io::Write for Hashing {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.0 {
-            Xxh3Or256::Xxh3(h) => h.write(buf),
-            Xxh3Or256::Sha256(h) => h.update(buf),
+        match self {
+            Hashing::Xxh3(h) => h.write(buf),
+            Hashing::Sha256(h) => h.update(buf),
         }
         Ok(buf.len())
     }

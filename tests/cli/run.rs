@@ -424,6 +424,18 @@ fn a_wrong_secret_stops_the_run_resumably_with_advice() {
     assert_eq!(created, expected_valid(30));
 }
 
+/// The run of `ws`'s leads.csv by a job whose API is port 9, where nothing listens: it
+/// stops early, resumable (exit 3). Its run directory.
+fn a_run_that_stops_before_sending(ws: &Workspace) -> PathBuf {
+    ws.write(
+        "job.yaml",
+        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 0"),
+    );
+    let out = run(cmd(ws, &["run", "job.yaml"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    the_run_dir(ws)
+}
+
 /// A manifest written before the source's fingerprint was xxh3 names it `sha256`: a resume
 /// of such a run still checks the source by SHA-256, finding a change that keeps the size.
 #[test]
@@ -431,14 +443,7 @@ fn a_run_whose_manifest_fingerprints_the_source_by_sha256_still_resumes_by_it() 
     let ws = Workspace::new();
     let source = leads(20);
     ws.write("leads.csv", &source);
-    // Nothing listens on port 9: the run stops early, resumable.
-    ws.write(
-        "job.yaml",
-        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 0"),
-    );
-    let out = run(cmd(&ws, &["run", "job.yaml"]));
-    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
-    let dir = the_run_dir(&ws);
+    let dir = a_run_that_stops_before_sending(&ws);
     let d = dir.to_str().unwrap();
     let manifest_path = dir.join("manifest.json");
     let mut manifest: Value = serde_json::from_str(&read(&manifest_path)).unwrap();
@@ -475,14 +480,7 @@ fn a_run_whose_manifest_fingerprints_the_source_by_sha256_still_resumes_by_it() 
 fn resume_refuses_a_changed_source_or_job_unless_forced() {
     let ws = Workspace::new();
     ws.write("leads.csv", leads(20));
-    // Nothing listens on port 9: the run stops early, resumable.
-    ws.write(
-        "job.yaml",
-        job("http://127.0.0.1:9", 10, "", "").replace("max_retries: 8", "max_retries: 0"),
-    );
-    let out = run(cmd(&ws, &["run", "job.yaml"]));
-    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
-    let dir = the_run_dir(&ws);
+    let dir = a_run_that_stops_before_sending(&ws);
     let d = dir.to_str().unwrap();
     ws.write("leads.csv", leads(21));
     let out = run(cmd(&ws, &["resume", d]));
