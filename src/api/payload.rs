@@ -23,7 +23,7 @@ pub enum PayloadHash {
 impl PayloadHash {
     /// The hash of `body` as it is journaled now.
     pub fn of(body: &[u8]) -> PayloadHash {
-        PayloadHash::Xxh3(format!("{:032x}", twox_hash::XxHash3_128::oneshot(body)))
+        PayloadHash::Xxh3(xxh3_hex(twox_hash::XxHash3_128::oneshot(body)))
     }
 
     /// Whether `body` has this hash, by this hash's own algorithm.
@@ -47,6 +47,11 @@ impl PayloadHash {
             PayloadHash::Xxh3(hex) | PayloadHash::Sha256(hex) => hex,
         }
     }
+}
+
+/// An XXH3-128 hash as cdpjob writes it: 32 lowercase hex digits.
+pub fn xxh3_hex(hash: u128) -> String {
+    format!("{hash:032x}")
 }
 
 #[cfg(test)]

@@ -313,8 +313,7 @@ fn run_input(
         Input::Source { spec, path } => {
             if let KindRecord::BatchCreate { source, .. } = &manifest.kind
                 && !input.is_stdin()
-                && run_dir::fingerprint_as(path, &source.content)
-                    .is_ok_and(|now| now.content != source.content)
+                && source.is_of(path).is_ok_and(|same| !same)
             {
                 warnings.push(format!(
                     "{} changed since the run started: its rows may not be the run's",

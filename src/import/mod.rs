@@ -259,13 +259,13 @@ impl RunKind for Import {
                 _ => Ok(()),
             };
         }
-        let now = run_dir::fingerprint_as(input.path(), &started.content)
+        let same = started
+            .is_of(input.path())
             .map_err(|e| Error::io("cannot read the source", e))?;
-        let same = now.size == started.size && now.content == started.content;
         if !same && !opts.force {
             return Err(run.refusal(format!(
                 "the source {} changed since the run started (size or content); resuming would send different rows as the same batches. Start a new run, or pass --force",
-                now.path
+                input.path().display()
             )));
         }
         if let Some(newer) = newer_finished_run(run)

@@ -112,13 +112,13 @@ pub fn check_resume(
         return Ok(());
     }
     let path = dir.file(run_dir::SPOOL);
-    let now = run_dir::fingerprint_as(&path, &started.content).map_err(|e| {
+    let same = started.is_of(&path).map_err(|e| {
         format!(
             "the spool {} of this run cannot be read ({e}): its rows cannot be read again, and the database may hold others by now. Start a new run",
             path.display()
         )
     })?;
-    if now.size != started.size || now.content != started.content {
+    if !same {
         return Err(format!(
             "the spool {} is not the one this run wrote (size or content): its rows cannot be trusted. Start a new run",
             path.display()

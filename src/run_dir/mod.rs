@@ -45,20 +45,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Size and content hash of a source file, read as a stream, as a new run records them.
 pub fn fingerprint(path: &Path) -> io::Result<SourceFingerprint> {
-    fingerprint_as(path, &ContentHash::none())
+    hashed(path, Hashing::Xxh3(Box::default()))
 }
 
-/// [`fingerprint`] by the algorithm of `recorded` (a fingerprint to compare with, perhaps
-/// from an older manifest).
-pub fn fingerprint_as(path: &Path, recorded: &ContentHash) -> io::Result<SourceFingerprint> {
-    let mut f = fs::File::open(path)?;
-    let mut hashing = Hashing::like(recorded);
-    let size = io::copy(&mut f, &mut hashing)?;
+fn hashed(path: &Path, mut hashing: Hashing) -> io::Result<SourceFingerprint> {
+    let size = io::copy(&mut fs::File::open(path)?, &mut hashing)?;
     Ok(SourceFingerprint {
         path: path.display().to_string(),
         size,
         content: hashing.finish(),
     })
+}
+
+impl SourceFingerprint {
+    /// Whether the file at `path` has this size and content, hashed by this fingerprint's
+    /// own algorithm (an older manifest's SHA-256 still checks by SHA-256).
+    pub fn is_of(&self, path: &Path) -> io::Result<bool> {
+        let hashing = match self.content {
+            ContentHash::Xxh3(_) => Hashing::Xxh3(Box::default()),
+            ContentHash::Sha256(_) => Hashing::Sha256(Sha256::new()),
+        };
+        let now = hashed(path, hashing)?;
+        Ok(now.size == self.size && now.content == self.content)
+    }
 }
 
 /// A file's content hash as it is being read, by one of [`ContentHash`]'s algorithms.
@@ -68,16 +77,9 @@ enum Hashing {
 }
 
 impl Hashing {
-    fn like(recorded: &ContentHash) -> Hashing {
-        match recorded {
-            ContentHash::Xxh3(_) => Hashing::Xxh3(Box::default()),
-            ContentHash::Sha256(_) => Hashing::Sha256(Sha256::new()),
-        }
-    }
-
     fn finish(self) -> ContentHash {
         match self {
-            Hashing::Xxh3(h) => ContentHash::Xxh3(format!("{:032x}", h.finish_128())),
+            Hashing::Xxh3(h) => ContentHash::Xxh3(crate::api::payload::xxh3_hex(h.finish_128())),
             Hashing::Sha256(h) => ContentHash::Sha256(hex::encode(h.finalize())),
         }
     }
@@ -196,6 +198,33 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read in 8 KB pieces, a file hashes as its bytes do in one piece; and a fingerprint
+    /// of either algorithm knows its file, and not a file of the same size changed.
+    #[test]
+    fn a_source_s_fingerprint_is_the_hash_of_its_bytes_by_its_own_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leads.csv");
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let new = fingerprint(&path).unwrap();
+        assert_eq!(new.size, 100_000);
+        assert_eq!(
+            new.content,
+            ContentHash::Xxh3(crate::api::payload::xxh3_hex(
+                twox_hash::XxHash3_128::oneshot(&bytes)
+            ))
+        );
+        let old = SourceFingerprint {
+            content: ContentHash::Sha256(sha256_hex(&bytes)),
+            ..new.clone()
+        };
+        assert!(new.is_of(&path).unwrap() && old.is_of(&path).unwrap());
+        let mut changed = bytes.clone();
+        changed[50_000] ^= 1;
+        std::fs::write(&path, &changed).unwrap();
+        assert!(!new.is_of(&path).unwrap() && !old.is_of(&path).unwrap());
+    }
 
     #[test]
     fn a_document_of_another_format_is_refused_naming_its_writer() {

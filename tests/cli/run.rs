@@ -861,7 +861,8 @@ fn a_resume_that_would_send_another_body_than_its_intent_sends_nothing() {
     none_in_doubt_sent("a changed job");
 
     // The job as it was, but the intents as an older cdpjob journaled them (SHA-256), of
-    // another body: they are checked by SHA-256, not skipped and not compared as xxh3.
+    // another body: such an intent is checked, not skipped. (That a true SHA-256 passes is
+    // `api::payload`'s test of `is_of`; this test cannot rebuild the body to hash it.)
     put_back();
     ws.write("job.yaml", job(&sim.url, 10, "", ""));
     let old_style: String = journaled
