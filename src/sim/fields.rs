@@ -1,11 +1,15 @@
-//! A stored customer's fields, held compactly: their JSON text, with the match keys beside it.
+//! A stored customer's fields, held compactly: each entry as a byte naming its key and the
+//! kind of its value, then the value itself, with where the match keys' values are beside.
 //!
 //! As a `serde_json::Map` (entries, a hash table, an allocation per key and per value) the
-//! 15 fields of the benchmark's customers took ~4.6 KB each, their text ~0.5 KB: a million
-//! customers held 4.6 GB, and zeroing the pages they grew into was a third of the
-//! simulator's CPU per request. The fields are parsed back only where a whole customer is
-//! needed (an update's merge, a patch, a query's answer, the state file); the match keys,
-//! which every incoming record is looked up by, are kept apart so that matching never parses.
+//! 15 fields of the benchmark's customers took ~4.6 KB each, as their JSON text ~0.5 KB. The
+//! store of a million customers grows into fresh pages the kernel zeroes, and on this
+//! project's VM that zeroing (~2.6 ms a megabyte) was a quarter of the simulator's CPU at 32
+//! requests in flight, so every byte a customer holds costs: a key written out (`"sms_phone":`)
+//! is one byte here, a text value is held unescaped, and the match keys are places in the
+//! entries rather than copies of them. The fields are decoded only where a whole customer
+//! is needed (an update's merge, a patch, a query's answer, the state file); matching, which
+//! every incoming record needs, reads the match keys in place.
 
 use std::borrow::Cow;
 
@@ -13,83 +17,229 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::records::Val;
-use crate::customer_json;
+use crate::customer::Field;
 
 /// The keys an incoming record is matched by, in priority order.
 pub const MATCH_KEYS: [&str; 3] = ["whats_app_phone", "sms_phone", "email"];
 
+/// How an entry's value is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A JSON string, as its UTF-8 text (unescaped).
+    Text = 0,
+    /// A JSON integer that fits an i64, as its decimal digits.
+    Integer = 1,
+    /// Any other JSON value (null, a boolean, another number, an array, an object), as
+    /// compact JSON.
+    Json = 2,
+}
+
+const KINDS: u8 = 3;
+
+/// The first byte of an entry: `kind + KINDS × n` for the batch_create field `Field::ALL[n]`,
+/// or `OTHER_KEY + kind` when the key is not one of those, its length and bytes following.
+const OTHER_KEY: u8 = KINDS * Field::ALL.len() as u8;
+const _: () = assert!(OTHER_KEY as usize + KINDS as usize <= 256);
+
+/// `Fields::keys` for a match key the fields do not hold as text.
+const NO_KEY: u32 = u32::MAX;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
-    /// The map as compact JSON, in the map's order.
-    text: Box<str>,
-    /// The text value of each of `MATCH_KEYS`, when the field holds one.
-    keys: [Option<Box<str>>; 3],
+    /// The entries in the map's order: a first byte (key and kind, see `OTHER_KEY`), then
+    /// the value's length (LEB128) and bytes.
+    packed: Box<[u8]>,
+    /// For each of `MATCH_KEYS`, where its value's length starts in `packed`, when the
+    /// field holds text (`NO_KEY` when not).
+    keys: [u32; 3],
+}
+
+/// One entry of the packed fields.
+struct Entry<'a> {
+    key: &'a str,
+    kind: Kind,
+    value: &'a [u8],
 }
 
 impl Fields {
     pub fn new(map: &Map<String, Value>) -> Fields {
-        // Room for a typical customer's text at once (one shrink at the end, not four
-        // growths on the way).
-        let mut text = Vec::with_capacity(512);
-        serde_json::to_writer(&mut text, map).expect("a JSON map serializes");
-        let text = String::from_utf8(text).expect("JSON is UTF-8");
-        Fields {
-            text: text.into_boxed_str(),
-            keys: MATCH_KEYS.map(|k| map.get(k).and_then(Value::as_str).map(Box::from)),
+        let mut packer = Packer::new(Vec::with_capacity(256));
+        let mut json = Vec::new();
+        for (key, value) in map {
+            match value {
+                Value::String(s) => packer.push(key, Kind::Text, s.as_bytes()),
+                Value::Number(n) if n.is_i64() => {
+                    let n = n.as_i64().expect("is_i64");
+                    packer.push(key, Kind::Integer, itoa::Buffer::new().format(n).as_bytes())
+                }
+                other => {
+                    json.clear();
+                    serde_json::to_writer(&mut json, other).expect("a JSON value serializes");
+                    packer.push(key, Kind::Json, &json);
+                }
+            }
         }
+        packer.finish()
     }
 
-    /// The fields of an incoming record, its nulls left out, written straight from the
-    /// parsed body (`scratch` is reused from record to record): the same text and keys as
+    /// The fields of an incoming record, its nulls left out, packed straight from the
+    /// parsed body (`scratch` is reused from record to record): the same fields as
     /// [`Fields::new`] of the map of those entries.
     pub fn from_entries<'a>(
         entries: impl IntoIterator<Item = (&'a Cow<'a, str>, &'a Val<'a>)>,
         scratch: &mut Vec<u8>,
     ) -> Fields {
         scratch.clear();
-        scratch.push(b'{');
-        let mut keys: [Option<Box<str>>; 3] = Default::default();
+        let mut packer = Packer::new(std::mem::take(scratch));
         for (key, value) in entries {
-            if matches!(value, Val::Null) {
-                continue;
-            }
-            if scratch.len() > 1 {
-                scratch.push(b',');
-            }
-            write_text(key, scratch);
-            scratch.push(b':');
             match value {
-                Val::Null => unreachable!("skipped above"),
-                Val::Text(s) => {
-                    write_text(s, scratch);
-                    if let Some(i) = MATCH_KEYS.iter().position(|k| *k == key.as_ref()) {
-                        keys[i] = Some(Box::from(s.as_ref()));
-                    }
-                }
-                Val::Integer(n) => {
-                    scratch.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
-                }
+                Val::Null => continue,
+                Val::Text(s) => packer.push(key, Kind::Text, s.as_bytes()),
+                Val::Integer(n) => packer.push(
+                    key,
+                    Kind::Integer,
+                    itoa::Buffer::new().format(*n).as_bytes(),
+                ),
                 Val::Other(v) => {
-                    serde_json::to_writer(&mut *scratch, v).expect("a JSON value serializes")
+                    let json = serde_json::to_vec(v).expect("a JSON value serializes");
+                    packer.push(key, Kind::Json, &json);
                 }
             }
         }
-        scratch.push(b'}');
-        Fields {
-            text: Box::from(std::str::from_utf8(scratch).expect("JSON is UTF-8")),
-            keys,
-        }
+        let fields = Fields {
+            packed: Box::from(packer.out.as_slice()),
+            keys: packer.keys,
+        };
+        *scratch = packer.out;
+        fields
     }
 
     /// The fields as a map again (the same entries, in the same order).
     pub fn map(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.text).expect("the text was written from a map")
+        let mut map = Map::new();
+        for Entry { key, kind, value } in self.entries() {
+            let value = match kind {
+                Kind::Text => Value::String(utf8(value).to_string()),
+                Kind::Integer => Value::from(
+                    utf8(value)
+                        .parse::<i64>()
+                        .expect("packed from an i64's digits"),
+                ),
+                Kind::Json => serde_json::from_slice(value).expect("packed as JSON"),
+            };
+            map.insert(key.to_string(), value);
+        }
+        map
     }
 
     /// The value of `MATCH_KEYS[index]`, when it is text.
     pub fn match_key(&self, index: usize) -> Option<&str> {
-        self.keys[index].as_deref()
+        let at = self.keys[index];
+        (at != NO_KEY).then(|| utf8(read_bytes(&self.packed, at as usize).0))
     }
+
+    fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        let packed = &self.packed[..];
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let first = *packed.get(at)?;
+            at += 1;
+            let (key, kind) = if first < OTHER_KEY {
+                let field = Field::ALL[usize::from(first / KINDS)];
+                (field.name(), first % KINDS)
+            } else {
+                let (key, next) = read_bytes(packed, at);
+                at = next;
+                (utf8(key), first - OTHER_KEY)
+            };
+            let (value, next) = read_bytes(packed, at);
+            at = next;
+            let kind = match kind {
+                0 => Kind::Text,
+                1 => Kind::Integer,
+                _ => Kind::Json,
+            };
+            Some(Entry { key, kind, value })
+        })
+    }
+}
+
+/// Writes entries, noting where the match keys' values are.
+struct Packer {
+    out: Vec<u8>,
+    keys: [u32; 3],
+}
+
+impl Packer {
+    fn new(out: Vec<u8>) -> Packer {
+        Packer {
+            out,
+            keys: [NO_KEY; 3],
+        }
+    }
+
+    fn push(&mut self, key: &str, kind: Kind, value: &[u8]) {
+        match Field::from_name(key) {
+            Some(field) => {
+                self.out.push(kind as u8 + KINDS * field_index(field));
+                if kind == Kind::Text
+                    && let Some(i) = Field::MATCH_KEYS.iter().position(|k| *k == field)
+                {
+                    self.keys[i] =
+                        u32::try_from(self.out.len()).expect("a customer's fields under 4 GB");
+                }
+            }
+            None => {
+                self.out.push(OTHER_KEY + kind as u8);
+                write_bytes(&mut self.out, key.as_bytes());
+            }
+        }
+        write_bytes(&mut self.out, value);
+    }
+
+    fn finish(self) -> Fields {
+        Fields {
+            packed: self.out.into_boxed_slice(),
+            keys: self.keys,
+        }
+    }
+}
+
+/// A field's place in `Field::ALL` (a test holds the two to each other).
+fn field_index(field: Field) -> u8 {
+    field as u8
+}
+
+/// Bytes written with their length first (LEB128: seven bits a byte, low first).
+fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut n = bytes.len();
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(bytes);
+}
+
+/// The bytes `write_bytes` wrote at `at`, and where the next entry starts.
+fn read_bytes(packed: &[u8], mut at: usize) -> (&[u8], usize) {
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = packed[at];
+        at += 1;
+        n |= usize::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    (&packed[at..at + n], at + n)
+}
+
+/// Text that was packed from a `str`.
+fn utf8(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("packed from a str")
 }
 
 /// As the map it holds: the state file's lines are what they were when a map was stored.
@@ -102,22 +252,6 @@ impl Serialize for Fields {
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
         Ok(Fields::new(&Map::deserialize(d)?))
-    }
-}
-
-/// A parsed string as JSON. One borrowed from the body had no escape there (serde_json
-/// borrows only such strings), so it holds no quote, backslash or control character (the
-/// parser refuses those unescaped) and is written as it stands: what `write_str` would
-/// write, without looking at each byte (that look was a tenth of the simulator's work).
-#[expect(clippy::ptr_arg, reason = "whether it is borrowed is the point")]
-fn write_text(s: &Cow<'_, str>, out: &mut Vec<u8>) {
-    match s {
-        Cow::Borrowed(raw) => {
-            out.push(b'"');
-            out.extend_from_slice(raw.as_bytes());
-            out.push(b'"');
-        }
-        Cow::Owned(text) => customer_json::write_str(text, out),
     }
 }
 
@@ -167,5 +301,46 @@ mod tests {
         assert_eq!(written.match_key(0), Some("861é"));
         assert_eq!(written.match_key(1), None);
         assert_eq!(written.match_key(2), Some("z@b.c"));
+    }
+
+    #[test]
+    fn a_field_s_byte_names_it_and_long_values_keep_their_length() {
+        for (i, field) in Field::ALL.iter().enumerate() {
+            assert_eq!(usize::from(field_index(*field)), i, "{field:?}");
+        }
+        // Lengths of one, two and three LEB128 bytes, under a known and an unknown key.
+        for n in [0, 127, 128, 16_383, 16_384, 70_000] {
+            let map = json!({"remark": "é".repeat(n / 2) + &"x".repeat(n % 2),
+                             "not a field": "y".repeat(n), "email": "a@b.c"});
+            let map = map.as_object().unwrap();
+            let fields = Fields::new(map);
+            assert_eq!(&fields.map(), map, "{n}");
+            assert_eq!(fields.match_key(2), Some("a@b.c"));
+        }
+        // A null (a patch may hold one) is kept as the map held it.
+        let map = json!({"sms_phone": null, "gender": -1});
+        let fields = Fields::new(map.as_object().unwrap());
+        assert_eq!(&fields.map(), map.as_object().unwrap());
+        assert_eq!(fields.match_key(1), None);
+    }
+
+    #[test]
+    fn a_customer_is_held_in_fewer_bytes_than_its_json_text() {
+        let map = json!({"full_name": "Li Liu", "first_name": "Li", "last_name": "Liu",
+            "whats_app_phone": "8613754248818", "sms_phone": "8654248818",
+            "email": "li.liu1134@example.com", "birthday": "1972-04-16", "gender": 0,
+            "weight": 3, "country": "CN", "address": "Shanghai", "remark": "note, 1134",
+            "time_zone": "GMT+8",
+            "customize_field": "{\"customize_1_14\":\"VIP\",\"customize_1_15\":\"1134\"}"});
+        let text = serde_json::to_string(&map).unwrap();
+        let fields = Fields::new(map.as_object().unwrap());
+        // 14 entries of two bytes each beside their values, against ~13 bytes of key and
+        // punctuation each as JSON.
+        assert!(
+            fields.packed.len() * 10 < text.len() * 7,
+            "{} against {}",
+            fields.packed.len(),
+            text.len()
+        );
     }
 }
