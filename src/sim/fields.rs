@@ -63,20 +63,13 @@ struct Entry<'a> {
 
 impl Fields {
     pub fn new(map: &Map<String, Value>) -> Fields {
-        let mut packer = Packer::new(Vec::with_capacity(256));
-        let mut json = Vec::new();
+        let mut out = Vec::with_capacity(256);
+        let mut packer = Packer::new(&mut out);
         for (key, value) in map {
             match value {
                 Value::String(s) => packer.push(key, Kind::Text, s.as_bytes()),
-                Value::Number(n) if n.is_i64() => {
-                    let n = n.as_i64().expect("is_i64");
-                    packer.push(key, Kind::Integer, itoa::Buffer::new().format(n).as_bytes())
-                }
-                other => {
-                    json.clear();
-                    serde_json::to_writer(&mut json, other).expect("a JSON value serializes");
-                    packer.push(key, Kind::Json, &json);
-                }
+                Value::Number(n) if n.is_i64() => packer.integer(key, n.as_i64().expect("is_i64")),
+                other => packer.json(key, other),
             }
         }
         packer.finish()
@@ -90,28 +83,16 @@ impl Fields {
         scratch: &mut Vec<u8>,
     ) -> Fields {
         scratch.clear();
-        let mut packer = Packer::new(std::mem::take(scratch));
+        let mut packer = Packer::new(scratch);
         for (key, value) in entries {
             match value {
                 Val::Null => continue,
                 Val::Text(s) => packer.push(key, Kind::Text, s.as_bytes()),
-                Val::Integer(n) => packer.push(
-                    key,
-                    Kind::Integer,
-                    itoa::Buffer::new().format(*n).as_bytes(),
-                ),
-                Val::Other(v) => {
-                    let json = serde_json::to_vec(v).expect("a JSON value serializes");
-                    packer.push(key, Kind::Json, &json);
-                }
+                Val::Integer(n) => packer.integer(key, *n),
+                Val::Other(v) => packer.json(key, v),
             }
         }
-        let fields = Fields {
-            packed: Box::from(packer.out.as_slice()),
-            keys: packer.keys,
-        };
-        *scratch = packer.out;
-        fields
+        packer.finish()
     }
 
     /// The fields as a map again (the same entries, in the same order).
@@ -164,14 +145,14 @@ impl Fields {
     }
 }
 
-/// Writes entries, noting where the match keys' values are.
-struct Packer {
-    out: Vec<u8>,
+/// Writes entries into a buffer, noting where the match keys' values are.
+struct Packer<'o> {
+    out: &'o mut Vec<u8>,
     keys: [u32; 3],
 }
 
-impl Packer {
-    fn new(out: Vec<u8>) -> Packer {
+impl<'o> Packer<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Packer<'o> {
         Packer {
             out,
             keys: [NO_KEY; 3],
@@ -191,15 +172,26 @@ impl Packer {
             }
             None => {
                 self.out.push(OTHER_KEY + kind as u8);
-                write_bytes(&mut self.out, key.as_bytes());
+                write_bytes(self.out, key.as_bytes());
             }
         }
-        write_bytes(&mut self.out, value);
+        write_bytes(self.out, value);
     }
 
+    fn integer(&mut self, key: &str, n: i64) {
+        self.push(key, Kind::Integer, itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// A value held as JSON (rare: a customer's fields are text and integers).
+    fn json(&mut self, key: &str, value: &Value) {
+        let json = serde_json::to_vec(value).expect("a JSON value serializes");
+        self.push(key, Kind::Json, &json);
+    }
+
+    /// The fields, in an allocation of their own size (the buffer stays with its owner).
     fn finish(self) -> Fields {
         Fields {
-            packed: self.out.into_boxed_slice(),
+            packed: Box::from(self.out.as_slice()),
             keys: self.keys,
         }
     }
